@@ -1,0 +1,105 @@
+// Keyword classifier: scores the scoped text against every bucket's terms and signals.
+// Pure: the same facts and the same compiled classifier always give the same result.
+import type { BucketConfig, SignalName } from '../policy/types.ts';
+import type { RequestFacts } from './request-facts.ts';
+import { TermIndex, type TermEntry } from './term-index.ts';
+
+export interface Classification {
+  bucket: string;
+  /** Every bucket's score, keyed by bucket name (0 for buckets that matched nothing). */
+  scores: Record<string, number>;
+  /** Terms (and `signal:<name>`) that contributed, per bucket that matched anything. */
+  matched: Record<string, string[]>;
+  /** 'bucket_match' when something scored, 'default_bucket' otherwise. */
+  reason: 'bucket_match' | 'default_bucket';
+  /** 0 = the last user message decided; n = the n-th earlier user turn did (lookback). */
+  turn: number;
+}
+
+const SIGNALS: SignalName[] = ['tools', 'code_block', 'json_schema', 'question'];
+
+export class Classifier {
+  readonly #buckets: string[];
+  readonly #index: TermIndex;
+  readonly #signalWeights: Array<Partial<Record<SignalName, number>>>;
+  /** Lower rank wins a tie. */
+  readonly #tieRank: number[];
+  readonly #defaultBucket: string;
+
+  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string) {
+    this.#buckets = Object.keys(buckets);
+    const entries: TermEntry[] = [];
+    this.#buckets.forEach((name, b) => {
+      for (const spec of buckets[name]!.keywords ?? []) {
+        const term = typeof spec === 'string' ? spec : spec.term;
+        const weight = typeof spec === 'string' ? 1 : (spec.weight ?? 1);
+        entries.push({ term, bucket: b, weight });
+      }
+    });
+    this.#index = new TermIndex(entries);
+    this.#signalWeights = this.#buckets.map((name) => buckets[name]!.signals ?? {});
+    this.#tieRank = this.#buckets.map((name) => {
+      const rank = tieBreak.indexOf(name);
+      return rank === -1 ? tieBreak.length : rank;
+    });
+    this.#defaultBucket = defaultBucket;
+  }
+
+  classify(facts: RequestFacts): Classification {
+    const texts = facts.scoredTexts.length > 0 ? facts.scoredTexts : [''];
+    let turn = 0;
+    let hits = this.#termHits(texts[0]!);
+    // Lookback: a last message too short to tell ("yes, do it") borrows earlier user turns.
+    for (let t = 1; hits.size === 0 && t < texts.length; t++) {
+      hits = this.#termHits(texts[t]!);
+      if (hits.size > 0) turn = t;
+    }
+
+    const n = this.#buckets.length;
+    const score = new Float64Array(n);
+    const matched: Array<string[] | undefined> = new Array(n);
+    for (const id of hits) {
+      const e = this.#index.entries[id]!;
+      score[e.bucket] += e.weight;
+      (matched[e.bucket] ??= []).push(e.term);
+    }
+    for (let b = 0; b < n; b++) {
+      const weights = this.#signalWeights[b]!;
+      for (const s of SIGNALS) {
+        const w = weights[s];
+        if (w !== undefined && facts.signals[s]) {
+          score[b] += w;
+          (matched[b] ??= []).push(`signal:${s}`);
+        }
+      }
+    }
+
+    let best = -1;
+    for (let b = 0; b < n; b++) {
+      if (score[b]! <= 0) continue;
+      if (best === -1 || score[b]! > score[best]! || (score[b] === score[best] && this.#tieRank[b]! < this.#tieRank[best]!)) best = b;
+    }
+
+    const scores: Record<string, number> = {};
+    const matchedOut: Record<string, string[]> = {};
+    for (let b = 0; b < n; b++) {
+      const name = this.#buckets[b]!;
+      scores[name] = Math.round(score[b]! * 1000) / 1000;
+      if (matched[b]) matchedOut[name] = matched[b]!;
+    }
+    return {
+      bucket: best === -1 ? this.#defaultBucket : this.#buckets[best]!,
+      scores,
+      matched: matchedOut,
+      reason: best === -1 ? 'default_bucket' : 'bucket_match',
+      turn: best === -1 ? 0 : turn,
+    };
+  }
+
+  /** Distinct term ids found in `text`, in first-seen order. */
+  #termHits(text: string): Set<number> {
+    const hits = new Set<number>();
+    if (text !== '') this.#index.scan(text, (id) => hits.add(id));
+    return hits;
+  }
+}

@@ -1,0 +1,131 @@
+// Pure extraction of what routing needs from a validated chat request: the text to score,
+// images, the token estimate and structural signals. No I/O, no clock.
+import type { ClassifierScope, SignalName } from '../policy/types.ts';
+
+export interface ContentPart {
+  type: string;
+  text?: string;
+  [key: string]: unknown;
+}
+
+export interface ChatMessage {
+  role: string;
+  content?: string | ContentPart[] | null;
+  [key: string]: unknown;
+}
+
+export interface ChatBody {
+  model: string;
+  messages: ChatMessage[];
+  stream?: boolean;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  tools?: unknown[];
+  response_format?: { type?: string; json_schema?: { schema?: unknown; name?: string } };
+  metadata?: { bucket?: unknown; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+export interface RequestFacts {
+  model: string;
+  hasImage: boolean;
+  imageCount: number;
+  /** ceil(text characters / 4) + 1000 per image (SPEC §4). */
+  estimatedTokens: number;
+  /** Tokens the client asked to generate (0 when unset). */
+  maxTokens: number;
+  /** Texts to score, newest first: [scoped text, earlier user turns for lookback...]. */
+  scoredTexts: string[];
+  signals: Record<SignalName, boolean>;
+  metadataBucket: string | undefined;
+}
+
+export const TOKENS_PER_IMAGE = 1000;
+const SHORT_QUESTION_CHARS = 400;
+
+export function messageText(message: ChatMessage): string {
+  const { content } = message;
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  let text = '';
+  for (const part of content) {
+    if (part.type === 'text' && typeof part.text === 'string') text += text === '' ? part.text : '\n' + part.text;
+  }
+  return text;
+}
+
+function countImages(message: ChatMessage): number {
+  if (!Array.isArray(message.content)) return 0;
+  let n = 0;
+  for (const part of message.content) if (part.type === 'image_url') n++;
+  return n;
+}
+
+/** Code points, not UTF-16 units, so an emoji counts as one character. */
+const HIGH_SURROGATE = /[\uD800-\uDBFF]/;
+
+export function countChars(text: string): number {
+  if (!HIGH_SURROGATE.test(text)) return text.length;
+  let surrogatePairs = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) surrogatePairs++;
+  }
+  return text.length - surrogatePairs;
+}
+
+export function estimateTokens(textChars: number, images: number): number {
+  return Math.ceil(textChars / 4) + TOKENS_PER_IMAGE * images;
+}
+
+function scopedTexts(messages: ChatMessage[], scope: ClassifierScope, lookbackTurns: number): string[] {
+  if (scope === 'all') return [messages.map(messageText).join('\n')];
+  const userTexts: string[] = [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === 'user') userTexts.push(messageText(messages[i]!));
+  }
+  if (scope === 'user') return [userTexts.slice().reverse().join('\n')];
+  return userTexts.slice(0, 1 + lookbackTurns);
+}
+
+const INDENTED_CODE = /^(?: {4}|\t)\S/m;
+
+function hasCodeBlock(text: string): boolean {
+  return text.includes('```') || INDENTED_CODE.test(text);
+}
+
+function isShortQuestion(text: string): boolean {
+  if (text.length > SHORT_QUESTION_CHARS * 2) return false;
+  const t = text.trim();
+  if (t.length === 0 || t.length > SHORT_QUESTION_CHARS) return false;
+  const last = t[t.length - 1];
+  return last === '?' || last === '？' || t.startsWith('¿');
+}
+
+export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTurns: number): RequestFacts {
+  let chars = 0;
+  let images = 0;
+  for (const m of body.messages) {
+    chars += countChars(messageText(m));
+    images += countImages(m);
+  }
+  const texts = scopedTexts(body.messages, scope, lookbackTurns);
+  const primary = texts[0] ?? '';
+  const format = body.response_format?.type;
+  const metaBucket = body.metadata?.bucket;
+  return {
+    model: body.model,
+    hasImage: images > 0,
+    imageCount: images,
+    estimatedTokens: estimateTokens(chars, images),
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 0,
+    scoredTexts: texts,
+    signals: {
+      tools: Array.isArray(body.tools) && body.tools.length > 0,
+      code_block: hasCodeBlock(primary),
+      json_schema: format === 'json_schema' || format === 'json_object',
+      question: isShortQuestion(primary),
+    },
+    metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
+  };
+}

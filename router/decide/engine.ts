@@ -1,0 +1,182 @@
+// decide(): request facts + policy + route state → Decision. SPEC §5 steps 1–7, 10, 11.
+// Pure and deterministic: no clock, no randomness, no I/O; state enters only through `view`.
+import type { Classification } from '../classify/classifier.ts';
+import type { RequestFacts } from '../classify/request-facts.ts';
+import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
+import { RouterError } from '../errors.ts';
+import { settle, staticChain, type ChainContext, type Skip, type StateView } from './chain.ts';
+
+export type SizeTier = 'small' | 'medium' | 'large';
+
+export type DecisionReason =
+  | 'header_route'
+  | 'header_bucket'
+  | 'pinned_model'
+  | 'metadata_bucket'
+  | 'bucket_match'
+  | 'default_bucket'
+  | 'image'
+  | 'size_medium'
+  | 'size_large';
+
+export interface DecisionInput {
+  facts: RequestFacts;
+  /** x-homelab-route header, if any. */
+  headerRoute?: string | undefined;
+  /** x-homelab-bucket header, if any. */
+  headerBucket?: string | undefined;
+}
+
+export interface Decision {
+  bucket: string;
+  /** Why the bucket's route was chosen; a fallback replaces it with `<route>_<why>`. */
+  reason: string;
+  /** First route to try; null when nothing may take the request (see `error`). */
+  route: string | null;
+  /** The route chosen before drain, health and the context guard were applied. */
+  intended: string;
+  /** Strict: never spills or fails over to another model. */
+  pinned: boolean;
+  hasImage: boolean;
+  estimatedTokens: number;
+  sizeTier: SizeTier;
+  scores: Record<string, number>;
+  matched: Record<string, string[]>;
+  /** Routes passed over before `route`, in order (drained, unhealthy, too small, blind). */
+  skipped: Skip[];
+  fallbackChain: { busy: string[]; outage: string[] };
+  failClosed: boolean;
+  escalateTo: string | undefined;
+  /** Set when `route` is null. */
+  error: RouterError | undefined;
+}
+
+export function sizeTier(tokens: number, tiers: { medium: number; large: number }): SizeTier {
+  if (tokens > tiers.large) return 'large';
+  if (tokens > tiers.medium) return 'medium';
+  return 'small';
+}
+
+interface Choice {
+  bucket: string;
+  reason: DecisionReason;
+  route: string;
+  pinned: boolean;
+  classification?: Classification;
+}
+
+/** Steps 1–4: who picked the bucket or the route. Throws 400/404 on unknown names. */
+function choose(input: DecisionInput, policy: CompiledPolicy): Choice {
+  const { facts, headerRoute, headerBucket } = input;
+  const pinnedModelRoute = facts.model === AUTO_MODEL ? undefined : policy.modelToRoute.get(facts.model);
+  if (facts.model !== AUTO_MODEL && pinnedModelRoute === undefined) {
+    throw new RouterError('model_not_found', `The model "${facts.model}" does not exist here. Use "${AUTO_MODEL}", an alias such as ${aliasExamples(policy)}, or a served model name (GET /v1/models lists them).`, { param: 'model' });
+  }
+  if (headerRoute !== undefined) {
+    if (!policy.routeNames.includes(headerRoute)) throw new RouterError('invalid_request', `x-homelab-route: no route named "${headerRoute}" (routes: ${policy.routeNames.join(', ')})`);
+    return { bucket: 'pinned', reason: 'header_route', route: headerRoute, pinned: true };
+  }
+  const bucketFrom = (name: string, reason: DecisionReason, param: string): Choice => {
+    if (!policy.bucketNames.includes(name)) throw new RouterError('invalid_request', `${param}: no bucket named "${name}" (buckets: ${policy.bucketNames.join(', ')})`);
+    return { bucket: name, reason, route: policy.bucket(name).route, pinned: false };
+  };
+  if (headerBucket !== undefined) return bucketFrom(headerBucket, 'header_bucket', 'x-homelab-bucket');
+  if (pinnedModelRoute !== undefined) return { bucket: 'pinned', reason: 'pinned_model', route: pinnedModelRoute, pinned: true };
+  if (facts.metadataBucket !== undefined) return bucketFrom(facts.metadataBucket, 'metadata_bucket', 'metadata.bucket');
+  const classification = policy.classifier.classify(facts);
+  return { bucket: classification.bucket, reason: classification.reason, route: policy.bucket(classification.bucket).route, pinned: false, classification };
+}
+
+function aliasExamples(policy: CompiledPolicy): string {
+  const aliases = [...policy.modelToRoute.keys()].filter((m) => m.startsWith('homelab/')).slice(0, 3);
+  return aliases.length > 0 ? aliases.map((a) => `"${a}"`).join(', ') : 'none configured';
+}
+
+/** Steps 5–6: image presence, then size promotion. */
+function placeByContent(choice: Choice, policy: CompiledPolicy, facts: RequestFacts, tier: SizeTier): Choice {
+  const routes = policy.policy.routes;
+  if (choice.pinned && !facts.hasImage) return choice;
+  if (choice.pinned && routes[choice.route]!.vision) return choice;
+
+  const bucketCfg = choice.bucket === 'pinned' ? undefined : policy.bucket(choice.bucket);
+  let placed = choice;
+  if (facts.hasImage) {
+    const imageBucket = policy.policy.buckets[policy.policy.classifier.image_bucket];
+    const own = bucketCfg && routes[bucketCfg.route]!.vision ? bucketCfg.route : undefined;
+    const target = bucketCfg?.image_route ?? own ?? imageBucket?.route;
+    if (target === undefined || !routes[target]!.vision) {
+      throw new RouterError('invalid_request', 'The request carries an image and no route in this policy sees images.');
+    }
+    placed = { ...choice, route: target, pinned: false, reason: target === choice.route ? choice.reason : 'image' };
+  }
+  if (tier !== 'small' && bucketCfg) {
+    const promoted = bucketCfg[tier];
+    // Size promotion never sends an image to a blind route.
+    if (promoted !== undefined && promoted !== placed.route && (!facts.hasImage || routes[promoted]!.vision)) {
+      placed = { ...placed, route: promoted, reason: tier === 'medium' ? 'size_medium' : 'size_large' };
+    }
+  }
+  return placed;
+}
+
+export function decide(input: DecisionInput, policy: CompiledPolicy, view: StateView): Decision {
+  const { facts } = input;
+  const tier = sizeTier(facts.estimatedTokens, policy.policy.size_tiers);
+  const choice = placeByContent(choose(input, policy), policy, facts, tier);
+  const bucketCfg = choice.bucket === 'pinned' ? undefined : policy.bucket(choice.bucket);
+  const ctx: ChainContext = {
+    policy,
+    view,
+    hasImage: facts.hasImage,
+    tokensNeeded: facts.estimatedTokens + facts.maxTokens,
+    auto: !choice.pinned,
+  };
+
+  const base = {
+    bucket: choice.bucket,
+    intended: choice.route,
+    pinned: choice.pinned,
+    hasImage: facts.hasImage,
+    estimatedTokens: facts.estimatedTokens,
+    sizeTier: tier,
+    scores: choice.classification?.scores ?? {},
+    matched: choice.classification?.matched ?? {},
+    failClosed: bucketCfg?.fail_closed ?? false,
+    escalateTo: bucketCfg?.escalate_to,
+  };
+
+  const landing = choice.pinned ? settlePinned(ctx, choice.route) : settle(ctx, choice.route, new Set());
+  const route = landing.route;
+  const first = landing.skipped[0];
+  return {
+    ...base,
+    reason: first ? `${first.route}_${first.why}` : choice.reason,
+    route,
+    skipped: landing.skipped,
+    fallbackChain: route === null || choice.pinned
+      ? { busy: [], outage: [] }
+      : { busy: staticChain(policy, route, 'busy', facts.hasImage), outage: staticChain(policy, route, 'outage', facts.hasImage) },
+    error: route === null ? noRouteError(landing.skipped, ctx, policy) : undefined,
+  };
+}
+
+/** A pin goes to its route or nowhere: drained passes, unhealthy or too small does not. */
+function settlePinned(ctx: ChainContext, route: string) {
+  const landing = settle({ ...ctx, auto: false }, route, new Set());
+  // settle() may have walked on past the pinned route; a pin never does.
+  return landing.route === route ? landing : { route: null, skipped: landing.skipped.slice(0, 1) };
+}
+
+function noRouteError(skipped: Skip[], ctx: ChainContext, policy: CompiledPolicy): RouterError {
+  const retryAfterS = Math.max(1, Math.ceil(policy.policy.health.interval_s));
+  if (skipped.length > 0 && skipped.every((s) => s.why === 'too_small' || s.why === 'blind')) {
+    const largest = Math.max(...skipped.map((s) => policy.route(s.route).context_tokens));
+    return new RouterError(
+      'context_length_exceeded',
+      `The prompt (~${ctx.tokensNeeded} tokens including max_tokens) does not fit the context of any route this request may use (largest: ${largest} tokens). Shorten the prompt or lower max_tokens.`,
+      { param: 'messages' },
+    );
+  }
+  const why = skipped.map((s) => `${s.route} ${s.why}`).join(', ');
+  return new RouterError('upstream_unavailable', `No route can take this request now (${why || 'none eligible'}). Retry later.`, { retryAfterS });
+}
