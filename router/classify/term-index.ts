@@ -7,6 +7,10 @@
 //
 // Matching rules, the same for every language:
 // - case-insensitive (String.prototype.toLowerCase, which is Unicode-aware);
+// - accent-insensitive: a letter with diacritics matches its base letter (é = e, ü = u, ñ = n,
+//   क़ = क), whether typed precomposed or with combining marks, and chandrabindu = anusvara.
+//   People routinely type Spanish, French, German and Hindi without accents or nukta, so one
+//   policy term must cover every spelling;
 // - terms match whole words: a word is a run of letters, digits, combining marks (so Devanagari
 //   vowel signs stay inside the word) and `_`, plus trailing `+`/`#` (c++, c#, f#);
 // - a phrase's words may be separated by any run of non-word characters ("tl;dr" = "tl dr");
@@ -29,11 +33,19 @@ interface TrieNode {
 }
 
 const SPACE = 32;
+/** FOLD value of a mark that stays inside a word but is not compared (accents, nukta). */
+const IGNORED = 1;
 
-// FOLD[c] is the lower-case form of UTF-16 unit c when c is a word character, else 0.
-// Built once at load (~14 ms) so the scan does one table read per character and never
-// lower-cases or slices the prompt. Surrogate halves count as word characters: they belong to
-// astral letters and emoji, and keeping them inside words is harmless.
+function isIgnoredMark(code: number): boolean {
+  return (code >= 0x0300 && code <= 0x036f) || code === 0x093c; // combining diacritics; Devanagari nukta
+}
+
+// FOLD[c] is the folded form of UTF-16 unit c when c is a word character, else 0 (IGNORED for
+// marks skipped inside words). Folded = lower-case, then without the diacritics its canonical
+// decomposition carries. Built once at load (~30 ms) so the scan does one table read per
+// character and never lower-cases, normalises or slices the prompt. Surrogate halves count as
+// word characters: they belong to astral letters and emoji, and keeping them inside words is
+// harmless.
 const FOLD = buildFoldTable();
 
 function buildFoldTable(): Uint16Array {
@@ -46,9 +58,22 @@ function buildFoldTable(): Uint16Array {
     }
     const s = String.fromCharCode(c);
     if (!wordChar.test(s)) continue;
+    if (isIgnoredMark(c)) {
+      table[c] = IGNORED;
+      continue;
+    }
     const lower = s.toLowerCase();
-    table[c] = lower.length === 1 ? lower.charCodeAt(0) : c;
+    let folded = lower.length === 1 ? lower.charCodeAt(0) : c;
+    const parts = String.fromCharCode(folded).normalize('NFD');
+    let onlyMarks = parts.length > 1;
+    for (let i = 1; i < parts.length; i++) onlyMarks &&= isIgnoredMark(parts.charCodeAt(i));
+    if (onlyMarks) {
+      const base = parts[0]!.toLowerCase(); // İ decomposes to an upper-case I
+      folded = base.length === 1 ? base.charCodeAt(0) : parts.charCodeAt(0);
+    }
+    table[c] = folded;
   }
+  table[0x0901] = 0x0902; // Devanagari chandrabindu is often typed as anusvara (हूँ / हूं)
   return table;
 }
 
@@ -83,6 +108,7 @@ export function normaliseTerm(term: string): { words: string; prefix: boolean } 
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     const folded = FOLD[c]!;
+    if (folded === IGNORED) continue;
     if (folded !== 0) current += String.fromCharCode(folded);
     else if (current !== '' && isTrailer(c)) current += text[i];
     else if (current !== '') {
@@ -141,6 +167,10 @@ export class TermIndex {
         const raw = text.charCodeAt(j);
         const c = FOLD[raw]!;
         if (c === 0 && !isTrailer(raw)) break;
+        if (c === IGNORED) {
+          j++;
+          continue;
+        }
         node = child(node, c === 0 ? raw : c);
         if (!node) return firstWordEnd === -1 ? j : firstWordEnd;
         j++;

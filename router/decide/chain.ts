@@ -11,7 +11,7 @@ export interface RouteStatus {
 /** Read-only view of live route state, taken once per decision. */
 export type StateView = (route: string) => RouteStatus;
 
-export type SkipWhy = 'drained' | 'unhealthy' | 'too_small' | 'blind' | 'busy' | 'outage';
+export type SkipWhy = 'drained' | 'unhealthy' | 'too_small' | 'blind' | 'no_embeddings';
 export type ChainKind = 'busy' | 'outage';
 
 export interface Skip {
@@ -27,6 +27,8 @@ export interface ChainContext {
   tokensNeeded: number;
   /** Auto-routed traffic skips drained routes; pins pass through them. */
   auto: boolean;
+  /** Embeddings requests may only land on routes that declare `embeddings: true`. */
+  embeddings?: boolean;
 }
 
 export interface Landing {
@@ -46,6 +48,7 @@ export function nextHop(policy: CompiledPolicy, from: string, kind: ChainKind, h
 export function skipReason(ctx: ChainContext, route: string): SkipWhy | null {
   const cfg = ctx.policy.route(route);
   if (ctx.hasImage && !cfg.vision) return 'blind';
+  if (ctx.embeddings && !cfg.embeddings) return 'no_embeddings';
   if (cfg.context_tokens < ctx.tokensNeeded) return 'too_small';
   const status = ctx.view(route);
   if (!status.healthy) return 'unhealthy';

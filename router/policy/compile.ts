@@ -46,7 +46,7 @@ export function policyHash(policy: Policy): string {
   return 'sha256:' + createHash('sha256').update(canonicalJson(policy)).digest('hex');
 }
 
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
   if (value !== null && typeof value === 'object') {
     const keys = Object.keys(value).sort();

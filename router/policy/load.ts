@@ -1,7 +1,7 @@
 // read → parse YAML → schema (fills defaults) → semantic checks → frozen CompiledPolicy.
 // Never touches live state: router/policy/store.ts decides whether to swap.
 import { readFileSync } from 'node:fs';
-import yaml from 'js-yaml';
+import { load as parseYaml } from 'js-yaml';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
 import { schemaErrors } from './schema.ts';
 import type { Policy } from './types.ts';
@@ -18,7 +18,7 @@ export class PolicyError extends Error {
 export function parsePolicyText(text: string, source = 'policy'): CompiledPolicy {
   let doc: unknown;
   try {
-    doc = yaml.load(text, { filename: source });
+    doc = parseYaml(text, { filename: source });
   } catch (err) {
     throw new PolicyError(source, [`(yaml): ${(err as Error).message.split('\n')[0]}`]);
   }

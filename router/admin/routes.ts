@@ -1,0 +1,90 @@
+// /admin/*: the operator's controls (SPEC §7). Mutations are POST/DELETE only; each one is
+// written to the service log without secrets.
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { RouterError } from '../errors.ts';
+import { PolicyError } from '../policy/load.ts';
+import type { RouterService } from '../service.ts';
+import type { RouteRuntime } from '../upstream/route-state.ts';
+import { requireAdminToken } from './auth.ts';
+
+export interface RecoveryControl {
+  recoverCuda(route: string, trigger: 'admin'): Promise<unknown>;
+}
+
+export function upstreamView(r: RouteRuntime) {
+  return {
+    route: r.name,
+    url: r.config.url,
+    model: r.config.model,
+    runtime: r.config.runtime,
+    healthy: r.health.healthy,
+    drained: r.drained,
+    in_flight: r.admission.inFlight,
+    queued: r.admission.queued,
+    slots: r.config.slots,
+    queue: r.config.queue,
+    saturated: r.admission.saturated,
+    consecutive_failures: r.health.consecutiveFailures,
+    last_error: r.health.lastError,
+    last_probe_at: r.health.lastProbeAt === null ? null : new Date(r.health.lastProbeAt).toISOString(),
+    latency_ms: r.health.latencyMs,
+  };
+}
+
+export function adminRouter(svc: RouterService, recovery: RecoveryControl | undefined): Router {
+  const router = express.Router();
+  router.use(requireAdminToken(svc.adminToken));
+  const routeOf = (req: Request): RouteRuntime => {
+    const name = String(req.params.route);
+    const rt = svc.states.get(name);
+    if (!rt) throw new RouterError('not_found', `No route named "${name}" (routes: ${svc.policy.routeNames.join(', ')}).`);
+    return rt;
+  };
+  const audit = (req: Request, action: string, detail: Record<string, unknown>) => svc.logs.service.info({ admin: action, remote: req.socket.remoteAddress, ...detail }, `admin ${action}`);
+
+  router.get('/upstreams', (_req, res) => {
+    res.json({ upstreams: svc.states.all().map(upstreamView) });
+  });
+  router.get('/policy', (_req, res) => {
+    res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.policy });
+  });
+
+  const setDrain = (drained: boolean) => (req: Request, res: Response) => {
+    const rt = routeOf(req);
+    rt.drained = drained;
+    audit(req, drained ? 'drain' : 'undrain', { route: rt.name });
+    res.json({ route: rt.name, drained, in_flight: rt.admission.inFlight, queued: rt.admission.queued });
+  };
+  router.post('/drain/:route', setDrain(true));
+  router.delete('/drain/:route', setDrain(false));
+  router.post('/undrain/:route', setDrain(false));
+
+  router.post('/reload-config', (req, res) => {
+    try {
+      const r = svc.reloadFromFile();
+      audit(req, 'reload', { result: r.result, hash: r.hash, changed: r.changed });
+      res.json({ hash: r.hash, previous_hash: r.previousHash, result: r.result, changed: r.changed });
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      svc.metrics.reloads.inc({ result: 'invalid' });
+      audit(req, 'reload', { result: 'invalid', errors: err.errors });
+      const e = new RouterError('invalid_request', `The policy file is invalid; the running policy is unchanged. ${err.errors.join('; ')}`);
+      res.status(400).json({ ...e.toBody(), errors: err.errors, hash: svc.policy.hash });
+    }
+  });
+
+  router.post('/recover-cuda', express.json({ limit: '16kb' }), async (req, res) => {
+    const route = (req.body as { route?: unknown } | undefined)?.route;
+    if (typeof route !== 'string' || route === '') throw new RouterError('invalid_request', 'Send a JSON body {"route": "<route name>"}.', { param: 'route' });
+    if (!svc.states.get(route)) throw new RouterError('not_found', `No route named "${route}".`);
+    if (!recovery) throw new RouterError('internal_error', 'Recovery is not available in this process.');
+    audit(req, 'recover-cuda', { route });
+    res.json(await recovery.recoverCuda(route, 'admin'));
+  });
+
+  // GET on a mutation does nothing and says so (Envoy's admin rule).
+  router.all(['/drain/:route', '/undrain/:route', '/reload-config', '/recover-cuda'], (req: Request, _res: Response, next: NextFunction) => {
+    next(new RouterError('method_not_allowed', `${req.method} is not allowed here; this endpoint changes state and takes POST${req.path.startsWith('/drain') ? ' or DELETE' : ''}.`));
+  });
+  return router;
+}

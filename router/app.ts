@@ -1,0 +1,85 @@
+// The HTTP server: the lean data plane for /v1/* and the probes, Express for the admin API,
+// metrics, stats and everything else, with one error middleware in the OpenAI envelope.
+import { createServer, type Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { asRouterError, RouterError } from './errors.ts';
+import { adminRouter, upstreamView, type RecoveryControl } from './admin/routes.ts';
+import { serveDataPlane } from './http/data-plane.ts';
+import { HostTelemetry } from './obs/host.ts';
+import type { RouterService } from './service.ts';
+
+export interface AppOptions {
+  recovery?: RecoveryControl;
+  host?: HostTelemetry;
+}
+
+export function createExpressApp(svc: RouterService, opts: AppOptions = {}): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use('/admin', adminRouter(svc, opts.recovery));
+
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', svc.metrics.registry.contentType);
+    res.end(await svc.metrics.registry.metrics());
+  });
+
+  app.get('/stats', async (_req, res) => {
+    const metrics = (await svc.metrics.registry.getMetricsAsJSON()).filter((m) => m.name.startsWith('homelab_router_') && !m.name.startsWith('homelab_router_process_') && !m.name.startsWith('homelab_router_nodejs_'));
+    res.json({
+      uptime_s: Math.round((Date.now() - svc.startedAt) / 1000),
+      policy_hash: svc.policy.hash,
+      upstreams: svc.states.all().map(upstreamView),
+      host: opts.host?.sample ?? null,
+      metrics: Object.fromEntries(metrics.map((m) => [m.name, { type: m.type, help: m.help, values: m.values }])),
+    });
+  });
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new RouterError('not_found', `No endpoint ${req.method} ${req.path}. See GET /v1/models, POST /v1/chat/completions, POST /v1/route/explain, /healthz, /readyz, /metrics, /stats, /admin/*.`));
+  });
+
+  // Express 5 routes rejected promises here too, so handlers just throw.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = asRouterError(isBodyParserError(err) ? new RouterError('invalid_request', `The request body is not valid JSON: ${(err as Error).message}`) : err);
+    if (!(err instanceof RouterError) && !isBodyParserError(err)) svc.logs.service.error({ err, path: req.path }, 'unexpected error');
+    if (res.headersSent) return void res.destroy();
+    if (e.retryAfterS !== undefined) res.setHeader('retry-after', String(e.retryAfterS));
+    res.status(e.status).json(e.toBody());
+  });
+  return app;
+}
+
+function isBodyParserError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
+}
+
+export function createRouterServer(svc: RouterService, opts: AppOptions = {}): Server {
+  const app = createExpressApp(svc, opts);
+  const server = createServer((req, res) => {
+    if (!serveDataPlane(req, res, svc)) app(req, res);
+  });
+  // A stream may run for minutes; the router's own deadlines govern requests, not Node's.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+export function listen(server: Server, listenAddr: string): Promise<{ host: string; port: number }> {
+  const i = listenAddr.lastIndexOf(':');
+  const host = listenAddr.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(listenAddr.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
+    });
+  });
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -1,0 +1,358 @@
+// A real HTTP server that behaves like an OpenAI-compatible inference engine. The demo runs
+// four of them in place of the GPU machines; the integration and fault tests script them to
+// misbehave. Everything is observable (slots, aborts, sockets) so tests can wait for events
+// and assert that every gauge returns to zero instead of sleeping.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Exchange, completionTokens, embed, finishJson, replyChat, streamChat, type Cut } from './sim-exchange.ts';
+import {
+  healthAnswer,
+  healthPaths,
+  immediateAnswer,
+  json,
+  openaiError,
+  overflowAnswer,
+  vllmError,
+  type Fault,
+  type HealthState,
+  type SimRuntime,
+} from './sim-faults.ts';
+
+export type { Fault, SimRuntime } from './sim-faults.ts';
+
+export interface SimOptions {
+  /** Served model name; /v1/models lists it and requests for any other model get vLLM's 404. */
+  model: string;
+  /** Affects the health paths and the overflow answer. Default 'vllm'. */
+  runtime?: SimRuntime;
+  /** Concurrent generations. Default 4. */
+  slots?: number;
+  /** Past `slots`: wait FIFO like vLLM (default), or answer at once like llama.cpp (503) / LM Studio (429). */
+  overflow?: 'queue' | 'reject';
+  /** Time to first byte once a slot is held. Default 0. */
+  latencyMs?: number;
+  /** Delay between streamed chunks; a non-streamed reply waits chunks × this. Default 0. */
+  tokenIntervalMs?: number;
+  /** Assistant content; default `[<model>] echo: <start of the last user message>`. */
+  reply?: (body: any) => string;
+  /** Content chunks per stream. Default 8. */
+  chunks?: number;
+  /** Serve /v1/embeddings with deterministic 8-dimension vectors. */
+  embeddings?: boolean;
+  port?: number;
+  host?: string;
+}
+
+export interface SimUpstream {
+  /** e.g. http://127.0.0.1:PORT/v1 */
+  url: string;
+  origin: string;
+  port: number;
+  /** Requests to /v1/chat/completions and /v1/embeddings with a parseable body, in arrival order. */
+  received: Array<{ path: string; body: any; headers: Record<string, string | string[] | undefined> }>;
+  /** Generations holding a slot now (queued requests do not count). */
+  inFlight(): number;
+  /** Highest inFlight() since start or the last resetStats(). */
+  peakInFlight(): number;
+  /** Requests whose client closed the connection before the response finished. */
+  aborted(): number;
+  /** TCP connections currently open to this server. */
+  openSockets(): number;
+  /** Chat and embedding responses sent in full with status 200. */
+  completed(): number;
+  /** Clears received, aborted and completed; peak restarts from the current inFlight(). */
+  resetStats(): void;
+  /** Queued faults; each applies to the next chat or embedding request that arrives (FIFO). */
+  pushFault(...f: Fault[]): void;
+  /** A fault for every request once the queued ones are used up; null clears it. */
+  setFault(f: Fault | null): void;
+  /** Makes the health paths and /v1/models fail, or pass again with null. */
+  setHealth(state: HealthState): void;
+  /** Resolves once `received.length` reaches n (chat and embedding requests since the last reset). */
+  waitForRequests(n: number): Promise<void>;
+  /** Resolves once aborted() reaches n. */
+  waitForAborts(n: number): Promise<void>;
+  /** Closes the listener and every connection, like a machine going down: later connects are refused. */
+  stop(): Promise<void>;
+  /** Listens again on the same port after stop(). */
+  restart(): Promise<void>;
+  /** Stops for good; pending waitFor* promises reject. */
+  close(): Promise<void>;
+}
+
+const CHAT = '/v1/chat/completions';
+const EMBEDDINGS = '/v1/embeddings';
+
+interface Waiter {
+  n: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .filter((p) => p && typeof p === 'object' && p.type === 'text' && typeof p.text === 'string')
+    .map((p) => p.text as string)
+    .join(' ');
+}
+
+function messagesOf(body: any): any[] {
+  return Array.isArray(body?.messages) ? body.messages : [];
+}
+
+function defaultReply(model: string, body: any): string {
+  const lastUser = [...messagesOf(body)].reverse().find((m) => m?.role === 'user');
+  const text = textOf(lastUser?.content).replace(/\s+/g, ' ').trim().slice(0, 48);
+  return `[${model}] ${text ? `echo: ${text}` : 'hello'}`;
+}
+
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const chunk of req) parts.push(chunk as Buffer);
+  } catch {
+    return null; // the client went away mid-body; the close handler counts it
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function cutOf(f: Fault | null): Cut | null {
+  if (f?.kind === 'die_after') return { after: f.chunks, mode: 'die' };
+  if (f?.kind === 'stall_after') return { after: f.chunks, mode: 'stall' };
+  return null;
+}
+
+export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
+  const runtime = opts.runtime ?? 'vllm';
+  const slots = Math.max(1, opts.slots ?? 4);
+  const overflow = opts.overflow ?? 'queue';
+  const host = opts.host ?? '127.0.0.1';
+  const health = healthPaths(runtime);
+
+  const received: SimUpstream['received'] = [];
+  const faults: Fault[] = [];
+  let standing: Fault | null = null;
+  let healthState: HealthState = null;
+  let active = 0;
+  let peak = 0;
+  let aborts = 0;
+  let completed = 0;
+  let closedForGood = false;
+  const queue: Array<() => void> = [];
+  const live = new Set<Exchange>();
+  const sockets = new Set<Socket>();
+  const requestWaiters: Waiter[] = [];
+  const abortWaiters: Waiter[] = [];
+
+  const notify = (list: Waiter[], value: number): void => {
+    for (let i = list.length - 1; i >= 0; i--) {
+      const w = list[i]!;
+      if (value >= w.n) {
+        list.splice(i, 1);
+        w.resolve();
+      }
+    }
+  };
+  const waitFor = (list: Waiter[], value: number, n: number): Promise<void> => {
+    if (value >= n) return Promise.resolve();
+    if (closedForGood) return Promise.reject(new Error('sim upstream is closed'));
+    const p = new Promise<void>((resolve, reject) => list.push({ n, resolve, reject }));
+    // Marked handled so a waiter nobody awaits (e.g. the loser of a race) cannot crash the process.
+    p.catch(() => {});
+    return p;
+  };
+
+  const take = (ex: Exchange): void => {
+    active++;
+    peak = Math.max(peak, active);
+    ex.slot = () => {
+      active--;
+      const next = queue.shift();
+      next?.();
+    };
+  };
+
+  /** Takes a slot, queueing FIFO when overflow is 'queue'. False: rejected, or the client left while queued. */
+  const acquire = (ex: Exchange): Promise<boolean> => {
+    if (active < slots) {
+      take(ex);
+      return Promise.resolve(true);
+    }
+    if (overflow === 'reject') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const grant = (): void => {
+        off();
+        take(ex);
+        resolve(true);
+      };
+      queue.push(grant);
+      const off = ex.onGone(() => {
+        const i = queue.indexOf(grant);
+        if (i >= 0) queue.splice(i, 1);
+        resolve(false);
+      });
+    });
+  };
+
+  async function work(ex: Exchange, path: string): Promise<void> {
+    const raw = await readBody(ex.req);
+    if (raw === null || ex.gone) return;
+    let body: any;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return ex.send(json(400, openaiError('Request body is not valid JSON', 'invalid_request_error', 400)));
+    }
+    received.push({ path, body, headers: { ...ex.req.headers } });
+    notify(requestWaiters, received.length);
+
+    const fault = faults.shift() ?? standing;
+    if (fault?.kind === 'refuse') return ex.drop(true);
+    const canned = fault ? immediateAnswer(fault) : null;
+    if (canned) return ex.send(canned);
+    if (body?.model !== opts.model) {
+      return ex.send(json(404, vllmError(404, `The model \`${body?.model}\` does not exist.`, 'NotFoundError')));
+    }
+    if (path === CHAT && !Array.isArray(body.messages)) {
+      return ex.send(json(400, vllmError(400, 'messages: Field required', 'BadRequestError')));
+    }
+
+    if (path === CHAT && !(await acquire(ex))) {
+      if (!ex.gone) ex.send(overflowAnswer(runtime));
+      return;
+    }
+    await ex.sleep((opts.latencyMs ?? 0) + (fault?.kind === 'delay' ? fault.ms : 0));
+    if (ex.gone) return;
+    if (fault?.kind === 'hang') return ex.untilGone();
+
+    const onDone = (): void => {
+      ex.release();
+      completed++;
+    };
+    const promptText = messagesOf(body)
+      .map((m) => textOf(m?.content))
+      .join('');
+    if (path === EMBEDDINGS) {
+      const inputs: unknown[] = Array.isArray(body.input) ? body.input : [body.input];
+      const texts = inputs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x ?? '')));
+      const tokens = texts.reduce((n, t) => n + completionTokens(t), 0);
+      const data = texts.map((t, index) => ({ object: 'embedding', index, embedding: embed(t) }));
+      const out = { object: 'list', data, model: opts.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+      return finishJson(ex, out, cutOf(fault), onDone);
+    }
+    const plan = {
+      model: opts.model,
+      content: fault?.kind === 'reply' ? fault.content : (opts.reply ?? ((b: any) => defaultReply(opts.model, b)))(body),
+      chunks: Math.max(1, opts.chunks ?? 8),
+      intervalMs: opts.tokenIntervalMs ?? 0,
+      includeUsage: body.stream_options?.include_usage === true,
+      promptTokens: Math.max(1, Math.ceil(promptText.length / 4)),
+      cut: cutOf(fault),
+      onDone,
+    };
+    return body.stream === true ? streamChat(ex, plan) : replyChat(ex, plan);
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const ex = new Exchange(req, res);
+    live.add(ex);
+    // 'aborted' fires before the response's 'close'; stopping at once keeps the engine from
+    // generating for nobody, and the count is taken once, in 'close'.
+    req.once('aborted', () => ex.end());
+    res.once('close', () => {
+      live.delete(ex);
+      const abandoned = !res.writableFinished && !ex.selfClosed;
+      ex.end();
+      ex.release();
+      if (abandoned) {
+        aborts++;
+        notify(abortWaiters, aborts);
+      }
+    });
+
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (req.method === 'GET' && health.has(path)) return ex.send(healthAnswer(runtime, healthState, path, opts.model));
+    if (req.method === 'POST' && (path === CHAT || (path === EMBEDDINGS && opts.embeddings))) {
+      work(ex, path).catch((err: unknown) => {
+        if (!ex.gone && !res.headersSent) ex.send(json(500, openaiError(String(err), 'server_error', 500)));
+        else if (!ex.gone) ex.drop(false);
+      });
+      return;
+    }
+    req.resume();
+    ex.send(json(404, openaiError(`Not found: ${req.method} ${path}`, 'invalid_request_error', 404)));
+  }
+
+  const server = createServer(handle);
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+
+  const listen = (port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const addr = server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+
+  const port = await listen(opts.port ?? 0);
+
+  async function stop(): Promise<void> {
+    // Whatever is cut off here was cut off by the machine, not by its client.
+    for (const ex of live) {
+      ex.selfClosed = true;
+      ex.end();
+    }
+    const closed = server.listening ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    // A socket's 'close' comes a tick after destroy(); waiting for each keeps openSockets() exact on return.
+    const gone = [...sockets].map((s) => new Promise((r) => s.once('close', r)));
+    server.closeAllConnections();
+    for (const s of sockets) s.destroy();
+    await Promise.all([closed, ...gone]);
+  }
+
+  const origin = `http://${host}:${port}`;
+  return {
+    url: `${origin}/v1`,
+    origin,
+    port,
+    received,
+    inFlight: () => active,
+    peakInFlight: () => peak,
+    aborted: () => aborts,
+    openSockets: () => sockets.size,
+    completed: () => completed,
+    resetStats() {
+      received.length = 0;
+      aborts = 0;
+      completed = 0;
+      peak = active;
+    },
+    pushFault: (...f) => void faults.push(...f),
+    setFault: (f) => void (standing = f),
+    setHealth: (state) => void (healthState = state),
+    waitForRequests: (n) => waitFor(requestWaiters, received.length, n),
+    waitForAborts: (n) => waitFor(abortWaiters, aborts, n),
+    stop,
+    async restart() {
+      if (closedForGood) throw new Error('sim upstream is closed');
+      if (!server.listening) await listen(port);
+    },
+    async close() {
+      if (closedForGood) return;
+      closedForGood = true;
+      await stop();
+      faults.length = 0;
+      for (const w of [...requestWaiters.splice(0), ...abortWaiters.splice(0)]) {
+        w.reject(new Error(`sim upstream ${origin} closed before ${w.n} events`));
+      }
+    },
+  };
+}

@@ -1,0 +1,94 @@
+// POST /v1/chat/completions and POST /v1/route/explain: read → validate → facts → decide →
+// forward (or, for explain, describe). One policy snapshot per request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestFacts, type ChatBody, messageText } from '../classify/request-facts.ts';
+import { decide, type Decision } from '../decide/engine.ts';
+import { staticChain } from '../decide/chain.ts';
+import { RouterError } from '../errors.ts';
+import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.ts';
+import { isFailClosedRequest, forwardFailClosed } from '../proxy/fail-closed.ts';
+import type { RouterService } from '../service.ts';
+import { parseJson, readBody } from './body.ts';
+import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
+import { header, sendError, sendJson } from './respond.ts';
+import { validateChatBody } from './validate.ts';
+
+async function readChat(req: IncomingMessage, scope: RequestScope): Promise<ChatBody> {
+  return validateChatBody(parseJson(await readBody(req, scope.policy.policy.server.max_body_bytes)));
+}
+
+function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
+  const c = scope.policy.policy.classifier;
+  const facts = requestFacts(body, c.scope, c.lookback_turns);
+  return decide({ facts, headerRoute: header(req, 'x-homelab-route'), headerBucket: header(req, 'x-homelab-bucket') }, scope.policy, svc.states.view);
+}
+
+export async function handleChat(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
+  const scope = openScope(req, res, svc);
+  let decision: Decision | undefined;
+  let result: ForwardResult | undefined;
+  let body: ChatBody | undefined;
+  let status = 200;
+  let errorCode: string | undefined;
+  let synthetic = false;
+  try {
+    body = await readChat(req, scope);
+    decision = decideFor(req, body, scope, svc);
+    if (decision.error) throw decision.error;
+    const exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client.signal, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, stream: body.stream === true };
+    const deps = { states: svc.states, metrics: svc.metrics, logs: svc.logs, onCudaFault: (route: string) => svc.cudaFault(route) };
+    if (isFailClosedRequest(decision, body)) {
+      const fc = await forwardFailClosed(exchange, deps);
+      result = fc.result;
+      synthetic = fc.synthetic;
+    } else {
+      result = await forward(exchange, deps);
+    }
+    status = result.status;
+    if (result.error) {
+      errorCode = result.error.code;
+      sendError(res, result.error, decisionHeaders({ requestId: scope.requestId, decision }, result.route, result.reason, result.path));
+    }
+  } catch (err) {
+    const headers = decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.route ?? decision.intended, decision.reason, decision.skipped.map((s) => s.route)) : { 'x-request-id': scope.requestId };
+    status = sendError(res, err, headers);
+    errorCode = err instanceof RouterError ? err.code : 'internal_error';
+    if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, 'unexpected error in chat handler');
+  } finally {
+    const prompt = scope.policy.policy.logging.prompts && body ? body.messages.map(messageText).join('\n') : undefined;
+    recordOutcome(scope, svc, { endpoint: 'chat', decision, result, status, errorCode, stream: body?.stream === true, prompt, synthetic });
+  }
+}
+
+export async function handleExplain(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
+  const scope = openScope(req, res, svc);
+  try {
+    const body = await readChat(req, scope);
+    const d = decideFor(req, body, scope, svc);
+    sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
+  } catch (err) {
+    sendError(res, err, { 'x-request-id': scope.requestId });
+  }
+}
+
+export function explainBody(d: Decision, scope: Pick<RequestScope, 'policy'>): Record<string, unknown> {
+  const chainFrom = d.route ?? d.intended;
+  return {
+    route: d.route,
+    bucket: d.bucket,
+    reason: d.reason,
+    scores: d.scores,
+    matched: d.matched,
+    has_image: d.hasImage,
+    estimated_tokens: d.estimatedTokens,
+    size_tier: d.sizeTier,
+    fallback_chain: d.route === null ? { busy: staticChain(scope.policy, chainFrom, 'busy', d.hasImage), outage: staticChain(scope.policy, chainFrom, 'outage', d.hasImage) } : d.fallbackChain,
+    fallback_path: [...d.skipped.map((s) => s.route), ...(d.route ? [d.route] : [])].join('>'),
+    pinned: d.pinned,
+    intended_route: d.intended,
+    skipped: d.skipped,
+    fail_closed: d.failClosed,
+    policy_hash: scope.policy.hash,
+    ...(d.error ? { error: d.error.toBody().error } : {}),
+  };
+}

@@ -1,0 +1,77 @@
+// What every routed request shares: its id, its start time, one policy snapshot, a signal
+// that fires when the client goes away, and the one decision-log line written at its end.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision } from '../decide/engine.ts';
+import type { CompiledPolicy } from '../policy/compile.ts';
+import type { ForwardResult } from '../proxy/forward.ts';
+import type { RouterService } from '../service.ts';
+import { requestIdOf } from './respond.ts';
+
+export interface RequestScope {
+  requestId: string;
+  startedAt: number;
+  policy: CompiledPolicy;
+  client: AbortController;
+}
+
+export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
+  const client = new AbortController();
+  // 'close' after a finished response is normal; before it, the client went away.
+  res.once('close', () => {
+    if (!res.writableFinished) client.abort();
+  });
+  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client };
+}
+
+export interface Outcome {
+  endpoint: 'chat' | 'embeddings';
+  decision: Decision | undefined;
+  result: ForwardResult | undefined;
+  status: number;
+  errorCode?: string | undefined;
+  stream: boolean;
+  prompt?: string | undefined;
+  synthetic?: boolean;
+}
+
+/** One line in router-decisions.jsonl and the request metrics, for every routed request. */
+export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcome): void {
+  const latencyMs = Date.now() - scope.startedAt;
+  const d = o.decision;
+  const route = o.result?.route ?? d?.route ?? 'none';
+  const reason = o.result?.reason ?? d?.reason ?? 'invalid_request';
+  const usage = o.result?.delivery?.usage ?? null;
+  const ttfbMs = o.result?.delivery?.ttfbMs ?? null;
+  const status = o.result?.clientGone ? 499 : o.status;
+  svc.logs.decisions.info({
+    request_id: scope.requestId,
+    endpoint: o.endpoint,
+    bucket: d?.bucket ?? null,
+    route: route === 'none' ? null : route,
+    reason,
+    fallback_path: o.result?.path.join('>') ?? d?.skipped.map((s) => s.route).join('>') ?? '',
+    status,
+    error: o.errorCode ?? (o.result?.delivery?.upstreamError ? 'upstream_error' : undefined),
+    latency_ms: latencyMs,
+    ttfb_ms: ttfbMs,
+    stream: o.stream,
+    pinned: d?.pinned ?? false,
+    has_image: d?.hasImage ?? false,
+    estimated_tokens: d?.estimatedTokens ?? null,
+    size_tier: d?.sizeTier ?? null,
+    tokens: usage ? { prompt: usage.prompt, completion: usage.completion } : null,
+    synthetic: o.synthetic || undefined,
+    policy_hash: scope.policy.hash,
+    prompt: o.prompt,
+  });
+  const m = svc.metrics;
+  m.requests.inc({ route, bucket: d?.bucket ?? 'none', reason, code: String(status) });
+  if (route !== 'none') {
+    m.duration.observe({ route }, latencyMs / 1000);
+    if (ttfbMs !== null) m.ttfb.observe({ route }, ttfbMs / 1000);
+    if (usage) {
+      m.tokens.inc({ route, type: 'prompt' }, usage.prompt);
+      m.tokens.inc({ route, type: 'completion' }, usage.completion);
+    }
+  }
+}

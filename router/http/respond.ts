@@ -1,0 +1,40 @@
+// Writing JSON and errors. Every error the router itself produces goes out through sendError,
+// in the OpenAI envelope, with whatever decision headers exist at that point.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { asRouterError } from '../errors.ts';
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): number {
+  const e = asRouterError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return e.status;
+  }
+  const extra: Record<string, string> = { ...headers };
+  if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
+  // A body we stopped reading (413) cannot be left on a keep-alive connection.
+  if (e.code === 'payload_too_large') extra.connection = 'close';
+  sendJson(res, e.status, e.toBody(), extra);
+  return e.status;
+}
+
+// Ids a client sends are echoed back and logged, so they are limited to a safe alphabet.
+const SAFE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'] ?? req.headers['x-correlation-id'];
+  const id = Array.isArray(given) ? given[0] : given;
+  return id !== undefined && SAFE_ID.test(id) ? id : randomUUID();
+}
+
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s.trim() === '' ? undefined : s.trim();
+}

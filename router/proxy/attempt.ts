@@ -1,0 +1,103 @@
+// One attempt against one route: send the request, wait for response headers, and sort the
+// outcome into what the walker needs. Nothing here writes to the client.
+import type { Dispatcher } from 'undici';
+import type { RouteRuntime } from '../upstream/route-state.ts';
+import { adapterFor, isCudaError } from '../upstream/adapters.ts';
+import { authHeader } from '../upstream/probe.ts';
+
+export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status_5xx';
+
+export type AttemptOutcome =
+  | { kind: 'response'; status: number; headers: Dispatcher.ResponseData['headers']; body: Dispatcher.ResponseData['body'] }
+  /** A 4xx (not 429) already read in full: passed through unchanged. */
+  | { kind: 'client_error'; status: number; headers: Dispatcher.ResponseData['headers']; bodyBytes: Buffer }
+  | { kind: 'busy'; status: number; retryAfterS: number | undefined; detail: string }
+  | { kind: 'failure'; failure: FailureKind; status?: number; detail: string; cuda: boolean }
+  | { kind: 'aborted' };
+
+export interface AttemptRequest {
+  route: RouteRuntime;
+  path: string;
+  body: string;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Client abort or the overall deadline. */
+  signal: AbortSignal;
+  clientGone: () => boolean;
+  requestId: string;
+}
+
+// An error page or a vLLM error body is small; more than this is not read for classification.
+const MAX_ERROR_BODY = 64 * 1024;
+
+export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
+  const { route } = a;
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await route.pool.request({
+      path: a.path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': a.requestId, ...authHeader(route.config) },
+      body: a.body,
+      signal: a.signal,
+      headersTimeout: a.headersTimeoutMs,
+      bodyTimeout: a.idleTimeoutMs,
+    });
+  } catch (err) {
+    if (a.clientGone()) return { kind: 'aborted' };
+    return failureFromError(err, a.signal, a.headersTimeoutMs);
+  }
+
+  const status = res.statusCode;
+  if (status >= 200 && status < 300) return { kind: 'response', status, headers: res.headers, body: res.body };
+
+  let bytes: Buffer;
+  try {
+    bytes = await readCapped(res.body, MAX_ERROR_BODY);
+  } catch (err) {
+    if (a.clientGone()) return { kind: 'aborted' };
+    return failureFromError(err, a.signal, a.headersTimeoutMs);
+  }
+  const head = bytes.toString('utf8', 0, Math.min(bytes.length, 4096));
+  switch (adapterFor(route.config.runtime).classify(status, head)) {
+    case 'busy':
+      return { kind: 'busy', status, retryAfterS: retryAfter(res.headers['retry-after']), detail: `HTTP ${status}: ${oneLine(head)}` };
+    case 'failure':
+      return { kind: 'failure', failure: 'status_5xx', status, detail: `HTTP ${status}: ${oneLine(head)}`, cuda: isCudaError(head) };
+    case 'pass':
+      return { kind: 'client_error', status, headers: res.headers, bodyBytes: bytes };
+  }
+}
+
+function failureFromError(err: unknown, signal: AbortSignal, headersTimeoutMs: number): AttemptOutcome {
+  const e = err as Error & { code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? e.name;
+  let failure: FailureKind = 'reset';
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EAI_AGAIN') failure = 'refused';
+  else if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || signal.aborted) failure = 'timeout';
+  const detail = failure === 'timeout' ? `no response within ${headersTimeoutMs} ms (${code})` : `${code}: ${e.message}`;
+  return { kind: 'failure', failure, detail, cuda: isCudaError(e.message) };
+}
+
+export async function readCapped(body: AsyncIterable<Buffer>, cap: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < cap) parts.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(parts);
+}
+
+function retryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  const s = Number(v);
+  if (Number.isFinite(s) && s >= 0) return s;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').slice(0, 300);
+}

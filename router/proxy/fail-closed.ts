@@ -1,0 +1,133 @@
+// Fail-closed buckets (SPEC §5, camera events): a json_schema answer is checked before the
+// client sees it. Invalid output is retried once on the bucket's escalate_to route; if that
+// fails too, the client gets a synthetic envelope that says so. Never a silent suppression.
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { ChatBody } from '../classify/request-facts.ts';
+import type { Decision } from '../decide/engine.ts';
+import { RouterError } from '../errors.ts';
+import { decisionHeaders, forward, type Exchange, type ForwardDeps, type ForwardResult } from './forward.ts';
+import { completionAsSse, syntheticCompletion } from './synthetic.ts';
+
+const ajv = new Ajv({ strict: false, allErrors: true });
+// Compiled validators by schema text: camera pipelines send the same schema every time.
+const validators = new Map<string, ValidateFunction>();
+const MAX_CACHED = 64;
+
+export function isFailClosedRequest(d: Decision, body: ChatBody): boolean {
+  return d.failClosed && body.response_format?.type === 'json_schema';
+}
+
+function validatorFor(body: ChatBody): ValidateFunction {
+  const schema = body.response_format?.json_schema?.schema;
+  if (schema === null || typeof schema !== 'object') throw new RouterError('invalid_request', 'response_format.json_schema.schema: must be a JSON Schema object', { param: 'response_format' });
+  const key = JSON.stringify(schema);
+  let v = validators.get(key);
+  if (!v) {
+    try {
+      v = ajv.compile(schema);
+    } catch (err) {
+      throw new RouterError('invalid_request', `response_format.json_schema.schema: not a usable JSON Schema (${(err as Error).message})`, { param: 'response_format' });
+    }
+    if (validators.size >= MAX_CACHED) validators.delete(validators.keys().next().value!);
+    validators.set(key, v);
+  }
+  return v;
+}
+
+type Check = { ok: true } | { ok: false; outcome: 'unavailable' | 'invalid_json' | 'schema_mismatch' | 'no_content'; errors: string[] };
+
+function check(result: ForwardResult, validate: ValidateFunction): Check {
+  const cap = result.delivery?.captured;
+  if (!cap || result.error) return { ok: false, outcome: 'unavailable', errors: [result.error?.message ?? 'no answer'] };
+  let content: unknown;
+  try {
+    content = (JSON.parse(cap.bytes.toString('utf8')) as { choices?: Array<{ message?: { content?: unknown } }> }).choices?.[0]?.message?.content;
+  } catch {
+    return { ok: false, outcome: 'invalid_json', errors: ['upstream body is not JSON'] };
+  }
+  if (typeof content !== 'string') return { ok: false, outcome: 'no_content', errors: ['choices[0].message.content is missing'] };
+  let value: unknown;
+  try {
+    value = JSON.parse(content);
+  } catch (err) {
+    return { ok: false, outcome: 'invalid_json', errors: [(err as Error).message] };
+  }
+  if (validate(value)) return { ok: true };
+  return { ok: false, outcome: 'schema_mismatch', errors: (validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`) };
+}
+
+export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps): Promise<{ result: ForwardResult; synthetic: boolean }> {
+  const body = ex.body as ChatBody;
+  const validate = validatorFor(body);
+  // The upstream is always asked without streaming: a stream cannot be validated before it is sent.
+  const { stream_options: _omit, ...upstreamBody } = { ...body, stream: false };
+  const captureEx: Exchange = { ...ex, body: upstreamBody, stream: false, capture: true };
+
+  const first = await forward(captureEx, deps);
+  if (first.clientGone) return { result: first, synthetic: false };
+  const firstCheck = check(first, validate);
+  if (firstCheck.ok || isClientError(first)) return { result: send(ex, first), synthetic: false };
+  logFailure(ex, deps, first, 'primary', firstCheck);
+
+  const escalateTo = ex.decision.escalateTo;
+  let last = first;
+  let lastCheck: Check = firstCheck;
+  if (escalateTo && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo))) {
+    const pinned: Decision = { ...ex.decision, route: escalateTo, pinned: true, skipped: [], reason: 'escalated' };
+    const second = await forward({ ...captureEx, decision: pinned }, deps);
+    if (second.clientGone) return { result: second, synthetic: false };
+    const secondCheck = check(second, validate);
+    const merged = { ...second, path: [...first.path, ...second.path], reason: `escalated_${firstCheck.outcome}` };
+    if (secondCheck.ok) return { result: send(ex, merged), synthetic: false };
+    logFailure(ex, deps, second, 'escalation', secondCheck);
+    last = merged;
+    lastCheck = secondCheck;
+  }
+  return { result: sendSynthetic(ex, last, lastCheck as Exclude<Check, { ok: true }>), synthetic: true };
+}
+
+function isClientError(r: ForwardResult): boolean {
+  const s = r.delivery?.captured?.status ?? 0;
+  return s >= 400 && s < 500;
+}
+
+function send(ex: Exchange, r: ForwardResult): ForwardResult {
+  const cap = r.delivery!.captured!;
+  const own = decisionHeaders(ex, r.route, r.reason, r.path);
+  if (ex.stream && cap.status === 200) {
+    const sse = completionAsSse(JSON.parse(cap.bytes.toString('utf8')), (ex.body as ChatBody).stream_options);
+    ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
+    ex.res.end(sse);
+  } else {
+    ex.res.writeHead(cap.status, { ...cap.headers, ...own, 'content-length': String(cap.bytes.length) });
+    ex.res.end(cap.bytes);
+  }
+  return { ...r, status: cap.status, delivery: { ...r.delivery!, ttfbMs: Date.now() - ex.startedAt } };
+}
+
+function sendSynthetic(ex: Exchange, r: ForwardResult, failed: Exclude<Check, { ok: true }>): ForwardResult {
+  const reason = `${failed.outcome}: ${failed.errors.slice(0, 3).join('; ')}`.slice(0, 500);
+  const completion = syntheticCompletion(ex.requestId, { escalate_to_spark: true, synthetic: true, reason });
+  const own = { ...decisionHeaders(ex, r.route, `synthetic_${failed.outcome}`, r.path), 'x-homelab-synthetic': '1' };
+  if (ex.stream) {
+    ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...own });
+    ex.res.end(completionAsSse(completion, (ex.body as ChatBody).stream_options));
+  } else {
+    const bytes = Buffer.from(JSON.stringify(completion));
+    ex.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), ...own });
+    ex.res.end(bytes);
+  }
+  return { ...r, status: 200, error: null, reason: `synthetic_${failed.outcome}`, delivery: { kind: 'done', status: 200, usage: null, ttfbMs: Date.now() - ex.startedAt, streamed: ex.stream, clientGone: false, upstreamError: null } };
+}
+
+function logFailure(ex: Exchange, deps: ForwardDeps, r: ForwardResult, stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
+  deps.logs.validation.warn({
+    request_id: ex.requestId,
+    bucket: ex.decision.bucket,
+    route: r.route,
+    stage,
+    outcome: c.outcome,
+    errors: c.errors.slice(0, 10),
+    action: stage === 'primary' && ex.decision.escalateTo ? 'escalate' : 'synthetic',
+  });
+}

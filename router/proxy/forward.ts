@@ -1,0 +1,196 @@
+// Walks a decision's route and its fallbacks: admission, attempt, spill on busy, fail over on
+// outage, all inside one deadline (SPEC §5 steps 8–11). Commits to the first good response.
+import type { ServerResponse } from 'node:http';
+import { advance, type ChainContext, type Landing, type Skip } from '../decide/chain.ts';
+import type { Decision } from '../decide/engine.ts';
+import { RouterError } from '../errors.ts';
+import type { CompiledPolicy } from '../policy/compile.ts';
+import type { RouterLogs } from '../obs/logs.ts';
+import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
+import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
+import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
+import { attempt, type AttemptOutcome } from './attempt.ts';
+import { deliver, type Delivery } from './deliver.ts';
+
+export interface ForwardDeps {
+  states: RouteStates;
+  metrics: RouterMetrics;
+  logs: RouterLogs;
+  /** A request saw a CUDA error: the watchdog should recover that route's GPU. */
+  onCudaFault?: (route: string) => void;
+}
+
+export interface Exchange {
+  requestId: string;
+  startedAt: number;
+  res: ServerResponse;
+  /** Aborts when the client goes away. */
+  clientSignal: AbortSignal;
+  policy: CompiledPolicy;
+  decision: Decision;
+  /** Upstream path below the route URL: '/chat/completions' or '/embeddings'. */
+  upstreamPath: string;
+  body: Record<string, unknown>;
+  stream: boolean;
+  /** Read the answer in full and return it instead of writing it (fail-closed validation). */
+  capture?: boolean;
+}
+
+export interface ForwardResult {
+  status: number;
+  route: string | null;
+  reason: string;
+  path: string[];
+  delivery: Delivery | null;
+  error: RouterError | null;
+  clientGone: boolean;
+}
+
+type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; retryAfterS?: number | undefined };
+
+export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardResult> {
+  const { decision, policy } = ex;
+  const cfg = policy.policy;
+  const deadline = ex.startedAt + cfg.server.request_timeout_ms;
+  const deadlineSignal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+  const signal = AbortSignal.any([ex.clientSignal, deadlineSignal]);
+  const ctx: ChainContext = {
+    policy,
+    view: deps.states.view,
+    hasImage: decision.hasImage,
+    tokensNeeded: decision.estimatedTokens + numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens),
+    auto: !decision.pinned,
+  };
+  const path = decision.skipped.map((s) => s.route);
+  const visited = new Set(path);
+  let reason = decision.reason;
+  let route = decision.route;
+  let lastCause: Cause | null = null;
+  recordDecisionFallbacks(decision, deps.metrics);
+  if (route !== null) visited.add(route);
+
+  while (route !== null) {
+    path.push(route);
+    const rt = deps.states.get(route);
+    const own = decisionHeaders(ex, route, reason, path);
+    const outcome: RouteOutcome = rt
+      ? await tryRoute(rt, ex, signal, deadline, own)
+      : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
+    if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
+      return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
+    }
+    if (outcome.kind === 'delivered') {
+      if (rt && outcome.delivery.upstreamError) noteFailure(rt, { kind: 'failure', detail: outcome.delivery.upstreamError, upstreamCaused: true, cuda: false, failure: 'mid_stream' }, ex, deps, 'after_first_byte');
+      else if (rt) recordSuccess(rt);
+      return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone };
+    }
+    // Busy or failed: note it, then move along the chain unless the request may not move.
+    if (outcome.kind === 'busy') {
+      lastCause = { kind: 'busy', route, detail: outcome.detail, retryAfterS: outcome.retryAfterS };
+    } else {
+      lastCause = { kind: 'outage', route, detail: outcome.detail };
+      if (rt && outcome.upstreamCaused) noteFailure(rt, outcome, ex, deps);
+    }
+    if (decision.pinned || Date.now() >= deadline) break;
+    const next: Landing = advance(ctx, route, lastCause.kind, visited);
+    reason = `${route}_${lastCause.kind === 'busy' ? 'saturated' : 'outage'}`;
+    appendSkips(path, next.skipped);
+    if (next.route !== null) deps.metrics.fallbacks.inc({ from: route, to: next.route, kind: lastCause.kind });
+    route = next.route;
+  }
+  const error = finalError(lastCause, decision, deadline, cfg.health.interval_s);
+  return { status: error.status, route: path.at(-1) ?? null, reason, path, delivery: null, error, clientGone: false };
+}
+
+type RouteOutcome =
+  | { kind: 'delivered'; delivery: Delivery }
+  | { kind: 'aborted' }
+  | { kind: 'busy'; detail: string; retryAfterS: number | undefined }
+  | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
+
+/** Admission, one attempt, and delivery on one route. The slot is released on every path. */
+async function tryRoute(rt: RouteRuntime, ex: Exchange, signal: AbortSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
+  if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
+  const slot = await rt.admission.acquire(signal, deadline - Date.now());
+  if (!slot.ok) {
+    if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
+    return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}`, retryAfterS: undefined };
+  }
+  try {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return { kind: 'failure', detail: 'request deadline passed', upstreamCaused: false, cuda: false, failure: 'deadline' };
+    const outcome: AttemptOutcome = await attempt({
+      route: rt,
+      path: new URL(rt.config.url).pathname.replace(/\/$/, '') + ex.upstreamPath,
+      body: JSON.stringify({ ...ex.body, model: rt.config.model }),
+      headersTimeoutMs: Math.min(rt.config.timeout_ms, remaining),
+      idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
+      signal,
+      clientGone: () => ex.clientSignal.aborted,
+      requestId: ex.requestId,
+    });
+    switch (outcome.kind) {
+      case 'aborted':
+        return outcome;
+      case 'busy':
+        recordBusy(rt, (outcome.retryAfterS ?? 1) * 1000);
+        return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}`, retryAfterS: outcome.retryAfterS };
+      case 'failure': {
+        // The overall deadline firing is the router's limit, not the upstream's fault.
+        const ours = signal.aborted && !ex.clientSignal.aborted && Date.now() >= deadline;
+        return { kind: 'failure', detail: `${rt.name}: ${outcome.detail}`, upstreamCaused: !ours, cuda: outcome.cuda, failure: outcome.failure };
+      }
+      default: {
+        const delivery = await deliver(outcome, ex, rt, own);
+        if (delivery.kind === 'retryable') {
+          return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: true, cuda: false, failure: 'reset' };
+        }
+        return { kind: 'delivered', delivery };
+      }
+    }
+  } finally {
+    slot.release();
+  }
+}
+
+function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {
+  recordFailure(rt, outcome.detail, thresholds(ex.policy));
+  deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
+  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: outcome.detail, consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy });
+  if (outcome.cuda) deps.onCudaFault?.(rt.name);
+}
+
+/** The headers of SPEC §4 for a response served (or refused) at `route`. */
+export function decisionHeaders(ex: Pick<Exchange, 'requestId' | 'decision'>, route: string | null, reason: string, path: string[]): Record<string, string> {
+  return {
+    'x-homelab-route': route ?? '',
+    'x-homelab-bucket': ex.decision.bucket,
+    'x-homelab-reason': reason,
+    'x-homelab-fallback-path': path.join('>'),
+    'x-request-id': ex.requestId,
+  };
+}
+
+function appendSkips(path: string[], skipped: Skip[]): void {
+  for (const s of skipped) path.push(s.route);
+}
+
+function recordDecisionFallbacks(d: Decision, metrics: RouterMetrics): void {
+  if (d.route === null) return;
+  const kinds: Record<string, FallbackKind> = { image: 'image', size_medium: 'size', size_large: 'size' };
+  const first = d.skipped[0];
+  const kind: FallbackKind | undefined = first ? (first.why === 'drained' ? 'drain' : 'outage') : kinds[d.reason];
+  if (kind && d.intended !== d.route) metrics.fallbacks.inc({ from: d.intended, to: d.route, kind });
+}
+
+function finalError(cause: Cause | null, decision: Decision, deadline: number, intervalS: number): RouterError {
+  const retryAfterS = Math.max(1, Math.ceil(cause?.retryAfterS ?? Math.min(intervalS, 30)));
+  const who = decision.pinned ? 'the pinned route' : 'every route this request may use';
+  if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${cause?.detail ?? 'no attempt'}).`, { retryAfterS });
+  if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who === 'the pinned route' ? `Route ${cause.route}` : 'Every route this request may use'} is busy (${cause.detail}). Retry later.`, { retryAfterS });
+  return new RouterError('upstream_unavailable', `${who === 'the pinned route' ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use'} is unavailable (${cause?.detail ?? 'no route'}). Retry later.`, { retryAfterS });
+}
+
+function numberOr0(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}

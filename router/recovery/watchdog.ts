@@ -1,0 +1,302 @@
+// The watchdog: probe every route, remember failures across runs, and run the route's
+// recovery command on its host when the plan (watchdog-plan.ts) says so. The same object
+// serves `watchdog --once`, the in-process timer and POST /admin/recover-cuda, so the
+// per-host lock and the backoff state are shared by all three.
+import type { Logger } from 'pino';
+import { RouterError } from '../errors.ts';
+import type { CompiledPolicy } from '../policy/compile.ts';
+import type { ProbeResult } from '../upstream/probe.ts';
+import type { runRemote } from './ssh-exec.ts';
+import { planAction, type PlannedAction } from './watchdog-plan.ts';
+import { emptyRouteState, loadState, observe, recentActions, saveState, type RecoveryAction, type RouteState, type WatchdogState } from './watchdog-state.ts';
+
+export { planAction } from './watchdog-plan.ts';
+export type { Plan, PlannedAction } from './watchdog-plan.ts';
+
+export type ActionResult = 'ok' | 'failed' | 'skipped';
+
+export interface WatchdogDeps {
+  policy: () => CompiledPolicy;
+  probe: (route: string) => Promise<ProbeResult>;
+  exec: typeof runRemote;
+  /** The recovery-events.jsonl logger. */
+  log: Logger;
+  statePath: string;
+  now?: () => number;
+  onAction?: (route: string, action: 'restart' | 'cuda' | 'page', result: ActionResult) => void;
+}
+
+export interface RouteReport {
+  route: string;
+  host: string | null;
+  managed: boolean;
+  probe: { ok: boolean; status?: number; cuda: boolean; error?: string };
+  consecutive_failures: number;
+  cuda_suspected: boolean;
+  /** The action run, paged, or held back by backoff (then result is 'skipped'). */
+  action: PlannedAction;
+  why: string;
+  result: ActionResult | 'none';
+  exit_code?: number | null;
+  timed_out?: boolean;
+  error?: string;
+}
+
+export interface WatchdogReport {
+  at: number;
+  /** How the state file was found: 'missing' or 'corrupt' means this round started fresh. */
+  state: 'loaded' | 'missing' | 'corrupt' | 'memory';
+  routes: RouteReport[];
+  /** True when any recovery command failed, timed out or could not be run. */
+  failed: boolean;
+}
+
+export interface RecoveryOutcome {
+  route: string;
+  host: string;
+  exit_code: number | null;
+  timed_out: boolean;
+  stdout_tail: string;
+  stderr_tail: string;
+  duration_ms: number;
+  ok: boolean;
+  signal?: string;
+  error?: string;
+}
+
+const TAIL_CHARS = 2048;
+
+interface ActionContext {
+  trigger: string;
+  /** What made the watchdog act: probe_failures, cuda_probe, cuda_request, cuda_check, admin... */
+  cause: string;
+  why: string;
+}
+
+export class Watchdog {
+  private state: WatchdogState | undefined;
+  private readonly cudaNoted = new Set<string>();
+  private readonly busyHosts = new Set<string>();
+  private round: Promise<WatchdogReport> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = true;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: WatchdogDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  noteCudaFault(route: string): void {
+    this.cudaNoted.add(route);
+  }
+
+  /** One round. Calls made while a round runs share it rather than overlap. */
+  runOnce(): Promise<WatchdogReport> {
+    this.round ??= this.doRound().finally(() => {
+      this.round = null;
+    });
+    return this.round;
+  }
+
+  /** In-process rounds, every intervalMs (default: the policy's watchdog.interval_s, re-read each round). */
+  start(intervalMs?: number): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const schedule = () => {
+      const ms = intervalMs ?? this.deps.policy().policy.watchdog.interval_s * 1000;
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.runOnce()
+          .catch((err: Error) => this.deps.log.error({ event: 'watchdog_round_failed', error: err.message }))
+          .finally(() => {
+            // timer !== null: stop() then start() ran during this round and already scheduled.
+            if (!this.stopped && this.timer === null) schedule();
+          });
+      }, ms);
+      this.timer.unref();
+    };
+    schedule();
+  }
+
+  /** Stops the timer; resolves once a round in flight (if any) has finished. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.round?.catch(() => undefined);
+  }
+
+  async recoverCuda(route: string, trigger: 'admin' | 'watchdog' | 'request'): Promise<RecoveryOutcome> {
+    const compiled = this.deps.policy();
+    if (!compiled.routeNames.includes(route)) throw new RouterError('not_found', `no route named "${route}"`, { param: 'route' });
+    const rec = compiled.route(route).recovery;
+    if (rec?.managed === false) {
+      throw new RouterError('route_unmanaged', `route "${route}" is managed: false; the router never recovers it, page the operator`, { param: 'route' });
+    }
+    if (!rec?.cuda || !rec.host) throw new RouterError('invalid_request', `route "${route}" has no recovery.cuda command in the policy`, { param: 'route' });
+    if (this.busyHosts.has(rec.host)) throw new RouterError('conflict', `a recovery is already running on host "${rec.host}"; try again when it finishes`);
+    this.busyHosts.add(rec.host); // taken before any await, so two calls cannot both pass
+    const outcome = await this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` });
+    this.persist();
+    return outcome;
+  }
+
+  private ensureState(): { state: WatchdogState; status: WatchdogReport['state'] } {
+    if (this.state) return { state: this.state, status: 'memory' };
+    const loaded = loadState(this.deps.statePath);
+    this.state = loaded.state;
+    if (loaded.status === 'corrupt') this.deps.log.warn({ event: 'watchdog_state_reset', path: this.deps.statePath, detail: loaded.detail });
+    return { state: loaded.state, status: loaded.status };
+  }
+
+  private routeState(name: string): RouteState {
+    const state = this.ensureState().state;
+    return (state.routes[name] ??= emptyRouteState());
+  }
+
+  private async doRound(): Promise<WatchdogReport> {
+    const compiled = this.deps.policy();
+    const { state, status } = this.ensureState();
+    const names = [...compiled.routeNames];
+    const noted = new Set(this.cudaNoted);
+    this.cudaNoted.clear();
+
+    const [probes, checks] = await Promise.all([
+      Promise.all(names.map((n) => this.deps.probe(n).catch((err: Error): ProbeResult => ({ ok: false, cuda: false, error: `probe threw: ${err.message}`, latencyMs: 0, at: this.now() })))),
+      Promise.all(names.map((n) => this.cudaCheck(compiled, n))),
+    ]);
+
+    const now = this.now();
+    const reports: RouteReport[] = [];
+    const running: Promise<void>[] = [];
+    names.forEach((name, i) => {
+      const probe = probes[i]!;
+      const cfg = compiled.route(name);
+      const rec = cfg.recovery;
+      const s = this.routeState(name);
+      const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: compiled.policy.watchdog.restart_after_failures, now });
+      if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
+
+      const plan = planAction(s, cfg, compiled.policy.watchdog, now);
+      const report: RouteReport = {
+        route: name,
+        host: rec?.host ?? null,
+        managed: rec?.managed !== false,
+        probe: { ok: probe.ok, cuda: probe.cuda, status: probe.status, error: probe.error },
+        consecutive_failures: s.consecutive_failures,
+        cuda_suspected: s.cuda_suspected,
+        action: plan.deferred ?? plan.action,
+        why: plan.why,
+        result: 'none',
+      };
+      reports.push(report);
+      const base = { route: name, host: rec?.host ?? null, consecutive_failures: s.consecutive_failures, cuda_suspected: s.cuda_suspected, probe_error: probe.error ?? null };
+
+      if (plan.action === 'page') {
+        s.paged = true;
+        this.deps.log.warn({ event: plan.event, ...base, action: 'page', why: plan.why });
+        report.result = 'ok';
+        this.deps.onAction?.(name, 'page', 'ok');
+      } else if (plan.deferred) {
+        this.deps.log.info({ event: 'recovery_backoff', ...base, action: plan.deferred, why: plan.why });
+        report.result = 'skipped';
+        this.deps.onAction?.(name, plan.deferred, 'skipped');
+      } else if (plan.action === 'restart' || plan.action === 'cuda') {
+        const host = rec!.host!;
+        if (this.busyHosts.has(host)) {
+          // Another recovery on the same machine (an admin call, or a sibling route this
+          // round) is already touching the GPU; stacking a second one only makes it worse.
+          this.deps.log.info({ event: 'recovery_backoff', ...base, action: plan.action, why: `${plan.why}; another recovery is running on host "${host}"` });
+          report.result = 'skipped';
+          this.deps.onAction?.(name, plan.action, 'skipped');
+        } else {
+          this.busyHosts.add(host);
+          const cause = plan.action === 'restart' ? 'probe_failures' : probe.cuda ? 'cuda_probe' : noted.has(name) ? 'cuda_request' : checks[i] ? 'cuda_check' : 'cuda_earlier';
+          running.push(
+            this.act(compiled, name, plan.action, host, { trigger: 'watchdog', cause, why: plan.why }).then((o) => {
+              report.result = o.ok ? 'ok' : 'failed';
+              report.exit_code = o.exit_code;
+              report.timed_out = o.timed_out;
+              if (o.error) report.error = o.error;
+            }),
+          );
+        }
+      }
+    });
+    await Promise.all(running);
+
+    for (const name of Object.keys(state.routes)) if (!names.includes(name)) delete state.routes[name];
+    const saved = this.persist();
+    return { at: now, state: status, routes: reports, failed: !saved || reports.some((r) => r.result === 'failed') };
+  }
+
+  /** false (and a log line) when the state cannot be written: backoff would not hold next run. */
+  private persist(): boolean {
+    const state = this.ensureState().state;
+    state.updated_at = this.now();
+    try {
+      saveState(this.deps.statePath, state);
+      return true;
+    } catch (err) {
+      this.deps.log.error({ event: 'watchdog_state_save_failed', path: this.deps.statePath, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /** true when the route's recovery.cuda_check says the GPU is poisoned (non-zero exit or hang). */
+  private async cudaCheck(compiled: CompiledPolicy, name: string): Promise<boolean> {
+    const rec = compiled.route(name).recovery;
+    if (!rec?.cuda_check || rec.managed === false || !rec.host) return false;
+    if (this.busyHosts.has(rec.host)) return false; // a recovery is resetting that GPU right now
+    const host = compiled.policy.hosts[rec.host]!;
+    try {
+      const r = await this.deps.exec(host, rec.cuda_check, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
+      if (r.exitCode === 0 && !r.timedOut) return false;
+      this.deps.log.warn({ event: 'cuda_check_failed', route: name, host: rec.host, command: rec.cuda_check, ...tails(r) });
+      return true;
+    } catch (err) {
+      // Could not ask (host unreachable): that says nothing about the GPU.
+      this.deps.log.warn({ event: 'cuda_check_error', route: name, host: rec.host, command: rec.cuda_check, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /** Runs a recovery command; the caller has already taken the host lock, released here. */
+  private async act(compiled: CompiledPolicy, route: string, action: RecoveryAction, hostName: string, ctx: ActionContext): Promise<RecoveryOutcome> {
+    const host = compiled.policy.hosts[hostName]!;
+    const command = compiled.route(route).recovery![action]!;
+    const started = this.now();
+    const s = this.routeState(route);
+    s.last_action_at = started;
+    s.actions = [...recentActions(s.actions, started), started];
+    const line = { route, host: hostName, target: `${host.user}@${host.address}:${host.port}`, action, command, ...ctx };
+    this.deps.log.info({ event: 'recovery_started', ...line });
+    let outcome: RecoveryOutcome;
+    try {
+      const r = await this.deps.exec(host, command, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
+      outcome = { route, host: hostName, ...tails(r), ok: r.exitCode === 0 && !r.timedOut };
+    } catch (err) {
+      const fields = { exit_code: null, timed_out: false, stdout_tail: '', stderr_tail: '', duration_ms: this.now() - started };
+      outcome = { route, host: hostName, ...fields, ok: false, error: (err as Error).message };
+    } finally {
+      this.busyHosts.delete(hostName);
+    }
+    this.deps.log[outcome.ok ? 'info' : 'error']({ event: 'recovery_action', ...outcome, ...line });
+    const { ok, exit_code, timed_out, error } = outcome;
+    s.last_result = { at: started, action, ok, exit_code, timed_out, trigger: ctx.trigger, ...(error ? { error } : {}) };
+    if (outcome.ok && action === 'cuda') s.cuda_suspected = false;
+    this.deps.onAction?.(route, action, outcome.ok ? 'ok' : 'failed');
+    return outcome;
+  }
+}
+
+function tails(r: Awaited<ReturnType<typeof runRemote>>) {
+  return {
+    exit_code: r.exitCode,
+    timed_out: r.timedOut,
+    duration_ms: r.durationMs,
+    stdout_tail: r.stdout.slice(-TAIL_CHARS),
+    stderr_tail: r.stderr.slice(-TAIL_CHARS),
+    ...(r.signal ? { signal: r.signal } : {}),
+  };
+}

@@ -1,0 +1,104 @@
+// Per-route admission: at most `slots` requests in flight, at most `queue` waiting (FIFO) for
+// at most `queueTimeoutMs`. HAProxy's maxconn + maxqueue + timeout queue, per GPU.
+//
+// The one rule that keeps the counters honest: every acquired slot is released exactly once,
+// through the Release handle, whatever ends the request (success, failure, client abort).
+// Waiters that time out or are aborted leave the queue at once and never take a slot.
+
+export type Release = () => void;
+
+export type AcquireResult =
+  | { ok: true; release: Release; waitedMs: number }
+  | { ok: false; why: 'queue_full' | 'queue_timeout' | 'aborted' };
+
+interface Waiter {
+  grant: (release: Release) => void;
+  settled: boolean;
+}
+
+export class Admission {
+  readonly slots: number;
+  readonly queueLimit: number;
+  readonly queueTimeoutMs: number;
+  #inFlight = 0;
+  #waiters: Waiter[] = [];
+
+  constructor(slots: number, queueLimit: number, queueTimeoutMs: number) {
+    this.slots = slots;
+    this.queueLimit = queueLimit;
+    this.queueTimeoutMs = queueTimeoutMs;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get queued(): number {
+    return this.#waiters.length;
+  }
+
+  get saturated(): boolean {
+    return this.#inFlight >= this.slots;
+  }
+
+  /** A slot now, or null: the caller spills without waiting (used when a queue is pointless). */
+  tryAcquire(): Release | null {
+    if (this.#inFlight >= this.slots || this.#waiters.length > 0) return null;
+    this.#inFlight++;
+    return this.#releaser();
+  }
+
+  /**
+   * A slot, waiting in the FIFO queue if needed. `maxWaitMs` caps the wait below
+   * queueTimeoutMs when the request's own deadline is nearer.
+   */
+  acquire(signal: AbortSignal, maxWaitMs = this.queueTimeoutMs): Promise<AcquireResult> | AcquireResult {
+    if (signal.aborted) return { ok: false, why: 'aborted' };
+    const now = this.tryAcquire();
+    if (now) return { ok: true, release: now, waitedMs: 0 };
+    const waitMs = Math.min(this.queueTimeoutMs, maxWaitMs);
+    if (this.#waiters.length >= this.queueLimit) return { ok: false, why: 'queue_full' };
+    if (waitMs <= 0) return { ok: false, why: 'queue_timeout' };
+
+    const started = Date.now();
+    return new Promise<AcquireResult>((resolve) => {
+      const waiter: Waiter = {
+        settled: false,
+        grant: (release) => finish({ ok: true, release, waitedMs: Date.now() - started }),
+      };
+      const finish = (result: AcquireResult) => {
+        if (waiter.settled) return;
+        waiter.settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (!result.ok) this.#remove(waiter);
+        resolve(result);
+      };
+      const onAbort = () => finish({ ok: false, why: 'aborted' });
+      const timer = setTimeout(() => finish({ ok: false, why: 'queue_timeout' }), waitMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #remove(waiter: Waiter): void {
+    const i = this.#waiters.indexOf(waiter);
+    if (i !== -1) this.#waiters.splice(i, 1);
+  }
+
+  #releaser(): Release {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#handOff();
+    };
+  }
+
+  /** A freed slot goes straight to the oldest waiter, so in-flight never dips and rises. */
+  #handOff(): void {
+    const next = this.#waiters.shift();
+    if (next) next.grant(this.#releaser());
+    else this.#inFlight--;
+  }
+}

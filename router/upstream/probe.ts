@@ -1,0 +1,50 @@
+// One active health probe of a route: used by the health checker and the watchdog alike.
+import { request } from 'undici';
+import type { RouteConfig } from '../policy/types.ts';
+import { adapterFor, isCudaError } from './adapters.ts';
+
+export interface ProbeResult {
+  ok: boolean;
+  /** HTTP status, when the upstream answered at all. */
+  status?: number;
+  /** The answer (or error) names a CUDA fault: the GPU needs recovery, not just a restart. */
+  cuda: boolean;
+  error?: string;
+  latencyMs: number;
+  at: number;
+}
+
+const MAX_BODY_CHARS = 2048;
+
+export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise<ProbeResult> {
+  const started = Date.now();
+  const url = adapterFor(route.runtime).healthUrl(route);
+  try {
+    const res = await request(url, {
+      method: 'GET',
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: authHeader(route),
+    });
+    const text = (await res.body.text()).slice(0, MAX_BODY_CHARS);
+    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    return {
+      ok,
+      status: res.statusCode,
+      cuda: !ok && isCudaError(text),
+      ...(ok ? {} : { error: `HTTP ${res.statusCode}: ${text.slice(0, 200)}` }),
+      latencyMs: Date.now() - started,
+      at: started,
+    };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const msg = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
+    return { ok: false, cuda: isCudaError(e.message), error: msg, latencyMs: Date.now() - started, at: started };
+  }
+}
+
+export function authHeader(route: RouteConfig): Record<string, string> {
+  const key = route.api_key_env ? process.env[route.api_key_env] : undefined;
+  return key ? { authorization: `Bearer ${key}` } : {};
+}

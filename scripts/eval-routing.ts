@@ -1,0 +1,118 @@
+// Routing quality check: runs labelled prompts through the real classifier and decision engine
+// (every route healthy, none drained) and reports accuracy and every miss.
+//
+//   npm run eval:routing -- [--policy routing_policy.yaml] [--file ../shared/eval/routing-dev.jsonl] [--min 95]
+//
+// Each JSONL line: {"id", "request": <chat completion body>, "expect_routes": [routes], "note"}.
+// Exit code 0 unless --min is given and accuracy falls below it (then 1), so CI can gate on it.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { requestFacts, type ChatBody } from '../router/classify/request-facts.ts';
+import { decide } from '../router/decide/engine.ts';
+import { loadPolicyFile } from '../router/policy/load.ts';
+import type { CompiledPolicy } from '../router/policy/compile.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface EvalCase {
+  id: string;
+  request: ChatBody;
+  expect_routes: string[];
+  note?: string;
+}
+
+export interface EvalMiss {
+  id: string;
+  route: string | null;
+  bucket: string;
+  expected: string[];
+  matched: Record<string, string[]>;
+  prompt: string;
+}
+
+export interface EvalResult {
+  total: number;
+  correct: number;
+  misses: EvalMiss[];
+}
+
+export function readCases(path: string): EvalCase[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, i) => {
+      try {
+        return JSON.parse(line) as EvalCase;
+      } catch (err) {
+        throw new Error(`${path}:${i + 1}: not JSON (${(err as Error).message})`);
+      }
+    });
+}
+
+/** The text of the last user message, one line, for reports. */
+function promptPreview(body: ChatBody, chars: number): string {
+  const users = body.messages.filter((m) => m.role === 'user');
+  const content = users[users.length - 1]?.content;
+  const text = typeof content === 'string' ? content : (content ?? []).map((p) => p.text ?? `[${p.type}]`).join(' ');
+  return text.replace(/\s+/g, ' ').slice(0, chars);
+}
+
+export function evaluate(policy: CompiledPolicy, cases: EvalCase[]): EvalResult {
+  const { scope, lookback_turns } = policy.policy.classifier;
+  const allUp = () => ({ healthy: true, drained: false });
+  const misses: EvalMiss[] = [];
+  for (const c of cases) {
+    const d = decide({ facts: requestFacts(c.request, scope, lookback_turns) }, policy, allUp);
+    if (d.route !== null && c.expect_routes.includes(d.route)) continue;
+    misses.push({ id: c.id, route: d.route, bucket: d.bucket, expected: c.expect_routes, matched: d.matched, prompt: promptPreview(c.request, 80) });
+  }
+  return { total: cases.length, correct: cases.length - misses.length, misses };
+}
+
+export function formatMiss(m: EvalMiss): string {
+  const matched = Object.entries(m.matched).map(([bucket, terms]) => `${bucket}=[${terms.join(', ')}]`).join(' ') || 'nothing';
+  return `MISS ${m.id}: got ${m.route ?? 'no route'} (${m.bucket}), expected ${m.expected.join('|')}\n  matched: ${matched}\n  prompt:  ${m.prompt}`;
+}
+
+export function percent(r: EvalResult): number {
+  return r.total === 0 ? 0 : (100 * r.correct) / r.total;
+}
+
+function parseArgs(argv: string[]): { policy: string; file: string; min: number | undefined } {
+  const opts = { policy: resolve(REPO_ROOT, 'routing_policy.yaml'), file: resolve(REPO_ROOT, '../shared/eval/routing-dev.jsonl'), min: undefined as number | undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = argv[i + 1];
+    if (value === undefined || !['--policy', '--file', '--min'].includes(flag)) {
+      throw new Error(`usage: eval-routing [--policy P] [--file F] [--min PCT] (bad argument "${flag}")`);
+    }
+    i++;
+    if (flag === '--policy') opts.policy = resolve(value);
+    else if (flag === '--file') opts.file = resolve(value);
+    else if (Number.isFinite(Number(value))) opts.min = Number(value);
+    else throw new Error(`--min needs a number, got "${value}"`);
+  }
+  return opts;
+}
+
+function main(): void {
+  const opts = parseArgs(process.argv.slice(2));
+  const result = evaluate(loadPolicyFile(opts.policy), readCases(opts.file));
+  for (const m of result.misses) console.log(formatMiss(m));
+  const pct = percent(result);
+  console.log(`accuracy: ${result.correct}/${result.total} (${pct.toFixed(1)}%)  policy=${opts.policy} file=${opts.file}`);
+  if (opts.min !== undefined && pct < opts.min) {
+    console.error(`accuracy ${pct.toFixed(1)}% is below --min ${opts.min}%`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    main();
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exitCode = 2;
+  }
+}
