@@ -16,7 +16,7 @@ export interface Classification {
   turn: number;
 }
 
-const SIGNALS: SignalName[] = ['tools', 'code_block', 'json_schema', 'question'];
+const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question'];
 
 export class Classifier {
   readonly #buckets: string[];

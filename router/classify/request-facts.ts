@@ -95,6 +95,12 @@ function hasCodeBlock(text: string): boolean {
   return text.includes('```') || INDENTED_CODE.test(text);
 }
 
+// Code pasted into a sentence without a fence ("why does range(len(xs)) fail", "`npm ci`"):
+// a backtick span, an empty or nested call, an index by name, an operator prose does not use,
+// or a snake_case name. Identifiers themselves can never be listed as keywords, so this is the
+// only way such prompts reach the coding bucket. Footnotes ("word[3]") and "file(s)" stay out.
+const INLINE_CODE = /`[^`\n]+`|\w\(\)|\w\([\w.]*\(|\w\[[A-Za-z_'"][\w.'"]*\]|==|!=|\+=|-=|=>|::|&&|\|\||\b[a-z][a-z0-9]*_[a-z0-9_]+\b/;
+
 function isShortQuestion(text: string): boolean {
   if (text.length > SHORT_QUESTION_CHARS * 2) return false;
   const t = text.trim();
@@ -124,6 +130,7 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
     signals: {
       tools: Array.isArray(body.tools) && body.tools.length > 0,
       code_block: hasCodeBlock(primary),
+      inline_code: INLINE_CODE.test(primary),
       json_schema: format === 'json_schema' || format === 'json_object',
       question: isShortQuestion(primary),
     },

@@ -24,7 +24,7 @@ export class Exchange {
   end(): void {
     if (this.gone) return;
     this.gone = true;
-    // mutated
+    for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const hooks = [...this.hooks];
     this.hooks.clear();

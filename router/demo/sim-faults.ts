@@ -13,9 +13,12 @@ export type Fault =
   | { kind: 'cuda' }
   /** Accept the request and never send headers, until the client goes away. */
   | { kind: 'hang' }
-  /** Send 200, then `chunks` SSE events (the role event counts), then drop the connection. */
+  /**
+   * Send 200, then `chunks` SSE events (the role event counts, [DONE] never comes), then drop
+   * the connection. A non-streamed reply sends its headers and half its body instead.
+   */
   | { kind: 'die_after'; chunks: number }
-  /** Send 200, then `chunks` SSE events, then nothing more, until the client goes away. */
+  /** As die_after, but then nothing more until the client goes away. */
   | { kind: 'stall_after'; chunks: number }
   /** Reset the connection without answering. */
   | { kind: 'refuse' }

@@ -47,7 +47,7 @@ export interface HostConfig {
 
 export type TermSpec = string | { term: string; weight?: number };
 
-export type SignalName = 'tools' | 'code_block' | 'json_schema' | 'question';
+export type SignalName = 'tools' | 'code_block' | 'inline_code' | 'json_schema' | 'question';
 
 export interface BucketConfig {
   description?: string;

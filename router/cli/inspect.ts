@@ -1,0 +1,60 @@
+// `check` and `explain`: policy tools that need no running router.
+import { requestFacts, type ChatBody } from '../classify/request-facts.ts';
+import { decide } from '../decide/engine.ts';
+import { explainBody } from '../http/chat.ts';
+import { loadPolicyFile, PolicyError } from '../policy/load.ts';
+
+export function check(path: string): number {
+  try {
+    const p = loadPolicyFile(path);
+    console.log(`${path}: valid (${p.routeNames.length} routes, ${p.bucketNames.length} buckets, ${p.hash})`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    for (const line of err.errors) console.error(line);
+    console.error(`${path}: ${err.errors.length} error${err.errors.length === 1 ? '' : 's'}`);
+    return 1;
+  }
+}
+
+// A 1x1 PNG: enough for the decision, which only needs to know an image is present.
+const PIXEL = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+export function explain(path: string, prompt: string, opts: { image: boolean; json: boolean }): number {
+  if (prompt.trim() === '') {
+    console.error('explain needs a prompt: homelab-router explain "refactor this function"');
+    return 2;
+  }
+  let policy;
+  try {
+    policy = loadPolicyFile(path);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
+  const content = opts.image ? [{ type: 'text', text: prompt }, { type: 'image_url', image_url: { url: PIXEL } }] : prompt;
+  const body = { model: 'homelab/auto', messages: [{ role: 'user', content }] } as ChatBody;
+  const c = policy.policy.classifier;
+  const d = decide({ facts: requestFacts(body, c.scope, c.lookback_turns) }, policy, () => ({ healthy: true, drained: false }));
+  const view = explainBody(d, { policy });
+  if (opts.json) {
+    console.log(JSON.stringify(view, null, 2));
+    return 0;
+  }
+  console.log(`route      ${d.route ?? '(none)'}`);
+  console.log(`bucket     ${d.bucket}`);
+  console.log(`reason     ${d.reason}`);
+  console.log(`image      ${d.hasImage ? 'yes' : 'no'}    tokens ~${d.estimatedTokens} (${d.sizeTier})`);
+  console.log(`fallback   busy: ${d.fallbackChain.busy.join(' > ') || '(none: 503)'}    outage: ${d.fallbackChain.outage.join(' > ') || '(none: 503)'}`);
+  console.log('');
+  console.log('score   bucket           matched');
+  const rows = Object.entries(d.scores).sort((a, b) => b[1] - a[1]);
+  for (const [bucket, score] of rows) {
+    if (score === 0 && !d.matched[bucket]) continue;
+    console.log(`${score.toFixed(2).padStart(5)}   ${bucket.padEnd(16)} ${(d.matched[bucket] ?? []).join(', ')}`);
+  }
+  if (rows.every(([, s]) => s === 0)) console.log(`(nothing matched: default bucket "${c.default_bucket}")`);
+  if (d.error) console.log(`\nerror: ${d.error.message}`);
+  return 0;
+}

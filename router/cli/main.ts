@@ -1,0 +1,78 @@
+// `homelab-router <command>`: serve · demo · check · explain · watchdog --once ·
+// drain / undrain / upstreams. Each command lives in its own module, loaded on demand.
+import { parseArgs } from 'node:util';
+
+const USAGE = `usage: homelab-router <command> [options]
+
+  serve [--policy P] [--listen HOST:PORT]   run the router (policy: $HOMELAB_ROUTER_POLICY or ./routing_policy.yaml)
+  demo [--port N]                           router on 127.0.0.1:4000 plus four simulated GPU upstreams
+  check <policy>                            validate a policy: exit 0 valid, 1 invalid (errors on stderr)
+  explain [--policy P] [--image] "prompt"   print the routing decision for a prompt
+  watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
+  drain <route> | undrain <route>           drain or undrain a route on a running router
+  upstreams                                 show every route's state on a running router
+
+  Running-router commands use --url (default $HOMELAB_ROUTER_URL or http://127.0.0.1:4000)
+  and $HOMELAB_ROUTER_ADMIN_TOKEN.`;
+
+export function defaultPolicyPath(flag?: string): string {
+  return flag ?? process.env.HOMELAB_ROUTER_POLICY ?? 'routing_policy.yaml';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      policy: { type: 'string' },
+      listen: { type: 'string' },
+      port: { type: 'string' },
+      image: { type: 'boolean' },
+      once: { type: 'boolean' },
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (!command || values.help || command === 'help' || command === '--help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'serve':
+      return (await import('./serve.ts')).serve({ policyPath: defaultPolicyPath(values.policy), listen: values.listen });
+    case 'demo':
+      return (await import('./demo.ts')).demo({ port: values.port ? Number(values.port) : 4000 });
+    case 'check':
+      return (await import('./inspect.ts')).check(positionals[0] ?? defaultPolicyPath(values.policy));
+    case 'explain':
+      return (await import('./inspect.ts')).explain(defaultPolicyPath(values.policy), positionals.join(' '), { image: values.image ?? false, json: values.json ?? false });
+    case 'watchdog': {
+      if (!values.once) {
+        console.error('watchdog runs one round with --once (the systemd timer calls it every minute); `serve` runs the same logic in-process.');
+        return 2;
+      }
+      const { logDir } = await import('../obs/logs.ts');
+      const { runWatchdogOnce } = await import('../recovery/watchdog-cli.ts');
+      return runWatchdogOnce({ policyPath: defaultPolicyPath(values.policy), logDir: logDir(), out: (line) => console.log(line) });
+    }
+    case 'drain':
+    case 'undrain':
+    case 'upstreams':
+      return (await import('./admin-client.ts')).adminCommand(command, positionals[0], { url: values.url, json: values.json ?? false });
+    default:
+      console.error(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exitCode = 1;
+  },
+);

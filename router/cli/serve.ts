@@ -1,0 +1,76 @@
+// `homelab-router serve`: the production process. Loads the policy, starts health checks,
+// the in-process watchdog, the policy file watcher and the HTTP server; drains on SIGTERM.
+import { isLoopback, createRouterServer, listen } from '../app.ts';
+import { loadPolicyFile, PolicyError } from '../policy/load.ts';
+import { watchPolicyFile } from '../policy/watch.ts';
+import { logDir } from '../obs/logs.ts';
+import { HostTelemetry } from '../obs/host.ts';
+import { RouterService } from '../service.ts';
+import { startInProcessWatchdog } from './watchdog-wiring.ts';
+
+// How long SIGTERM waits for in-flight requests before closing them.
+const DRAIN_MS = 30_000;
+
+export interface ServeOptions {
+  policyPath: string;
+  listen?: string | undefined;
+  /** Printed after the listen line (the demo's walkthrough). */
+  banner?: (base: string) => string;
+  quiet?: boolean;
+}
+
+export async function serve(opts: ServeOptions): Promise<number> {
+  let policy;
+  try {
+    policy = loadPolicyFile(opts.policyPath);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
+  const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN || undefined;
+  const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
+  const log = svc.logs.service;
+  const host = new HostTelemetry(svc.metrics.registry);
+  host.start();
+  svc.health.start();
+  const watchdog = startInProcessWatchdog(svc);
+
+  const watcher = watchPolicyFile(opts.policyPath, () => {
+    try {
+      svc.reloadFromFile();
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      svc.metrics.reloads.inc({ result: 'invalid' });
+      log.error({ errors: err.errors }, 'policy file changed but is invalid; the running policy is unchanged');
+    }
+  });
+
+  const server = createRouterServer(svc, { recovery: watchdog, host });
+  const addr = await listen(server, opts.listen ?? policy.policy.server.listen);
+  const base = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
+  log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames }, 'homelab-router listening');
+  if (!isLoopback(addr.host)) {
+    const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
+    console.error(warning);
+    log.warn({ listen: base }, warning);
+  }
+  if (!token) log.warn('HOMELAB_ROUTER_ADMIN_TOKEN is not set: every /admin/* call answers 403 until it is.');
+  if (opts.banner) console.log(opts.banner(base));
+
+  const shutdown = (signal: string) => {
+    log.info({ signal, in_flight: svc.states.all().reduce((n, r) => n + r.admission.inFlight, 0) }, 'shutting down: no new connections, draining requests');
+    server.close();
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
+    server.once('close', () => {
+      clearTimeout(force);
+      host.stop();
+      watchdog?.stop();
+      void watcher.close().then(() => svc.close()).then(() => process.exit(0));
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return -1;
+}

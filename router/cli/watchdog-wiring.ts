@@ -1,0 +1,23 @@
+// The in-process watchdog: the same logic `watchdog --once` runs, every watchdog.interval_s.
+import { isAbsolute, join } from 'node:path';
+import { logDir } from '../obs/logs.ts';
+import { Watchdog } from '../recovery/watchdog.ts';
+import { runRemote } from '../recovery/ssh-exec.ts';
+import type { RouterService } from '../service.ts';
+import { probeRoute } from '../upstream/probe.ts';
+
+export function startInProcessWatchdog(svc: RouterService): Watchdog {
+  const cfg = svc.policy.policy.watchdog;
+  const statePath = isAbsolute(cfg.state_file) ? cfg.state_file : join(logDir(), cfg.state_file);
+  const watchdog = new Watchdog({
+    policy: () => svc.policy,
+    probe: (route) => probeRoute(svc.policy.route(route), svc.policy.policy.health.timeout_ms),
+    exec: runRemote,
+    log: svc.logs.recovery,
+    statePath,
+    onAction: (route, action, result) => svc.metrics.recoveries.inc({ route, action, result }),
+  });
+  svc.onCudaFault((route) => watchdog.noteCudaFault(route));
+  watchdog.start(cfg.interval_s * 1000);
+  return watchdog;
+}

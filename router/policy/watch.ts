@@ -1,0 +1,48 @@
+// Reloads the policy when its file changes on disk. Watches the folder, not the file, so an
+// editor that writes a temp file and renames it over the policy is seen; a stat poll on the
+// path catches single-file bind mounts, where the folder sees no event at all. Every trigger
+// is debounced into one reload, and a reload whose hash is unchanged is a no-op.
+import { unwatchFile, watchFile } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+
+export interface PolicyWatcher {
+  close(): Promise<void>;
+}
+
+export function watchPolicyFile(path: string, onChange: () => void, opts: { debounceMs?: number; pollMs?: number } = {}): PolicyWatcher {
+  const file = resolve(path);
+  const name = basename(file);
+  const debounceMs = opts.debounceMs ?? 250;
+  let timer: NodeJS.Timeout | null = null;
+  const trigger = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, debounceMs);
+  };
+
+  const watcher: FSWatcher = watch(dirname(file), {
+    ignoreInitial: true,
+    depth: 0,
+    atomic: true,
+    awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 25 },
+  });
+  watcher.on('all', (_event, changed) => {
+    if (basename(changed) === name) trigger();
+  });
+
+  const onStat = (cur: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }) => {
+    if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) trigger();
+  };
+  watchFile(file, { interval: opts.pollMs ?? 2000, persistent: false }, onStat);
+
+  return {
+    async close() {
+      if (timer) clearTimeout(timer);
+      unwatchFile(file, onStat);
+      await watcher.close();
+    },
+  };
+}
