@@ -102,8 +102,7 @@ function placeByContent(choice: Choice, policy: CompiledPolicy, facts: RequestFa
   let placed = choice;
   if (facts.hasImage) {
     const imageBucket = policy.policy.buckets[policy.policy.classifier.image_bucket];
-    const own = bucketCfg && routes[bucketCfg.route]!.vision ? bucketCfg.route : undefined;
-    const target = bucketCfg?.image_route ?? own ?? imageBucket?.route;
+    const target = bucketCfg?.image_route ?? imageBucket?.route;
     if (target === undefined || !routes[target]!.vision) {
       throw new RouterError('invalid_request', 'The request carries an image and no route in this policy sees images.');
     }

@@ -1,7 +1,7 @@
 // A whole lab on loopback for integration tests: one simulated upstream per route of the
 // shipped policy (same buckets, fallbacks and aliases; URLs pointed at the simulators) and
 // the real router server on port 0. Everything is closed by `close()`.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +24,8 @@ export interface Lab {
   server: Server;
   logDir: string;
   policyYaml: string;
+  /** Set with `policyFile: true`: the file the router reloads from (holds policyYaml at start). */
+  policyPath: string | undefined;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,10 @@ export interface LabOptions {
   adminToken?: string;
   app?: AppOptions;
   logDir?: string;
+  /** Write the policy to a file in a temp folder and load it from there, so reloads can be tested. */
+  policyFile?: boolean;
+  /** Default process metrics on the registry (off by default: they only add noise to most tests). */
+  processMetrics?: boolean;
 }
 
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
@@ -51,7 +57,12 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   opts.edit?.(doc);
   const policyYaml = dumpYaml(doc);
   const logDir = opts.logDir ?? mkdtempSync(join(tmpdir(), 'hr-logs-'));
-  const svc = new RouterService({ policy: parsePolicyText(policyYaml, 'test-policy'), logDir, adminToken: opts.adminToken, quiet: true, processMetrics: false });
+  let policyPath: string | undefined;
+  if (opts.policyFile) {
+    policyPath = join(mkdtempSync(join(tmpdir(), 'hr-policy-')), 'routing_policy.yaml');
+    writeFileSync(policyPath, policyYaml);
+  }
+  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
   const server = createRouterServer(svc, opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -63,6 +74,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     server,
     logDir,
     policyYaml,
+    policyPath,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,262 @@
+// The keyword classifier and its matcher, on small inline policies: what counts as a match,
+// how scores combine, and what happens when nothing matches.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { requestFacts, type ChatBody, type ChatMessage } from '../../router/classify/request-facts.ts';
+import type { Classification } from '../../router/classify/classifier.ts';
+import { parsePolicyText } from '../../router/policy/load.ts';
+import type { CompiledPolicy } from '../../router/policy/compile.ts';
+
+/** A one-route policy whose buckets are `buckets` (YAML lines under `buckets:`) plus `fallback`. */
+function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number } = {}): CompiledPolicy {
+  const names = [...buckets.matchAll(/^ {2}([a-z0-9_-]+):/gm)].map((m) => m[1]!);
+  const tieBreak = opts.tieBreak ?? [...names, 'fallback'];
+  return parsePolicyText(
+    `version: 1
+classifier:
+  tie_break: [${tieBreak.join(', ')}]
+  default_bucket: fallback
+  lookback_turns: ${opts.lookback ?? 2}
+  image_bucket: fallback
+routes:
+  gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, vision: true, context_tokens: 4096, slots: 1, fallback: terminal}
+buckets:
+${buckets}
+  fallback: {route: gpu}
+`,
+    'inline-test-policy',
+  );
+}
+
+function classify(policy: CompiledPolicy, body: ChatBody | string): Classification {
+  const request: ChatBody = typeof body === 'string' ? { model: 'homelab/auto', messages: [{ role: 'user', content: body }] } : body;
+  const { scope, lookback_turns } = policy.policy.classifier;
+  return policy.classifier.classify(requestFacts(request, scope, lookback_turns));
+}
+
+/** The terms of `bucket` that matched `text` (empty when none). */
+function matches(policy: CompiledPolicy, text: string, bucket = 'words'): string[] {
+  return classify(policy, text).matched[bucket] ?? [];
+}
+
+describe('term matching', () => {
+  const words = policyWith(`  words:
+    keywords: [code, "c++", "c#", refactor*, función, übersetze, किताब, कोड, फ़िल्म, "tl;dr", async/await, vor- und nachteile, in c]
+    route: gpu`);
+
+  it('matches whole words only', () => {
+    assert.deepEqual(matches(words, 'which codec does this file use'), []);
+    assert.deepEqual(matches(words, 'encode the barcode'), []);
+    assert.deepEqual(matches(words, 'Show me the code.'), ['code']);
+    assert.deepEqual(matches(words, '(code)'), ['code']);
+  });
+
+  it('keeps + and # as part of c++ and c#, and tells them from plain c', () => {
+    assert.deepEqual(matches(words, 'port this from C++ to C#'), ['c++', 'c#']);
+    assert.deepEqual(matches(words, 'written in C++'), ['c++']);
+    assert.deepEqual(matches(words, 'reverse a string in C'), ['in c']);
+    assert.deepEqual(matches(words, 'a cc compiler'), []);
+  });
+
+  it('treats a trailing * as any word ending', () => {
+    assert.deepEqual(matches(words, 'we are refactoring the parser'), ['refactor*']);
+    assert.deepEqual(matches(words, 'Refactor it'), ['refactor*']);
+    assert.deepEqual(matches(words, 'a prerefactor step'), []);
+  });
+
+  it('ignores case, including accented capitals', () => {
+    assert.deepEqual(matches(words, 'UNA FUNCIÓN RECURSIVA'), ['función']);
+    assert.deepEqual(matches(words, 'ÜBERSETZE bitte'), ['übersetze']);
+  });
+
+  it('ignores accents, precomposed or combining, so unaccented typing still matches', () => {
+    assert.deepEqual(matches(words, 'una funcion recursiva'), ['función']);
+    assert.deepEqual(matches(words, 'una funcio\u0301n recursiva'), ['función']);
+    assert.deepEqual(matches(words, 'Ubersetze bitte'), ['übersetze']);
+  });
+
+  it('keeps Devanagari vowel signs inside the word', () => {
+    assert.deepEqual(matches(words, 'मुझे एक किताब चाहिए।'), ['किताब']);
+    assert.deepEqual(matches(words, 'किताब।'), ['किताब']);
+    // किताबें (books) and कोडिंग (coding) are longer words, not the terms किताब and कोड.
+    assert.deepEqual(matches(words, 'मुझे किताबें पसंद हैं'), []);
+    assert.deepEqual(matches(words, 'कोडिंग सीखनी है'), []);
+    assert.deepEqual(matches(words, 'मेरा कोड देखो'), ['कोड']);
+  });
+
+  it('matches Hindi with or without the nukta, combining or precomposed', () => {
+    assert.deepEqual(matches(words, 'कोई फिल्म बताओ'), ['फ़िल्म']);
+    assert.deepEqual(matches(words, 'कोई फ\u093Cिल्म बताओ'), ['फ़िल्म']);
+    assert.deepEqual(matches(words, 'कोई \u095Eिल्म बताओ'), ['फ़िल्म']);
+  });
+
+  it('matches phrases across any run of spaces and punctuation', () => {
+    assert.deepEqual(matches(words, 'TL;DR please'), ['tl;dr']);
+    assert.deepEqual(matches(words, 'tl dr please'), ['tl;dr']);
+    assert.deepEqual(matches(words, 'explain async / await'), ['async/await']);
+    assert.deepEqual(matches(words, 'explain async-await'), ['async/await']);
+    assert.deepEqual(matches(words, 'Welche Vor- und Nachteile hat das?'), ['vor- und nachteile']);
+    assert.deepEqual(matches(words, 'vor und\nnachteile'), ['vor- und nachteile']);
+    assert.deepEqual(matches(words, 'asynchronous await'), []);
+  });
+});
+
+describe('scoring', () => {
+  const policy = policyWith(`  alpha:
+    keywords: [apple, {term: banana, weight: 2}]
+    route: gpu
+  beta:
+    keywords: [cherry, {term: date, weight: 3}, {term: apple pie, weight: -3}]
+    route: gpu`);
+
+  it('counts each distinct term once, with its weight', () => {
+    const c = classify(policy, 'apple apple apple banana');
+    assert.equal(c.bucket, 'alpha');
+    assert.equal(c.scores.alpha, 3);
+    assert.deepEqual(c.matched.alpha, ['apple', 'banana']);
+  });
+
+  it('lets the highest score win', () => {
+    assert.equal(classify(policy, 'apple banana date').bucket, 'beta');
+  });
+
+  it('subtracts negative weights, and a bucket at or below zero never wins', () => {
+    const c = classify(policy, 'cherry and apple pie');
+    assert.equal(c.scores.beta, -2);
+    assert.equal(c.bucket, 'alpha'); // "apple" inside "apple pie" still counts for alpha
+    const none = classify(policy, 'an apple pie recipe with cherry');
+    assert.equal(none.scores.beta, -2);
+    assert.equal(none.bucket, 'alpha');
+    const zero = policyWith(`  only:
+    keywords: [code, {term: zip code, weight: -1}]
+    route: gpu`);
+    const z = classify(zero, 'what is the zip code of Oslo');
+    assert.equal(z.bucket, 'fallback');
+    assert.equal(z.reason, 'default_bucket');
+  });
+
+  it('breaks ties by classifier.tie_break order', () => {
+    const text = 'apple and cherry';
+    assert.equal(classify(policy, text).bucket, 'alpha');
+    const reversed = policyWith(
+      `  alpha:
+    keywords: [apple]
+    route: gpu
+  beta:
+    keywords: [cherry]
+    route: gpu`,
+      { tieBreak: ['beta', 'alpha', 'fallback'] },
+    );
+    assert.equal(classify(reversed, text).bucket, 'beta');
+  });
+
+  it('falls back to default_bucket when nothing matches', () => {
+    const c = classify(policy, 'qwpoeiru');
+    assert.equal(c.bucket, 'fallback');
+    assert.equal(c.reason, 'default_bucket');
+    assert.deepEqual(c.matched, {});
+    assert.equal(classify(policy, '').bucket, 'fallback');
+  });
+
+  it('is deterministic: the same request gives a deep-equal result, also from a recompiled policy', () => {
+    const text = 'banana, date and cherry, then apple';
+    const first = classify(policy, text);
+    assert.deepEqual(classify(policy, text), first);
+    const again = policyWith(`  alpha:
+    keywords: [apple, {term: banana, weight: 2}]
+    route: gpu
+  beta:
+    keywords: [cherry, {term: date, weight: 3}, {term: apple pie, weight: -3}]
+    route: gpu`);
+    assert.deepEqual(classify(again, text), first);
+  });
+});
+
+describe('signals', () => {
+  const policy = policyWith(`  agent:
+    signals: {tools: 3}
+    route: gpu
+  code:
+    signals: {code_block: 2, inline_code: 1.5}
+    route: gpu
+  structured:
+    signals: {json_schema: 2.5}
+    route: gpu
+  chat:
+    signals: {question: 0.5}
+    route: gpu`);
+  const user = (content: string): ChatMessage[] => [{ role: 'user', content }];
+
+  it('tools: a non-empty tools array', () => {
+    const tools = [{ type: 'function', function: { name: 'run', parameters: {} } }];
+    const c = classify(policy, { model: 'homelab/auto', messages: user('check the disk'), tools });
+    assert.equal(c.bucket, 'agent');
+    assert.deepEqual(c.matched.agent, ['signal:tools']);
+    assert.equal(classify(policy, { model: 'homelab/auto', messages: user('check the disk'), tools: [] }).bucket, 'fallback');
+  });
+
+  it('code_block: a fenced or indented block', () => {
+    assert.equal(classify(policy, 'look:\n```\nx = 1\n```').bucket, 'code');
+    assert.equal(classify(policy, 'look:\n\n    x = 1\n').bucket, 'code');
+    assert.equal(classify(policy, 'plain words only').bucket, 'fallback');
+  });
+
+  it('inline_code: code in a sentence, not prose punctuation', () => {
+    for (const text of ['why does range(len(xs)) fail', 'run `npm ci` first', 'total += xs[i]', 'if a == b then', 'what is my_var for']) {
+      assert.equal(classify(policy, text).bucket, 'code', text);
+    }
+    for (const text of ['the immune system[3] works', 'see the file(s) attached', 'Oslo -> Rome', 'John 3:16', '_really_ good']) {
+      assert.equal(classify(policy, text).bucket, 'fallback', text);
+    }
+  });
+
+  it('json_schema: response_format json_schema or json_object', () => {
+    for (const type of ['json_schema', 'json_object']) {
+      const c = classify(policy, { model: 'homelab/auto', messages: user('the event'), response_format: { type } });
+      assert.equal(c.bucket, 'structured', type);
+    }
+    assert.equal(classify(policy, { model: 'homelab/auto', messages: user('the event'), response_format: { type: 'text' } }).bucket, 'fallback');
+  });
+
+  it('question: a short text ending in ? (or opening with ¿)', () => {
+    assert.equal(classify(policy, 'How far is the moon?').bucket, 'chat');
+    assert.equal(classify(policy, '¿Qué hora es').bucket, 'chat');
+    assert.equal(classify(policy, 'Pourquoi ma requête échoue ?').bucket, 'chat');
+    assert.equal(classify(policy, 'The moon is far.').bucket, 'fallback');
+    assert.equal(classify(policy, 'word '.repeat(200) + '?').bucket, 'fallback');
+  });
+});
+
+describe('lookback', () => {
+  const buckets = `  coding:
+    keywords: [python, function]
+    route: gpu
+  chat:
+    keywords: [dinner]
+    route: gpu`;
+  const conversation: ChatMessage[] = [
+    { role: 'user', content: 'Write a Python function that parses dates' },
+    { role: 'assistant', content: 'Here it is. Should I add dinner-time examples too?' },
+    { role: 'user', content: 'yes, do that' },
+  ];
+  const body: ChatBody = { model: 'homelab/auto', messages: conversation };
+
+  it('scores an earlier user turn when the last one matches nothing', () => {
+    const c = classify(policyWith(buckets), body);
+    assert.equal(c.bucket, 'coding');
+    assert.equal(c.turn, 1);
+    assert.deepEqual(c.matched.coding, ['python', 'function']);
+  });
+
+  it('never scores assistant turns, and stops at lookback_turns', () => {
+    const c = classify(policyWith(buckets, { lookback: 0 }), body);
+    assert.equal(c.bucket, 'fallback');
+    assert.equal(c.turn, 0);
+  });
+
+  it('keeps the last turn when it matches anything', () => {
+    const c = classify(policyWith(buckets), { model: 'homelab/auto', messages: [...conversation.slice(0, 2), { role: 'user', content: 'actually, dinner ideas instead' }] });
+    assert.equal(c.bucket, 'chat');
+    assert.equal(c.turn, 0);
+  });
+});
