@@ -9,7 +9,6 @@ export const ERROR_CATALOGUE = {
   not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   payload_too_large: { status: 413, type: 'invalid_request_error' },
-  unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   route_unmanaged: { status: 422, type: 'invalid_request_error' },
   conflict: { status: 409, type: 'invalid_request_error' },
   unauthorized: { status: 401, type: 'authentication_error' },

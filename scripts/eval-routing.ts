@@ -99,9 +99,10 @@ function parseArgs(argv: string[]): { policy: string; file: string; min: number 
 function main(): void {
   const opts = parseArgs(process.argv.slice(2));
   const result = evaluate(loadPolicyFile(opts.policy), readCases(opts.file));
+  console.log(`policy: ${opts.policy}\nfile:   ${opts.file}`);
   for (const m of result.misses) console.log(formatMiss(m));
   const pct = percent(result);
-  console.log(`accuracy: ${result.correct}/${result.total} (${pct.toFixed(1)}%)  policy=${opts.policy} file=${opts.file}`);
+  console.log(`accuracy: ${result.correct}/${result.total} (${pct.toFixed(1)}%)`);
   if (opts.min !== undefined && pct < opts.min) {
     console.error(`accuracy ${pct.toFixed(1)}% is below --min ${opts.min}%`);
     process.exitCode = 1;

@@ -8,7 +8,7 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ProbeResult } from '../upstream/probe.ts';
 import type { runRemote } from './ssh-exec.ts';
 import { planAction, type PlannedAction } from './watchdog-plan.ts';
-import { emptyRouteState, loadState, observe, recentActions, saveState, type RecoveryAction, type RouteState, type WatchdogState } from './watchdog-state.ts';
+import { emptyRouteState, loadState, observe, recentActions, saveState, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
 
 export { planAction } from './watchdog-plan.ts';
 export type { Plan, PlannedAction } from './watchdog-plan.ts';
@@ -136,22 +136,16 @@ export class Watchdog {
     if (!rec?.cuda || !rec.host) throw new RouterError('invalid_request', `route "${route}" has no recovery.cuda command in the policy`, { param: 'route' });
     if (this.busyHosts.has(rec.host)) throw new RouterError('conflict', `a recovery is already running on host "${rec.host}"; try again when it finishes`);
     this.busyHosts.add(rec.host); // taken before any await, so two calls cannot both pass
-    const outcome = await this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` });
-    this.persist();
-    return outcome;
+    return this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` }).finally(() => this.persist());
   }
 
+  /** Loaded from the file once; afterwards this process's copy is the truth and is saved back. */
   private ensureState(): { state: WatchdogState; status: WatchdogReport['state'] } {
     if (this.state) return { state: this.state, status: 'memory' };
     const loaded = loadState(this.deps.statePath);
     this.state = loaded.state;
     if (loaded.status === 'corrupt') this.deps.log.warn({ event: 'watchdog_state_reset', path: this.deps.statePath, detail: loaded.detail });
     return { state: loaded.state, status: loaded.status };
-  }
-
-  private routeState(name: string): RouteState {
-    const state = this.ensureState().state;
-    return (state.routes[name] ??= emptyRouteState());
   }
 
   private async doRound(): Promise<WatchdogReport> {
@@ -173,7 +167,7 @@ export class Watchdog {
       const probe = probes[i]!;
       const cfg = compiled.route(name);
       const rec = cfg.recovery;
-      const s = this.routeState(name);
+      const s = (state.routes[name] ??= emptyRouteState());
       const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: compiled.policy.watchdog.restart_after_failures, now });
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
 
@@ -195,20 +189,17 @@ export class Watchdog {
       if (plan.action === 'page') {
         s.paged = true;
         this.deps.log.warn({ event: plan.event, ...base, action: 'page', why: plan.why });
-        report.result = 'ok';
-        this.deps.onAction?.(name, 'page', 'ok');
+        this.settle(report, 'page', 'ok');
       } else if (plan.deferred) {
         this.deps.log.info({ event: 'recovery_backoff', ...base, action: plan.deferred, why: plan.why });
-        report.result = 'skipped';
-        this.deps.onAction?.(name, plan.deferred, 'skipped');
+        this.settle(report, plan.deferred, 'skipped');
       } else if (plan.action === 'restart' || plan.action === 'cuda') {
         const host = rec!.host!;
         if (this.busyHosts.has(host)) {
           // Another recovery on the same machine (an admin call, or a sibling route this
           // round) is already touching the GPU; stacking a second one only makes it worse.
           this.deps.log.info({ event: 'recovery_backoff', ...base, action: plan.action, why: `${plan.why}; another recovery is running on host "${host}"` });
-          report.result = 'skipped';
-          this.deps.onAction?.(name, plan.action, 'skipped');
+          this.settle(report, plan.action, 'skipped');
         } else {
           this.busyHosts.add(host);
           const cause = plan.action === 'restart' ? 'probe_failures' : probe.cuda ? 'cuda_probe' : noted.has(name) ? 'cuda_request' : checks[i] ? 'cuda_check' : 'cuda_earlier';
@@ -228,6 +219,10 @@ export class Watchdog {
     for (const name of Object.keys(state.routes)) if (!names.includes(name)) delete state.routes[name];
     const saved = this.persist();
     return { at: now, state: status, routes: reports, failed: !saved || reports.some((r) => r.result === 'failed') };
+  }
+
+  private settle(report: RouteReport, action: 'restart' | 'cuda' | 'page', result: ActionResult): void {
+    this.deps.onAction?.(report.route, action, (report.result = result));
   }
 
   /** false (and a log line) when the state cannot be written: backoff would not hold next run. */
@@ -263,17 +258,19 @@ export class Watchdog {
 
   /** Runs a recovery command; the caller has already taken the host lock, released here. */
   private async act(compiled: CompiledPolicy, route: string, action: RecoveryAction, hostName: string, ctx: ActionContext): Promise<RecoveryOutcome> {
-    const host = compiled.policy.hosts[hostName]!;
-    const command = compiled.route(route).recovery![action]!;
     const started = this.now();
-    const s = this.routeState(route);
+    const s = (this.ensureState().state.routes[route] ??= emptyRouteState());
     s.last_action_at = started;
     s.actions = [...recentActions(s.actions, started), started];
-    const line = { route, host: hostName, target: `${host.user}@${host.address}:${host.port}`, action, command, ...ctx };
-    this.deps.log.info({ event: 'recovery_started', ...line });
+    const command = compiled.route(route).recovery?.[action];
+    let line: Record<string, unknown> = { route, host: hostName, action, command, ...ctx };
     let outcome: RecoveryOutcome;
     try {
-      const r = await this.deps.exec(host, command, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
+      // Inside the try: whatever goes wrong, the host lock is released below.
+      const host = compiled.policy.hosts[hostName]!;
+      line = { ...line, target: `${host.user}@${host.address}:${host.port}` };
+      this.deps.log.info({ event: 'recovery_started', ...line });
+      const r = await this.deps.exec(host, command!, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
       outcome = { route, host: hostName, ...tails(r), ok: r.exitCode === 0 && !r.timedOut };
     } catch (err) {
       const fields = { exit_code: null, timed_out: false, stdout_tail: '', stderr_tail: '', duration_ms: this.now() - started };

@@ -117,16 +117,14 @@ describe('scoring', () => {
   });
 
   it('lets the highest score win', () => {
-    assert.equal(classify(policy, 'apple banana date').bucket, 'beta');
+    const c = classify(policy, 'banana or date');
+    assert.deepEqual([c.scores.alpha, c.scores.beta, c.bucket], [2, 3, 'beta']);
   });
 
   it('subtracts negative weights, and a bucket at or below zero never wins', () => {
     const c = classify(policy, 'cherry and apple pie');
     assert.equal(c.scores.beta, -2);
     assert.equal(c.bucket, 'alpha'); // "apple" inside "apple pie" still counts for alpha
-    const none = classify(policy, 'an apple pie recipe with cherry');
-    assert.equal(none.scores.beta, -2);
-    assert.equal(none.bucket, 'alpha');
     const zero = policyWith(`  only:
     keywords: [code, {term: zip code, weight: -1}]
     route: gpu`);
