@@ -35,7 +35,7 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     routeNames: Object.keys(policy.routes),
     bucketNames: Object.keys(policy.buckets),
     modelToRoute,
-    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket),
+    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, policy.classifier.lookback_below),
     route: (name) => policy.routes[name]!,
     bucket: (name) => policy.buckets[name]!,
   };

@@ -75,6 +75,7 @@ export interface Policy {
     tie_break: string[];
     default_bucket: string;
     lookback_turns: number;
+    lookback_below: number;
     estimator: 'chars_div_4';
     image_bucket: string;
   };

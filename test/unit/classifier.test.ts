@@ -8,7 +8,7 @@ import { parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
 /** A one-route policy whose buckets are `buckets` (YAML lines under `buckets:`) plus `fallback`. */
-function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number } = {}): CompiledPolicy {
+function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number } = {}): CompiledPolicy {
   const names = [...buckets.matchAll(/^ {2}([a-z0-9_-]+):/gm)].map((m) => m[1]!);
   const tieBreak = opts.tieBreak ?? [...names, 'fallback'];
   return parsePolicyText(
@@ -17,6 +17,7 @@ classifier:
   tie_break: [${tieBreak.join(', ')}]
   default_bucket: fallback
   lookback_turns: ${opts.lookback ?? 2}
+  lookback_below: ${opts.lookbackBelow ?? 0}
   image_bucket: fallback
 routes:
   gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, vision: true, context_tokens: 4096, slots: 1, fallback: terminal}
@@ -230,7 +231,7 @@ describe('lookback', () => {
     keywords: [python, function]
     route: gpu
   chat:
-    keywords: [dinner]
+    keywords: [dinner, {term: can you, weight: 0.3}, {term: explain, weight: 0.5}]
     route: gpu`;
   const conversation: ChatMessage[] = [
     { role: 'user', content: 'Write a Python function that parses dates' },
@@ -250,6 +251,21 @@ describe('lookback', () => {
     const c = classify(policyWith(buckets, { lookback: 0 }), body);
     assert.equal(c.bucket, 'fallback');
     assert.equal(c.turn, 0);
+  });
+
+  it('with lookback_below, also borrows when the last turn only holds lighter terms', () => {
+    const followUp: ChatBody = { model: 'homelab/auto', messages: [...conversation.slice(0, 2), { role: 'user', content: 'can you explain that?' }] };
+    assert.equal(classify(policyWith(buckets), followUp).bucket, 'chat');
+    const c = classify(policyWith(buckets, { lookbackBelow: 1 }), followUp);
+    assert.equal(c.bucket, 'coding');
+    assert.equal(c.turn, 1);
+    // A last turn that reaches the threshold keeps its own topic.
+    const strong: ChatBody = { model: 'homelab/auto', messages: [...conversation.slice(0, 2), { role: 'user', content: 'forget it, dinner ideas?' }] };
+    assert.equal(classify(policyWith(buckets, { lookbackBelow: 1 }), strong).bucket, 'chat');
+    // No earlier turn has a heavy term either: the last turn stands.
+    const weakOnly: ChatBody = { model: 'homelab/auto', messages: [{ role: 'user', content: 'hello there' }, { role: 'user', content: 'can you explain?' }] };
+    const w = classify(policyWith(buckets, { lookbackBelow: 1 }), weakOnly);
+    assert.deepEqual([w.bucket, w.turn], ['chat', 0]);
   });
 
   it('keeps the last turn when it matches anything', () => {

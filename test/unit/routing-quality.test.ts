@@ -1,0 +1,56 @@
+// Routing quality of the shipped policy on labelled prompts, through the real classifier and
+// decision engine (scripts/eval-routing.ts). Fixtures:
+// - ../shared/eval/routing-dev.jsonl: the shared dev set the policy is tuned on;
+// - test/fixtures/routing-heldout.jsonl: prompts in English, Hindi, Spanish, German and French
+//   that the vocabulary was not tuned against;
+// - test/fixtures/routing-stress.jsonl: messier, real-client-style prompts whose misses did
+//   drive vocabulary changes, kept as a regression set.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { normaliseTerm } from '../../router/classify/term-index.ts';
+import { loadPolicyFile } from '../../router/policy/load.ts';
+import { evaluate, formatMiss, percent, readCases } from '../../scripts/eval-routing.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const policy = loadPolicyFile(resolve(ROOT, 'routing_policy.yaml'));
+const DEV = resolve(ROOT, '../shared/eval/routing-dev.jsonl');
+
+function assertAccuracy(file: string, minPct: number, minCases: number): void {
+  const cases = readCases(file);
+  assert.ok(cases.length >= minCases, `${file}: expected at least ${minCases} cases, found ${cases.length}`);
+  const result = evaluate(policy, cases);
+  const pct = percent(result);
+  assert.ok(pct >= minPct, `accuracy ${result.correct}/${result.total} (${pct.toFixed(1)}%) is below ${minPct}% on ${file}:\n${result.misses.map(formatMiss).join('\n')}`);
+}
+
+describe('routing quality of routing_policy.yaml', () => {
+  it('dev set: at least 95%', { skip: existsSync(DEV) ? false : `${DEV} is not present in this checkout` }, () => {
+    assertAccuracy(DEV, 95, 30);
+  });
+
+  it('held-out set (five languages): at least 90%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout.jsonl'), 90, 60);
+  });
+
+  it('stress set: at least 90%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-stress.jsonl'), 90, 60);
+  });
+
+  it('lists no term twice in a bucket (each distinct term counts once, so a duplicate is dead weight)', () => {
+    const duplicates: string[] = [];
+    for (const [name, bucket] of Object.entries(policy.policy.buckets)) {
+      const seen = new Set<string>();
+      for (const spec of bucket.keywords ?? []) {
+        const term = typeof spec === 'string' ? spec : spec.term;
+        const { words, prefix } = normaliseTerm(term);
+        const key = prefix ? `${words}*` : words;
+        if (seen.has(key)) duplicates.push(`${name}: "${term}"`);
+        seen.add(key);
+      }
+    }
+    assert.deepEqual(duplicates, [], `terms that fold to the same words (case and accents ignored):\n${duplicates.join('\n')}`);
+  });
+});
