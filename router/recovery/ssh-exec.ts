@@ -5,7 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import type { HostConfig } from '../policy/types.ts';
 
 export interface RemoteResult {
@@ -66,6 +66,7 @@ export function runRemote(host: HostConfig, command: string, opts: RemoteOptions
     // One deadline for connect + command. The promise settles only on the connection's
     // 'close', so no socket outlives the call.
     const timer = setTimeout(() => {
+      if (gotExit) return conn.destroy(); // finished, only the goodbye is slow
       timedOut = true;
       if (channel) {
         // Best effort: OpenSSH honours signal requests for non-root logins (it refuses them
@@ -141,12 +142,12 @@ export function runRemote(host: HostConfig, command: string, opts: RemoteOptions
     };
     // Ask for a key type known_hosts has, as OpenSSH does; otherwise a host with both an
     // RSA and an ed25519 key could offer the one we have no record of.
-    const algos = known.flatMap((k) => HOST_KEY_ALGOS[k.type] ?? []);
-    if (algos.length > 0) config.algorithms = { serverHostKey: [...new Set(algos)] as never };
+    const algos = known.filter((k) => !k.revoked).flatMap((k) => HOST_KEY_ALGOS[k.type] ?? []);
+    if (algos.length > 0) config.algorithms = { serverHostKey: [...new Set(algos)] };
     try {
       conn.connect(config);
     } catch (e) {
-      failure = new Error(`ssh ${target}: ${(e as Error).message}`);
+      failure = new Error(`ssh ${target}: key_file ${host.key_file}: ${(e as Error).message} (an unencrypted OpenSSH, PEM or PPK key is needed)`);
       conn.destroy();
       // A synchronous throw (an unparsable key) never opened a socket, so 'close' may not come.
       setImmediate(finish);
@@ -162,6 +163,8 @@ function describeError(target: string, host: HostConfig, e: Error & { level?: st
     return `ssh ${target}: authentication failed with key ${host.key_file} (is its public key in ~${host.user}/.ssh/authorized_keys?)`;
   }
   if (e.level === 'client-timeout') return `ssh ${target}: no SSH handshake in time (${e.message})`;
+  if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH' || e.code === 'ETIMEDOUT') return `ssh ${target}: host unreachable (${e.code})`;
+  if (/before handshake/.test(e.message)) return `ssh ${target}: connection closed before the SSH handshake (host down, firewall, or not an SSH port?)`;
   return `ssh ${target}: ${e.message}`;
 }
 
@@ -193,7 +196,7 @@ interface KnownKey {
   revoked: boolean;
 }
 
-const HOST_KEY_ALGOS: Record<string, string[]> = {
+const HOST_KEY_ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
   'ssh-ed25519': ['ssh-ed25519'],
   'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
   'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],

@@ -1,7 +1,7 @@
 // The watchdog's memory between runs: `watchdog --once` is a fresh process each minute, so
 // failure counts, backoff and "already paged" must live in a file. A missing or damaged file
 // must never stop the watchdog: it starts fresh and says so.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type RecoveryAction = 'restart' | 'cuda';
@@ -81,6 +81,15 @@ export function saveState(path: string, state: WatchdogState): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
+}
+
+/** mtime of the state file, or null when there is none: tells us another process wrote it. */
+export function stateMtime(path: string): number | null {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return null;
+  }
 }
 
 export function recentActions(actions: readonly number[], now: number): number[] {

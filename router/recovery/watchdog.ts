@@ -8,10 +8,9 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ProbeResult } from '../upstream/probe.ts';
 import type { runRemote } from './ssh-exec.ts';
 import { planAction, type PlannedAction } from './watchdog-plan.ts';
-import { emptyRouteState, loadState, observe, recentActions, saveState, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
+import { emptyRouteState, loadState, observe, recentActions, saveState, stateMtime, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
 
-export { planAction } from './watchdog-plan.ts';
-export type { Plan, PlannedAction } from './watchdog-plan.ts';
+export { planAction, type Plan, type PlannedAction } from './watchdog-plan.ts';
 
 export type ActionResult = 'ok' | 'failed' | 'skipped';
 
@@ -75,6 +74,7 @@ interface ActionContext {
 
 export class Watchdog {
   private state: WatchdogState | undefined;
+  private stateFileMtime: number | null = null;
   private readonly cudaNoted = new Set<string>();
   private readonly busyHosts = new Set<string>();
   private round: Promise<WatchdogReport> | null = null;
@@ -139,18 +139,24 @@ export class Watchdog {
     return this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` }).finally(() => this.persist());
   }
 
-  /** Loaded from the file once; afterwards this process's copy is the truth and is saved back. */
-  private ensureState(): { state: WatchdogState; status: WatchdogReport['state'] } {
-    if (this.state) return { state: this.state, status: 'memory' };
+  /**
+   * This process's copy is the truth and is saved back after each change. It is re-read only
+   * when `refresh` and the file changed under us (another watchdog, or an operator deleting it
+   * to reset backoff), and never while an action holds references into the current copy.
+   */
+  private ensureState(refresh = false): { state: WatchdogState; status: WatchdogReport['state'] } {
+    const changed = refresh && this.busyHosts.size === 0 && stateMtime(this.deps.statePath) !== this.stateFileMtime;
+    if (this.state && !changed) return { state: this.state, status: 'memory' };
     const loaded = loadState(this.deps.statePath);
     this.state = loaded.state;
+    this.stateFileMtime = stateMtime(this.deps.statePath);
     if (loaded.status === 'corrupt') this.deps.log.warn({ event: 'watchdog_state_reset', path: this.deps.statePath, detail: loaded.detail });
     return { state: loaded.state, status: loaded.status };
   }
 
   private async doRound(): Promise<WatchdogReport> {
     const compiled = this.deps.policy();
-    const { state, status } = this.ensureState();
+    const { state, status } = this.ensureState(true);
     const names = [...compiled.routeNames];
     const noted = new Set(this.cudaNoted);
     this.cudaNoted.clear();
@@ -172,23 +178,14 @@ export class Watchdog {
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
 
       const plan = planAction(s, cfg, compiled.policy.watchdog, now);
-      const report: RouteReport = {
-        route: name,
-        host: rec?.host ?? null,
-        managed: rec?.managed !== false,
-        probe: { ok: probe.ok, cuda: probe.cuda, status: probe.status, error: probe.error },
-        consecutive_failures: s.consecutive_failures,
-        cuda_suspected: s.cuda_suspected,
-        action: plan.deferred ?? plan.action,
-        why: plan.why,
-        result: 'none',
-      };
+      const base = { route: name, host: rec?.host ?? null, consecutive_failures: s.consecutive_failures, cuda_suspected: s.cuda_suspected };
+      const probeSeen = { ok: probe.ok, cuda: probe.cuda, status: probe.status, error: probe.error };
+      const report: RouteReport = { ...base, managed: rec?.managed !== false, probe: probeSeen, action: plan.deferred ?? plan.action, why: plan.why, result: 'none' };
       reports.push(report);
-      const base = { route: name, host: rec?.host ?? null, consecutive_failures: s.consecutive_failures, cuda_suspected: s.cuda_suspected, probe_error: probe.error ?? null };
 
       if (plan.action === 'page') {
         s.paged = true;
-        this.deps.log.warn({ event: plan.event, ...base, action: 'page', why: plan.why });
+        this.deps.log.warn({ event: plan.event, ...base, probe_error: probe.error ?? null, action: 'page', why: plan.why });
         this.settle(report, 'page', 'ok');
       } else if (plan.deferred) {
         this.deps.log.info({ event: 'recovery_backoff', ...base, action: plan.deferred, why: plan.why });
@@ -222,7 +219,8 @@ export class Watchdog {
   }
 
   private settle(report: RouteReport, action: 'restart' | 'cuda' | 'page', result: ActionResult): void {
-    this.deps.onAction?.(report.route, action, (report.result = result));
+    report.result = result;
+    this.deps.onAction?.(report.route, action, result);
   }
 
   /** false (and a log line) when the state cannot be written: backoff would not hold next run. */
@@ -231,6 +229,7 @@ export class Watchdog {
     state.updated_at = this.now();
     try {
       saveState(this.deps.statePath, state);
+      this.stateFileMtime = stateMtime(this.deps.statePath);
       return true;
     } catch (err) {
       this.deps.log.error({ event: 'watchdog_state_save_failed', path: this.deps.statePath, error: (err as Error).message });

@@ -13,7 +13,7 @@ import type { HostConfig, RecoveryConfig } from '../../router/policy/types.ts';
 import { runRemote } from '../../router/recovery/ssh-exec.ts';
 import { runWatchdogOnce } from '../../router/recovery/watchdog-cli.ts';
 import { Watchdog } from '../../router/recovery/watchdog.ts';
-import { probeRoute } from '../../router/upstream/probe.ts';
+import { probeRoute, type ProbeResult } from '../../router/upstream/probe.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../helpers/sshd.ts';
 
 type Mode = 'ok' | 'down' | 'cuda';
@@ -337,3 +337,119 @@ function resources(): { sockets: number; timers: number } {
   const all = process.getActiveResourcesInfo();
   return { sockets: all.filter((r) => r === 'TCPSocketWrap').length, timers: all.filter((r) => r === 'Timeout').length };
 }
+
+// The in-process side needs no sshd: probe and exec are stubs, so these always run.
+describe('Watchdog in-process (stub probe and exec)', () => {
+  const text = JSON.stringify({
+    version: 1,
+    classifier: { tie_break: ['general'], default_bucket: 'general' },
+    routes: {
+      gpu: { url: 'http://gpu.invalid/v1', model: 'm1', runtime: 'vllm', context_tokens: 4096, slots: 1, fallback: 'terminal', recovery: { host: 'h', restart: 'restart-it' } },
+      brain: { url: 'http://brain.invalid/v1', model: 'm2', runtime: 'vllm', context_tokens: 4096, slots: 1, fallback: 'terminal', recovery: { managed: false, host: 'h', restart: 'never' } },
+    },
+    hosts: { h: { address: 'gpu.invalid', user: 'u' } },
+    buckets: { general: { route: 'gpu' } },
+    watchdog: { restart_after_failures: 1 },
+  });
+  const compiled = parsePolicyText(text, 'stub.yaml');
+
+  function stubbed(statePath: string, probe: (route: string) => Promise<ProbeResult>) {
+    const commands: string[] = [];
+    const log: Array<Record<string, unknown>> = [];
+    const logger = pino({ base: null }, { write: (l: string) => log.push(JSON.parse(l)) });
+    const wd = new Watchdog({
+      policy: () => compiled,
+      probe,
+      exec: async (_host, command) => {
+        commands.push(command);
+        return { exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 1 };
+      },
+      log: logger,
+      statePath,
+    });
+    return { wd, commands, log };
+  }
+  const down = async (): Promise<ProbeResult> => ({ ok: false, status: 503, cuda: false, error: 'HTTP 503', latencyMs: 1, at: Date.now() });
+
+  test('concurrent runOnce calls share one round; unmanaged routes never reach exec', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
+    try {
+      let probes = 0;
+      const { wd, commands, log } = stubbed(join(dir, 'state.json'), () => (probes++, down()));
+      const [a, b] = [wd.runOnce(), wd.runOnce()];
+      assert.equal(a, b);
+      await a;
+      assert.equal(probes, 2, 'one probe per route');
+      assert.deepEqual(commands, ['restart-it']);
+      assert.equal(log.filter((e) => e.event === 'operator_page_required').length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('two watchdogs on one state file (timer and in-process) see each other\'s backoff', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
+    try {
+      const statePath = join(dir, 'state.json');
+      const first = stubbed(statePath, down);
+      const second = stubbed(statePath, down);
+      await second.wd.runOnce(); // restarts (restart_after_failures: 1) and keeps its copy in memory
+      assert.deepEqual(second.commands, ['restart-it']);
+      const r = await first.wd.runOnce(); // a fresh process: reads the file, inside cooldown
+      assert.equal(r.routes.find((x) => x.route === 'gpu')!.result, 'skipped');
+      await second.wd.runOnce(); // its memory is stale: the file changed, so it re-reads it
+      assert.deepEqual([...first.commands, ...second.commands], ['restart-it'], 'one restart in total');
+
+      rmSync(statePath); // the runbook's "forget the backoff"
+      await second.wd.runOnce();
+      assert.deepEqual(second.commands, ['restart-it', 'restart-it']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a corrupt state file is reported and replaced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
+    try {
+      const statePath = join(dir, 'state.json');
+      writeFileSync(statePath, 'not json {');
+      const { wd, log } = stubbed(statePath, down);
+      const report = await wd.runOnce();
+      assert.equal(report.state, 'corrupt');
+      assert.ok(log.some((e) => e.event === 'watchdog_state_reset'));
+      assert.equal(JSON.parse(readFileSync(statePath, 'utf8')).routes.gpu.consecutive_failures, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('start() runs rounds on an unref’d timer; stop() waits for the round and clears the timer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
+    try {
+      const baseline = resources().timers;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let entered!: () => void;
+      const inRound = new Promise<void>((r) => (entered = r));
+      const { wd } = stubbed(join(dir, 'state.json'), async () => {
+        entered();
+        await gate;
+        return down();
+      });
+      wd.start(1);
+      wd.start(1); // a second start is a no-op, not a second timer
+      await inRound;
+      const stopped = wd.stop();
+      let done = false;
+      void stopped.then(() => (done = true));
+      await Promise.resolve();
+      assert.equal(done, false, 'stop() waits for the round in flight');
+      release();
+      await stopped;
+      assert.equal(resources().timers, baseline, 'no timer left after stop()');
+      assert.ok(existsSync(join(dir, 'state.json')), 'the round finished and saved');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
