@@ -67,6 +67,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `homelab-router explain ... | head` closes the pipe early; that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code !== -1) process.exitCode = code;

@@ -29,7 +29,7 @@ export class RouterMetrics {
   readonly lastReload = new Gauge({ name: 'homelab_router_policy_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful policy load.', registers: [this.registry] });
 
   constructor(states: () => RouteStates, opts: { processMetrics?: boolean } = {}) {
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'homelab_router_' });
+    if (opts.processMetrics !== false) this.#processMetrics();
     // Route gauges are read from live state at scrape time, so they can never drift.
     const routeGauge = (gauge: Gauge<'route'>, read: (r: ReturnType<RouteStates['all']>[number]) => number) => {
       (gauge as unknown as { collect: () => void }).collect = function collect(this: Gauge<'route'>) {
@@ -41,6 +41,14 @@ export class RouterMetrics {
     routeGauge(this.queued, (r) => r.admission.queued);
     routeGauge(this.up, (r) => (r.health.healthy ? 1 : 0));
     routeGauge(this.drained, (r) => (r.drained ? 1 : 0));
+  }
+
+  // prom-client's defaults add `nodejs_active_{handles,requests,resources}_total` gauges next to
+  // the same figures by type; Prometheus reserves `_total` for counters (promtool flags them),
+  // so the totals are dropped and the by-type gauges kept.
+  #processMetrics(): void {
+    collectDefaultMetrics({ register: this.registry, prefix: 'homelab_router_' });
+    for (const kind of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`homelab_router_nodejs_active_${kind}_total`);
   }
 
   /** Pre-creates the series an operator alerts on, so a quiet route shows 0, not nothing. */

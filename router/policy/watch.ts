@@ -2,7 +2,7 @@
 // editor that writes a temp file and renames it over the policy is seen; a stat poll on the
 // path catches single-file bind mounts, where the folder sees no event at all. Every trigger
 // is debounced into one reload, and a reload whose hash is unchanged is a no-op.
-import { unwatchFile, watchFile } from 'node:fs';
+import { statSync, unwatchFile, watchFile } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 
@@ -15,10 +15,16 @@ export function watchPolicyFile(path: string, onChange: () => void, opts: { debo
   const name = basename(file);
   const debounceMs = opts.debounceMs ?? 250;
   let timer: NodeJS.Timeout | null = null;
+  // Both sources usually report the same change, the folder event at once and the stat poll up
+  // to pollMs later: acting only when the file's identity or times moved makes it one reload.
+  let seen = signature(file);
   const trigger = () => {
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
+      const now = signature(file);
+      if (now === seen) return;
+      seen = now;
       onChange();
     }, debounceMs);
   };
@@ -45,4 +51,13 @@ export function watchPolicyFile(path: string, onChange: () => void, opts: { debo
       await watcher.close();
     },
   };
+}
+
+function signature(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch {
+    return 'missing';
+  }
 }

@@ -37,7 +37,8 @@ export interface LabOptions {
   /** Applied to the parsed policy document before it is compiled. */
   edit?: (doc: any) => void;
   adminToken?: string;
-  app?: AppOptions;
+  /** Options for the HTTP app; a function gets the service first (host telemetry needs its registry). */
+  app?: AppOptions | ((svc: RouterService) => AppOptions);
   logDir?: string;
   /** Write the policy to a file in a temp folder and load it from there, so reloads can be tested. */
   policyFile?: boolean;
@@ -63,7 +64,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(policyPath, policyYaml);
   }
   const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
-  const server = createRouterServer(svc, opts.app);
+  const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
