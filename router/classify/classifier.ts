@@ -25,8 +25,15 @@ export class Classifier {
   /** Lower rank wins a tie. */
   readonly #tieRank: number[];
   readonly #defaultBucket: string;
+  readonly #lookbackBelow: number;
 
-  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string) {
+  /**
+   * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
+   * never decide a turn alone; a last message with no heavier term borrows the newest earlier
+   * user turn that has one. 0 keeps the plain rule: only a message that matched no term at all
+   * looks back.
+   */
+  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string, lookbackBelow = 0) {
     this.#buckets = Object.keys(buckets);
     const entries: TermEntry[] = [];
     this.#buckets.forEach((name, b) => {
@@ -43,16 +50,24 @@ export class Classifier {
       return rank === -1 ? tieBreak.length : rank;
     });
     this.#defaultBucket = defaultBucket;
+    this.#lookbackBelow = lookbackBelow;
   }
 
   classify(facts: RequestFacts): Classification {
     const texts = facts.scoredTexts.length > 0 ? facts.scoredTexts : [''];
     let turn = 0;
     let hits = this.#termHits(texts[0]!);
-    // Lookback: a last message too short to tell ("yes, do it") borrows earlier user turns.
-    for (let t = 1; hits.size === 0 && t < texts.length; t++) {
-      hits = this.#termHits(texts[t]!);
-      if (hits.size > 0) turn = t;
+    // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
+    // borrows the newest earlier user turn that is decisive.
+    if (!this.#decisive(hits)) {
+      for (let t = 1; t < texts.length; t++) {
+        const earlier = this.#termHits(texts[t]!);
+        if (this.#decisive(earlier)) {
+          hits = earlier;
+          turn = t;
+          break;
+        }
+      }
     }
 
     const n = this.#buckets.length;
@@ -94,6 +109,13 @@ export class Classifier {
       reason: best === -1 ? 'default_bucket' : 'bucket_match',
       turn: best === -1 ? 0 : turn,
     };
+  }
+
+  /** Whether these hits decide a bucket on their own, without looking at earlier turns. */
+  #decisive(hits: Set<number>): boolean {
+    if (this.#lookbackBelow <= 0) return hits.size > 0;
+    for (const id of hits) if (this.#index.entries[id]!.weight >= this.#lookbackBelow) return true;
+    return false;
   }
 
   /** Distinct term ids found in `text`, in first-seen order. */

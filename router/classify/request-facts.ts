@@ -92,14 +92,37 @@ function scopedTexts(messages: ChatMessage[], scope: ClassifierScope, lookbackTu
 const INDENTED_CODE = /^(?: {4}|\t)\S/m;
 
 function hasCodeBlock(text: string): boolean {
-  return text.includes('```') || INDENTED_CODE.test(text);
+  // The includes() guards are memchr-fast; the regex alone is a full pass (~0.7 ms on 500 KB).
+  return text.includes('```') || ((text.includes('    ') || text.includes('\t')) && INDENTED_CODE.test(text));
 }
 
 // Code pasted into a sentence without a fence ("why does range(len(xs)) fail", "`npm ci`"):
 // a backtick span, an empty or nested call, an index by name, an operator prose does not use,
 // or a snake_case name. Identifiers themselves can never be listed as keywords, so this is the
 // only way such prompts reach the coding bucket. Footnotes ("word[3]") and "file(s)" stay out.
-const INLINE_CODE = /`[^`\n]+`|\w\(\)|\w\([\w.]*\(|\w\[[A-Za-z_'"][\w.'"]*\]|==|!=|\+=|-=|=>|::|&&|\|\||\b[a-z][a-z0-9]*_[a-z0-9_]+\b/;
+//
+// One regex with all of these alternatives cost ~4.5 ms on a 500 KB prompt (~45% of the
+// classification budget): it tries every alternative at every character. Each form below
+// starts with a character prose rarely has, so it is tried only where that character occurs
+// (indexOf is memchr-fast), with the same pattern anchored there (sticky). Same matches.
+const INLINE_CODE_AT: Array<[lead: string, pattern: RegExp]> = [
+  ['`', /`[^`\n]+`/y], // a backtick span
+  ['(', /(?<=\w)\((?:\)|[\w.]*\()/y], // f() or f(g( / f(x.y(
+  ['[', /(?<=\w)\[[A-Za-z_'"][\w.'"]*\]/y], // xs[key], row['name']
+  ['_', /(?<=\b[a-z][a-z0-9]*)_[a-z0-9_]+\b/y], // snake_case (from its first underscore)
+];
+const CODE_OPERATORS = ['==', '!=', '+=', '-=', '=>', '::', '&&', '||'];
+
+function hasInlineCode(text: string): boolean {
+  for (const op of CODE_OPERATORS) if (text.includes(op)) return true;
+  for (const [lead, pattern] of INLINE_CODE_AT) {
+    for (let at = text.indexOf(lead); at !== -1; at = text.indexOf(lead, at + 1)) {
+      pattern.lastIndex = at;
+      if (pattern.test(text)) return true;
+    }
+  }
+  return false;
+}
 
 function isShortQuestion(text: string): boolean {
   if (text.length > SHORT_QUESTION_CHARS * 2) return false;
@@ -130,7 +153,7 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
     signals: {
       tools: Array.isArray(body.tools) && body.tools.length > 0,
       code_block: hasCodeBlock(primary),
-      inline_code: INLINE_CODE.test(primary),
+      inline_code: hasInlineCode(primary),
       json_schema: format === 'json_schema' || format === 'json_object',
       question: isShortQuestion(primary),
     },

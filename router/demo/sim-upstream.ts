@@ -262,7 +262,20 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     // 'aborted' fires before the response's 'close'; stopping at once keeps the engine from
     // generating for nobody, and the count is taken once, in 'close'.
     req.once('aborted', () => ex.end());
+    // A client that disconnects after sending its whole body gets no 'aborted': its FIN shows
+    // as the socket's 'end', and the response's 'close' only follows a loop turn later. The
+    // slot is freed at the FIN, as an engine frees it when it sees the disconnect; freed at
+    // 'close', a request the client sent just after closing this one could be counted while
+    // this one still held its slot, and peakInFlight() would overstate the concurrency.
+    const socket = req.socket;
+    const onClientEnd = (): void => {
+      if (res.writableFinished) return;
+      ex.end();
+      ex.release();
+    };
+    socket.once('end', onClientEnd);
     res.once('close', () => {
+      socket.off('end', onClientEnd);
       live.delete(ex);
       const abandoned = !res.writableFinished && !ex.selfClosed;
       ex.end();

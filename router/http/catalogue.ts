@@ -77,7 +77,7 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
     const body = validateEmbeddingsBody(parseJson(await readBody(req, scope.policy.policy.server.max_body_bytes)));
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
-    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client.signal, policy: scope.policy, decision, upstreamPath: '/embeddings', body, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
+    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../decide/engine.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ForwardResult } from '../proxy/forward.ts';
+import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
 import { requestIdOf } from './respond.ts';
 
@@ -11,11 +12,12 @@ export interface RequestScope {
   requestId: string;
   startedAt: number;
   policy: CompiledPolicy;
-  client: AbortController;
+  /** Aborts when the client goes away (an emitter, not an AbortController: see proxy/signals.ts). */
+  client: Abortable;
 }
 
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
-  const client = new AbortController();
+  const client = new Abortable();
   // 'close' after a finished response is normal; before it, the client went away.
   res.once('close', () => {
     if (!res.writableFinished) client.abort();
@@ -43,7 +45,7 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   const usage = o.result?.delivery?.usage ?? null;
   const ttfbMs = o.result?.delivery?.ttfbMs ?? null;
   const status = o.result?.clientGone ? 499 : o.status;
-  svc.logs.decisions.info({
+  svc.logs.decision({
     request_id: scope.requestId,
     endpoint: o.endpoint,
     bucket: d?.bucket ?? null,

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { adapterFor, isCudaError } from '../upstream/adapters.ts';
 import { authHeader } from '../upstream/probe.ts';
+import type { Abortable } from './signals.ts';
 
 export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status_5xx';
 
@@ -22,8 +23,9 @@ export interface AttemptRequest {
   headersTimeoutMs: number;
   idleTimeoutMs: number;
   /** Client abort or the overall deadline. */
-  signal: AbortSignal;
-  clientGone: () => boolean;
+  signal: Abortable;
+  /** Client abort alone: an abort from it is the client leaving, not a failure. */
+  clientSignal: Abortable;
   requestId: string;
 }
 
@@ -37,14 +39,14 @@ export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
     res = await route.pool.request({
       path: a.path,
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': a.requestId, ...authHeader(route.config) },
+      headers: upstreamHeaders(route, a.requestId),
       body: a.body,
       signal: a.signal,
       headersTimeout: a.headersTimeoutMs,
       bodyTimeout: a.idleTimeoutMs,
     });
   } catch (err) {
-    if (a.clientGone()) return { kind: 'aborted' };
+    if (a.clientSignal.aborted) return { kind: 'aborted' };
     return failureFromError(err, a.signal, a.headersTimeoutMs);
   }
 
@@ -55,7 +57,7 @@ export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
   try {
     bytes = await readCapped(res.body, MAX_ERROR_BODY);
   } catch (err) {
-    if (a.clientGone()) return { kind: 'aborted' };
+    if (a.clientSignal.aborted) return { kind: 'aborted' };
     return failureFromError(err, a.signal, a.headersTimeoutMs);
   }
   const head = bytes.toString('utf8', 0, Math.min(bytes.length, 4096));
@@ -69,7 +71,13 @@ export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
   }
 }
 
-function failureFromError(err: unknown, signal: AbortSignal, headersTimeoutMs: number): AttemptOutcome {
+function upstreamHeaders(route: RouteRuntime, requestId: string): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
+  if (route.config.api_key_env !== undefined) Object.assign(headers, authHeader(route.config));
+  return headers;
+}
+
+function failureFromError(err: unknown, signal: Abortable, headersTimeoutMs: number): AttemptOutcome {
   const e = err as Error & { code?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? e.name;
   let failure: FailureKind = 'reset';

@@ -67,19 +67,21 @@ export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps): Promis
   if (first.clientGone) return { result: first, synthetic: false };
   const firstCheck = check(first, validate);
   if (firstCheck.ok || isClientError(first)) return { result: send(ex, first), synthetic: false };
-  logFailure(ex, deps, first, 'primary', firstCheck);
-
   const escalateTo = ex.decision.escalateTo;
+  // No second try on a route the outage chain has just found unavailable.
+  const escalating = escalateTo !== undefined && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo));
+  logFailure(ex, deps, first, escalating ? 'escalate' : 'synthetic', 'primary', firstCheck);
+
   let last = first;
   let lastCheck: Check = firstCheck;
-  if (escalateTo && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo))) {
+  if (escalating) {
     const pinned: Decision = { ...ex.decision, route: escalateTo, pinned: true, skipped: [], reason: 'escalated' };
     const second = await forward({ ...captureEx, decision: pinned }, deps);
     if (second.clientGone) return { result: second, synthetic: false };
     const secondCheck = check(second, validate);
     const merged = { ...second, path: [...first.path, ...second.path], reason: `escalated_${firstCheck.outcome}` };
     if (secondCheck.ok) return { result: send(ex, merged), synthetic: false };
-    logFailure(ex, deps, second, 'escalation', secondCheck);
+    logFailure(ex, deps, second, 'synthetic', 'escalation', secondCheck);
     last = merged;
     lastCheck = secondCheck;
   }
@@ -120,7 +122,7 @@ function sendSynthetic(ex: Exchange, r: ForwardResult, failed: Exclude<Check, { 
   return { ...r, status: 200, error: null, reason: `synthetic_${failed.outcome}`, delivery: { kind: 'done', status: 200, usage: null, ttfbMs: Date.now() - ex.startedAt, streamed: ex.stream, clientGone: false, upstreamError: null } };
 }
 
-function logFailure(ex: Exchange, deps: ForwardDeps, r: ForwardResult, stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
+function logFailure(ex: Exchange, deps: ForwardDeps, r: ForwardResult, action: 'escalate' | 'synthetic', stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
   deps.logs.validation.warn({
     request_id: ex.requestId,
     bucket: ex.decision.bucket,
@@ -128,6 +130,6 @@ function logFailure(ex: Exchange, deps: ForwardDeps, r: ForwardResult, stage: 'p
     stage,
     outcome: c.outcome,
     errors: c.errors.slice(0, 10),
-    action: stage === 'primary' && ex.decision.escalateTo ? 'escalate' : 'synthetic',
+    action,
   });
 }

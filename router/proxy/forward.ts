@@ -10,7 +10,9 @@ import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
+import { DeadlineSignal, type Abortable } from './signals.ts';
 import { deliver, type Delivery } from './deliver.ts';
+import { isEventStream } from './relay.ts';
 
 export interface ForwardDeps {
   states: RouteStates;
@@ -25,7 +27,7 @@ export interface Exchange {
   startedAt: number;
   res: ServerResponse;
   /** Aborts when the client goes away. */
-  clientSignal: AbortSignal;
+  clientSignal: Abortable;
   policy: CompiledPolicy;
   decision: Decision;
   /** Upstream path below the route URL: '/chat/completions' or '/embeddings'. */
@@ -49,11 +51,20 @@ export interface ForwardResult {
 type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; retryAfterS?: number | undefined };
 
 export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardResult> {
+  const deadline = ex.startedAt + ex.policy.policy.server.request_timeout_ms;
+  // Client gone or deadline passed: ends a wait for a slot and an attempt. A stream committed
+  // to the client disarms the deadline (see tryRoute).
+  const signal = new DeadlineSignal(ex.clientSignal, deadline);
+  try {
+    return await walk(ex, deps, signal, deadline);
+  } finally {
+    signal.dispose();
+  }
+}
+
+async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, deadline: number): Promise<ForwardResult> {
   const { decision, policy } = ex;
   const cfg = policy.policy;
-  const deadline = ex.startedAt + cfg.server.request_timeout_ms;
-  const deadlineSignal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-  const signal = AbortSignal.any([ex.clientSignal, deadlineSignal]);
   const ctx: ChainContext = {
     policy,
     view: deps.states.view,
@@ -109,24 +120,28 @@ type RouteOutcome =
   | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
-async function tryRoute(rt: RouteRuntime, ex: Exchange, signal: AbortSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
+async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
   if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
-  const slot = await rt.admission.acquire(signal, deadline - Date.now());
+  const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now());
   if (!slot.ok) {
     if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
     return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}`, retryAfterS: undefined };
   }
+  // The overall deadline bounds the search for an answer, not a stream already under way: it
+  // is disarmed once a stream is committed to the client, after which only a stall
+  // (stream_idle_timeout_ms) or the client leaving ends it.
   try {
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { kind: 'failure', detail: 'request deadline passed', upstreamCaused: false, cuda: false, failure: 'deadline' };
+    const headersTimeoutMs = Math.min(rt.config.timeout_ms, remaining);
     const outcome: AttemptOutcome = await attempt({
       route: rt,
-      path: new URL(rt.config.url).pathname.replace(/\/$/, '') + ex.upstreamPath,
+      path: rt.basePath + ex.upstreamPath,
       body: JSON.stringify({ ...ex.body, model: rt.config.model }),
-      headersTimeoutMs: Math.min(rt.config.timeout_ms, remaining),
+      headersTimeoutMs,
       idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
-      signal,
-      clientGone: () => ex.clientSignal.aborted,
+      signal: deadlineSignal,
+      clientSignal: ex.clientSignal,
       requestId: ex.requestId,
     });
     switch (outcome.kind) {
@@ -136,14 +151,16 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, signal: AbortSignal, dea
         recordBusy(rt, (outcome.retryAfterS ?? 1) * 1000);
         return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}`, retryAfterS: outcome.retryAfterS };
       case 'failure': {
-        // The overall deadline firing is the router's limit, not the upstream's fault.
-        const ours = signal.aborted && !ex.clientSignal.aborted && Date.now() >= deadline;
+        // The overall deadline is the router's limit, not the upstream's fault: whether it fired,
+        // or cut this attempt's wait for headers below the route's own timeout_ms.
+        const ours = !ex.clientSignal.aborted && (deadlineSignal.timedOut || (outcome.failure === 'timeout' && headersTimeoutMs < rt.config.timeout_ms));
         return { kind: 'failure', detail: `${rt.name}: ${outcome.detail}`, upstreamCaused: !ours, cuda: outcome.cuda, failure: outcome.failure };
       }
       default: {
+        if (!ex.capture && outcome.kind === 'response' && isEventStream(outcome.headers)) deadlineSignal.disarm();
         const delivery = await deliver(outcome, ex, rt, own);
         if (delivery.kind === 'retryable') {
-          return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: true, cuda: false, failure: 'reset' };
+          return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: !deadlineSignal.timedOut, cuda: false, failure: 'reset' };
         }
         return { kind: 'delivered', delivery };
       }

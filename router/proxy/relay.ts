@@ -16,7 +16,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te
 /** Upstream headers minus hop-by-hop ones, plus the router's own. */
 export function responseHeaders(upstream: Dispatcher.ResponseData['headers'], own: Record<string, string>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(upstream)) {
+  for (const k in upstream) {
+    const v = upstream[k];
     if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
   }
   return Object.assign(out, own);
@@ -34,6 +35,12 @@ export function usageIn(text: string): Usage | null {
   const c = COMPLETION_TOKENS.exec(tail);
   if (!p && !c) return null;
   return { prompt: p ? Number(p[1]) : 0, completion: c ? Number(c[1]) : 0 };
+}
+
+/** Usage from a whole JSON body: only the bytes from its last `"usage"` on are decoded. */
+export function usageInBytes(bytes: Buffer): Usage | null {
+  const at = bytes.lastIndexOf('"usage"');
+  return at === -1 ? null : usageIn(bytes.toString('utf8', at, at + 400));
 }
 
 /** A whole body, or why it could not be read (the upstream died mid-body). */
@@ -58,43 +65,42 @@ export function isEventStream(headers: Dispatcher.ResponseData['headers']): bool
   return typeof ct === 'string' && ct.includes('text/event-stream');
 }
 
-export type StreamEnd =
-  | { ok: true; usage: Usage | null; chunks: number }
-  | { ok: false; reason: 'client_gone'; chunks: number }
-  | { ok: false; reason: 'upstream'; detail: string; chunks: number; usage: Usage | null };
+/** How a relayed stream ended; `firstByteAt` is when its first chunk arrived (ms epoch). */
+export type StreamEnd = { chunks: number; firstByteAt: number | null } & (
+  | { ok: true; usage: Usage | null }
+  | { ok: false; reason: 'client_gone' }
+  | { ok: false; reason: 'upstream'; detail: string; usage: Usage | null }
+);
 
 const DONE_MARK = 'data: [DONE]';
 
 /**
- * Pipes an SSE body to the client. `onFirstByte` fires when the first chunk is written.
- * Waits for 'drain' when the client reads slowly; a client that stalls longer than
- * `stallMs` is treated as gone, which aborts the upstream and frees the slot.
+ * Pipes an SSE body to the client, noting when the first chunk arrived. Waits for 'drain'
+ * when the client reads slowly; a client that stalls longer than `stallMs` is treated as
+ * gone, which aborts the upstream and frees the slot. `client` aborts when the client leaves.
  */
-export async function relayEventStream(
-  body: Dispatcher.ResponseData['body'],
-  res: ServerResponse,
-  opts: { stallMs: number; onFirstByte: () => void; clientGone: () => boolean },
-): Promise<StreamEnd> {
+export async function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
   let chunks = 0;
+  let firstByteAt: number | null = null;
   let usage: Usage | null = null;
   let tail = '';
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (opts.clientGone()) return { ok: false, reason: 'client_gone', chunks };
-      if (chunks === 0) opts.onFirstByte();
+      if (client.aborted) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
+      if (chunks === 0) firstByteAt = Date.now();
       chunks++;
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
       if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
-      if (!res.write(chunk) && !(await drained(res, opts.stallMs))) return { ok: false, reason: 'client_gone', chunks };
+      if (!res.write(chunk) && !(await drained(res, stallMs))) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
     }
   } catch (err) {
-    if (opts.clientGone()) return { ok: false, reason: 'client_gone', chunks };
+    if (client.aborted) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
     const e = err as Error & { code?: string };
-    return { ok: false, reason: 'upstream', detail: `${e.code ?? e.name}: ${e.message}`, chunks, usage };
+    return { ok: false, reason: 'upstream', detail: `${e.code ?? e.name}: ${e.message}`, chunks, firstByteAt, usage };
   }
-  if (!tail.includes(DONE_MARK)) return { ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, usage };
-  return { ok: true, usage, chunks };
+  if (!tail.includes(DONE_MARK)) return { ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage };
+  return { ok: true, usage, chunks, firstByteAt };
 }
 
 /** The terminal SSE error event of SPEC §5 step 9. */

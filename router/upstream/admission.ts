@@ -7,6 +7,21 @@
 
 export type Release = () => void;
 
+/**
+ * What ends a wait: an AbortSignal, or (as undici also accepts) an EventEmitter with `aborted`
+ * that emits 'abort' once. The request path uses the latter; see router/proxy/signals.ts.
+ */
+export type AbortSource = AbortSignal | (NodeJS.EventEmitter & { readonly aborted: boolean });
+
+function onAbort(signal: AbortSource, listener: () => void): () => void {
+  if ('addEventListener' in signal) {
+    signal.addEventListener('abort', listener, { once: true });
+    return () => signal.removeEventListener('abort', listener);
+  }
+  signal.once('abort', listener);
+  return () => signal.removeListener('abort', listener);
+}
+
 export type AcquireResult =
   | { ok: true; release: Release; waitedMs: number }
   | { ok: false; why: 'queue_full' | 'queue_timeout' | 'aborted' };
@@ -52,7 +67,7 @@ export class Admission {
    * A slot, waiting in the FIFO queue if needed. `maxWaitMs` caps the wait below
    * queueTimeoutMs when the request's own deadline is nearer.
    */
-  acquire(signal: AbortSignal, maxWaitMs = this.queueTimeoutMs): Promise<AcquireResult> | AcquireResult {
+  acquire(signal: AbortSource, maxWaitMs = this.queueTimeoutMs): Promise<AcquireResult> | AcquireResult {
     if (signal.aborted) return { ok: false, why: 'aborted' };
     const now = this.tryAcquire();
     if (now) return { ok: true, release: now, waitedMs: 0 };
@@ -70,13 +85,12 @@ export class Admission {
         if (waiter.settled) return;
         waiter.settled = true;
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         if (!result.ok) this.#remove(waiter);
         resolve(result);
       };
-      const onAbort = () => finish({ ok: false, why: 'aborted' });
       const timer = setTimeout(() => finish({ ok: false, why: 'queue_timeout' }), waitMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const stopListening = onAbort(signal, () => finish({ ok: false, why: 'aborted' }));
       this.#waiters.push(waiter);
     });
   }

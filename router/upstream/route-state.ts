@@ -24,6 +24,8 @@ export class RouteRuntime {
   readonly fingerprint: string;
   readonly admission: Admission;
   readonly pool: Pool;
+  /** The route URL's path without a trailing slash ('/v1'): upstream paths go below it. */
+  readonly basePath: string;
   drained = false;
   health: HealthState = { healthy: true, consecutiveFailures: 0, consecutivePasses: 0, lastError: null, lastProbeAt: null, latencyMs: null, busyUntil: 0 };
 
@@ -32,6 +34,7 @@ export class RouteRuntime {
     this.config = config;
     this.fingerprint = JSON.stringify(config);
     this.admission = new Admission(config.slots, config.queue, config.queue_timeout_ms);
+    this.basePath = new URL(config.url).pathname.replace(/\/$/, '');
     // One connection per slot: admission never lets more requests through than that, so a
     // request never waits on the pool itself. No pipelining: a GPU answers one request per
     // connection at a time and a reset must not take a neighbour's request down with it.
