@@ -122,7 +122,7 @@ type RouteOutcome =
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
 async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
   if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
-  const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now());
+  const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
   if (!slot.ok) {
     if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
     return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}`, retryAfterS: undefined };
@@ -210,4 +210,10 @@ function finalError(cause: Cause | null, decision: Decision, deadline: number, i
 
 function numberOr0(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/** `n` completions are `n` sequences on the GPU: they take `n` slots (capped at the route's). */
+function choices(body: Record<string, unknown>): number {
+  const n = body.n;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
 }

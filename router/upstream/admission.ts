@@ -29,6 +29,7 @@ export type AcquireResult =
 interface Waiter {
   grant: (release: Release) => void;
   settled: boolean;
+  weight: number;
 }
 
 export class Admission {
@@ -56,20 +57,29 @@ export class Admission {
     return this.#inFlight >= this.slots;
   }
 
-  /** A slot now, or null: the caller spills without waiting (used when a queue is pointless). */
-  tryAcquire(): Release | null {
-    if (this.#inFlight >= this.slots || this.#waiters.length > 0) return null;
-    this.#inFlight++;
-    return this.#releaser();
+  /**
+   * `weight` slots now, or null. A request with `n` choices is `n` sequences on the GPU
+   * (vLLM schedules each one), so it takes `n` slots; never more than the route has, so a
+   * wide request waits for the whole route instead of being refused forever.
+   */
+  tryAcquire(weight = 1): Release | null {
+    const w = this.#clamp(weight);
+    if (this.#inFlight + w > this.slots || this.#waiters.length > 0) return null;
+    this.#inFlight += w;
+    return this.#releaser(w);
+  }
+
+  #clamp(weight: number): number {
+    return Math.max(1, Math.min(this.slots, Math.floor(weight)));
   }
 
   /**
    * A slot, waiting in the FIFO queue if needed. `maxWaitMs` caps the wait below
    * queueTimeoutMs when the request's own deadline is nearer.
    */
-  acquire(signal: AbortSource, maxWaitMs = this.queueTimeoutMs): Promise<AcquireResult> | AcquireResult {
+  acquire(signal: AbortSource, maxWaitMs = this.queueTimeoutMs, weight = 1): Promise<AcquireResult> | AcquireResult {
     if (signal.aborted) return { ok: false, why: 'aborted' };
-    const now = this.tryAcquire();
+    const now = this.tryAcquire(weight);
     if (now) return { ok: true, release: now, waitedMs: 0 };
     const waitMs = Math.min(this.queueTimeoutMs, maxWaitMs);
     if (this.#waiters.length >= this.queueLimit) return { ok: false, why: 'queue_full' };
@@ -79,6 +89,7 @@ export class Admission {
     return new Promise<AcquireResult>((resolve) => {
       const waiter: Waiter = {
         settled: false,
+        weight: this.#clamp(weight),
         grant: (release) => finish({ ok: true, release, waitedMs: Date.now() - started }),
       };
       const finish = (result: AcquireResult) => {
@@ -86,7 +97,11 @@ export class Admission {
         waiter.settled = true;
         clearTimeout(timer);
         stopListening();
-        if (!result.ok) this.#remove(waiter);
+        if (!result.ok) {
+          this.#remove(waiter);
+          // A wide waiter leaving the head may unblock narrower ones behind it.
+          this.#grantWaiters();
+        }
         resolve(result);
       };
       const timer = setTimeout(() => finish({ ok: false, why: 'queue_timeout' }), waitMs);
@@ -100,19 +115,24 @@ export class Admission {
     if (i !== -1) this.#waiters.splice(i, 1);
   }
 
-  #releaser(): Release {
+  #releaser(weight: number): Release {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#handOff();
+      this.#inFlight -= weight;
+      this.#grantWaiters();
     };
   }
 
-  /** A freed slot goes straight to the oldest waiter, so in-flight never dips and rises. */
-  #handOff(): void {
-    const next = this.#waiters.shift();
-    if (next) next.grant(this.#releaser());
-    else this.#inFlight--;
+  /** Freed slots go to waiters in FIFO order, synchronously, as long as the oldest fits. */
+  #grantWaiters(): void {
+    while (this.#waiters.length > 0) {
+      const head = this.#waiters[0]!;
+      if (this.#inFlight + head.weight > this.slots) return;
+      this.#waiters.shift();
+      this.#inFlight += head.weight;
+      head.grant(this.#releaser(head.weight));
+    }
   }
 }

@@ -86,3 +86,31 @@ test('admission – no queue means spill at once; a deadline shorter than the qu
   assert.deepEqual(await take(q, never, 5), { ok: false, why: 'queue_timeout' });
   held.release();
 });
+
+test('admission – a request with n choices takes n slots, capped at the route size', async () => {
+  const a = new Admission(4, 4, 60_000);
+  const wide = await take(a, never, undefined);
+  assert.ok(wide.ok);
+  const three = a.acquire(never, undefined, 3);
+  const threeResult = await three;
+  assert.ok(threeResult.ok);
+  assert.equal(a.inFlight, 4);
+  // A 2-wide waiter queues; a later 1-wide one waits behind it (FIFO), even though one slot would fit it.
+  const two = a.acquire(never, undefined, 2) as Promise<AcquireResult>;
+  const one = a.acquire(never, undefined, 1) as Promise<AcquireResult>;
+  assert.equal(a.queued, 2);
+  wide.release();
+  assert.equal(a.queued, 2, 'one free slot does not fit the 2-wide head');
+  threeResult.release();
+  const [g2, g1] = await Promise.all([two, one]);
+  assert.ok(g2.ok && g1.ok);
+  assert.equal(a.inFlight, 3);
+  g2.release();
+  g1.release();
+  const huge = await a.acquire(never, undefined, 99);
+  assert.ok(huge.ok);
+  assert.equal(a.inFlight, 4, 'n beyond the route is capped at every slot');
+  huge.release();
+  assert.equal(a.inFlight, 0);
+  assert.equal(a.queued, 0);
+});
