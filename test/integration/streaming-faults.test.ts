@@ -245,3 +245,27 @@ test('a healthy stream may run past server.request_timeout_ms: the deadline cove
   assert.deepEqual(await logLines(lab, 'failures'), []);
   await assertSettled(lab);
 });
+
+test('S33: a client that stops reading is given stream_idle_timeout_ms, then the upstream is closed and the slot freed', async (t) => {
+  // Each event carries ~64 KiB, so socket buffers fill after a few events and the router's
+  // writes start to report backpressure; the client below never reads a byte.
+  const lab = await labFor(t, {
+    edit: (doc) => void (doc.server.stream_idle_timeout_ms = 200),
+    sim: { 'ubuntu-6000': { chunks: 400, reply: () => 'x'.repeat(400 * 64 * 1024) } },
+  });
+  const hands = lab.sims['ubuntu-6000']!;
+  const { request } = await import('node:http');
+  const port = Number(new URL(lab.base).port);
+  const req = request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } });
+  req.on('error', () => undefined);
+  const res = await new Promise<import('node:http').IncomingMessage>((resolve) => {
+    req.on('response', resolve);
+    req.end(JSON.stringify(coding(undefined, { stream: true })));
+  });
+  assert.equal(res.statusCode, 200);
+  res.pause();
+  await hands.waitForAborts(1);
+  await assertSettled(lab);
+  assert.ok(hands.completed() === 0, 'the upstream never finished: it was cut off');
+  res.destroy();
+});
