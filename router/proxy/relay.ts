@@ -43,21 +43,48 @@ export function usageInBytes(bytes: Buffer): Usage | null {
   return at === -1 ? null : usageIn(bytes.toString('utf8', at, at + 400));
 }
 
-/** A whole body, or why it could not be read (the upstream died mid-body). */
-export async function readCappedOrFail(body: AsyncIterable<Buffer>, cap: number): Promise<{ ok: true; bytes: Buffer } | { ok: false; detail: string }> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
+/**
+ * A whole body, or why it could not be read (the upstream died mid-body). Event-driven for
+ * the same reason as relayEventStream (no promise per chunk); a body over `cap` is destroyed
+ * at once, which frees its connection.
+ */
+export function readCappedOrFail(body: Dispatcher.ResponseData['body'], cap: number): Promise<{ ok: true; bytes: Buffer } | { ok: false; detail: string }> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const finish = (result: { ok: true; bytes: Buffer } | { ok: false; detail: string }) => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      body.on('error', ignore);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > cap) return { ok: false, detail: `response larger than ${cap} bytes` };
+      if (size > cap) {
+        finish({ ok: false, detail: `response larger than ${cap} bytes` });
+        body.destroy();
+        return;
+      }
       parts.push(chunk);
-    }
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    return { ok: false, detail: `body cut off after ${size} bytes (${e.code ?? e.name}: ${e.message})` };
-  }
-  return { ok: true, bytes: Buffer.concat(parts) };
+    };
+    const onEnd = () => finish({ ok: true, bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) });
+    const onError = (err: Error & { code?: string }) => finish({ ok: false, detail: `body cut off after ${size} bytes (${err.code ?? err.name}: ${err.message})` });
+    const onClose = () => setImmediate(() => onError(prematureClose()));
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+  });
+}
+
+/** What `for await` over a stream reports when it closes without 'end' or 'error'. */
+function prematureClose(): Error & { code: string } {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 export function isEventStream(headers: Dispatcher.ResponseData['headers']): boolean {
@@ -78,30 +105,83 @@ const DONE_MARK = 'data: [DONE]';
  * Pipes an SSE body to the client, noting when the first chunk arrived. Waits for 'drain'
  * when the client reads slowly; a client that stalls longer than `stallMs` is treated as
  * gone, which aborts the upstream and frees the slot. `client` aborts when the client leaves.
+ *
+ * Driven by 'data' events rather than `for await`: the async iterator's promise and ticks per
+ * chunk cost ~8 µs of CPU per relayed chunk on the bench machine (~7% of the router's whole
+ * per-chunk cost). The outcomes are the same as the loop's: an end or error while waiting
+ * for 'drain' is acted on once the drain wait ends, and a body closed without 'end' or
+ * 'error' is a premature close.
  */
-export async function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
-  let chunks = 0;
-  let firstByteAt: number | null = null;
-  let usage: Usage | null = null;
-  let tail = '';
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (client.aborted) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
+export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
+  return new Promise((resolve) => {
+    let chunks = 0;
+    let firstByteAt: number | null = null;
+    let usage: Usage | null = null;
+    let tail = '';
+    let settled = false;
+    let waitingForDrain = false;
+    let pendingError: (Error & { code?: string }) | null = null;
+    let pendingEnd = false;
+
+    const finish = (end: StreamEnd) => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      // The caller destroys the body next; an error it emits on the way is already accounted for.
+      body.on('error', ignore);
+      resolve(end);
+    };
+    const clientGone = () => finish({ ok: false, reason: 'client_gone', chunks, firstByteAt });
+    const failed = (err: Error & { code?: string }) => {
+      if (client.aborted) return clientGone();
+      finish({ ok: false, reason: 'upstream', detail: `${err.code ?? err.name}: ${err.message}`, chunks, firstByteAt, usage });
+    };
+    const onData = (chunk: Buffer) => {
+      if (client.aborted) return clientGone();
       if (chunks === 0) firstByteAt = Date.now();
       chunks++;
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
       if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
-      if (!res.write(chunk) && !(await drained(res, stallMs))) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
-    }
-  } catch (err) {
-    if (client.aborted) return { ok: false, reason: 'client_gone', chunks, firstByteAt };
-    const e = err as Error & { code?: string };
-    return { ok: false, reason: 'upstream', detail: `${e.code ?? e.name}: ${e.message}`, chunks, firstByteAt, usage };
-  }
-  if (!tail.includes(DONE_MARK)) return { ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage };
-  return { ok: true, usage, chunks, firstByteAt };
+      if (res.write(chunk)) return;
+      body.pause();
+      waitingForDrain = true;
+      void drained(res, stallMs).then((ok) => {
+        waitingForDrain = false;
+        if (!ok) return clientGone();
+        if (pendingError) return failed(pendingError);
+        if (pendingEnd) return ended();
+        body.resume();
+      });
+    };
+    const ended = () => {
+      if (tail.includes(DONE_MARK)) finish({ ok: true, usage, chunks, firstByteAt });
+      else finish({ ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage });
+    };
+    const onEnd = () => {
+      if (waitingForDrain) pendingEnd = true;
+      else ended();
+    };
+    const onError = (err: Error & { code?: string }) => {
+      if (waitingForDrain) pendingError ??= err;
+      else failed(err);
+    };
+    // 'close' right after 'end' or 'error' is normal (those settle first); alone, it is what
+    // `for await` reports as a premature close.
+    const onClose = () => {
+      if (!pendingEnd) setImmediate(() => onError(prematureClose()));
+    };
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+  });
 }
+
+function ignore(): void {}
 
 /** The terminal SSE error event of SPEC §5 step 9. */
 export function sseErrorEvent(message: string): string {

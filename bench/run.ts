@@ -1,0 +1,737 @@
+// `npm run bench`: what homelab-router adds in front of an upstream, on this machine.
+//
+// Three targets, each its own process on 127.0.0.1, all in front of one fake upstream
+// (bench/fake-upstream.ts, answers from prebuilt buffers):
+//   direct       the upstream itself
+//   passthrough  a minimal undici proxy that does not read the body (bench/passthrough.ts):
+//                the floor for any Node gateway, and the budget's denominator
+//   router       `homelab-router serve` with the shipped policy's buckets and every route
+//                pointed at the fake upstream: parse, validate, classify, decide, admit,
+//                forward, log the decision line and the metrics, for every request
+// (--express adds `express`: a minimal Express app that parses the JSON and forwards it with
+// undici, bench/express-proxy.ts — the reference for the README's Express numbers.)
+//
+// Loads are interleaved (round 1: A B C, round 2: C B A, ...) so machine drift cancels, and
+// each figure is the median over rounds. Every load is bounded in time (wrk -d, stream
+// deadlines) and in count (streams per run); the whole run takes about 3 minutes.
+//   non-stream  wrk, POST of a 1 KB chat body, c=32 (RPS, p50, p99) and c=1 (p50, p99)
+//   stream      a raw-socket client: 64-chunk SSE streams, time to first byte and total, c=1, c=16
+//   CPU         each proxy's CPU time (/proc/PID/stat) per request and per streamed chunk
+//   RSS         the router idle, after the loads, and with 256 streams open at once
+//   hops        one loopback round trip between two processes, busy and after idle
+//   classifier  bench/classifier.ts (in its own process): 2 KB, 50 KB and 500 KB prompts
+// Results: bench/results/<date>.json (everything, per round) and bench/results/latest.md.
+//
+// Flags: --rounds N (3)  --seconds S (wrk seconds per c=32 run, 5)  --express
+//        --profile (router under --cpu-prof; the top functions are printed, the profile kept)
+//        --compare DIR (adds `compare`: the router of another checkout, e.g. the last commit,
+//          interleaved with the rest — a before/after on the same machine in the same minutes)
+//        --router DIR (bench the router of another checkout instead of this one)
+//        --quick (1 round, short loads: a smoke run of the bench itself)
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
+import { formatUs, type ClassifierResult } from './classifier.ts';
+import { STREAM_CHUNKS } from './fake-upstream.ts';
+
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const RESULTS = join(REPO, 'bench/results');
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    express: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    router: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
+const C32_S = flags.quick ? 2 : Math.max(1, Math.min(30, Number(flags.seconds) || 5));
+const C1_S = flags.quick ? 1 : 3;
+const STREAMS_C1 = flags.quick ? 6 : 16;
+const STREAMS_C16 = flags.quick ? 48 : 96;
+const OPEN_STREAMS = 256;
+// 64 chunks 5 ms apart (200 tokens/s, a fast model's pace): ~320 ms per stream.
+const STREAM_INTERVAL_MS = 5;
+const STREAM_DEADLINE_MS = 30_000;
+
+const t0 = Date.now();
+function progress(msg: string): void {
+  console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${msg}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+
+/** A realistic ~1 KB chat request (system prompt plus a user question the classifier scores). */
+function chatBody(extra: Record<string, unknown> = {}, model = 'homelab/auto'): string {
+  const user =
+    'I am writing a small Python service that reads sensor readings from an MQTT broker and stores ' +
+    'them in Postgres. Every few hours the consumer stops receiving messages without any error, and ' +
+    'restarting the container fixes it. The client library reconnects on its own, according to the ' +
+    'docs. What should I log to find out whether the broker drops the session or my callback hangs, ' +
+    'and how would you structure the reconnect logic so it survives a broker restart?';
+  const body = { model, ...extra, messages: [{ role: 'system', content: 'You are a concise assistant for a homelab. Answer with concrete steps; say when you are unsure.' }, { role: 'user', content: user }] };
+  let json = JSON.stringify(body);
+  // Pad the user message to exactly 1 KiB of JSON, so every target gets the same bytes.
+  if (json.length < 1024) {
+    body.messages[1]!.content += ' ' + 'Thanks.'.repeat(Math.ceil((1024 - json.length) / 7)).slice(0, 1023 - json.length);
+    json = JSON.stringify(body);
+  }
+  return json;
+}
+
+const NON_STREAM_BODY = chatBody();
+const STREAM_BODY = chatBody({ stream: true, stream_options: { include_usage: true }, bench_interval_ms: STREAM_INTERVAL_MS });
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+interface Target {
+  name: string;
+  port: number;
+  proc: ChildProcess;
+}
+
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.pid) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+/** Starts a node process and resolves with the port it reports (a JSON line on stdout). */
+function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, portOf: (line: string) => number | undefined): Promise<Target> {
+  const proc = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(proc);
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s\n${stderr}`)), 30_000);
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const port = portOf(line);
+        if (port !== undefined) {
+          clearTimeout(timer);
+          // Keep draining stdout so a chatty child never blocks on a full pipe.
+          proc.stdout!.off('data', onData);
+          proc.stdout!.resume();
+          resolve({ name, port, proc });
+          return;
+        }
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code}) before it was ready\n${stderr}`));
+    });
+  });
+}
+
+const readyPort = (line: string) => {
+  try {
+    const v = JSON.parse(line) as { ready?: boolean; port?: number };
+    return v.ready ? v.port : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const routerPort = (line: string) => {
+  const m = /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(line);
+  return m ? Number(m[1]) : undefined;
+};
+
+/** A checkout's shipped policy (buckets and routes), every route pointed at the fake upstream. */
+function benchPolicy(root: string, upstreamPort: number): string {
+  const doc = loadYaml(readFileSync(join(root, 'routing_policy.yaml'), 'utf8')) as Record<string, any>;
+  doc.server = { ...doc.server, listen: '127.0.0.1:0' };
+  for (const route of Object.values(doc.routes as Record<string, any>)) {
+    route.url = `http://127.0.0.1:${upstreamPort}/v1`;
+    // Enough slots that admission never limits c=32, and 4 routes x 64 = the 256 open streams.
+    route.slots = 64;
+    route.queue = 64;
+    route.queue_timeout_ms = 5_000;
+    route.timeout_ms = 30_000;
+    // No recovery: the bench must never reach for SSH or a real host.
+    route.recovery = { managed: false };
+  }
+  doc.hosts = {};
+  return dumpYaml(doc, { lineWidth: 200 });
+}
+
+async function stopProcess(t: Target): Promise<void> {
+  if (t.proc.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => t.proc.once('exit', () => resolve()));
+  t.proc.kill('SIGTERM');
+  const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU seconds the process has used. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+function ensureWrk(): string {
+  const found = spawnSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' }).stdout.trim();
+  if (found) return found;
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).stdout.trim() !== '';
+  if (!isRoot || !hasApt) {
+    console.error('wrk is not installed. The non-stream loads need it (a C load generator, so the client is not the bottleneck).');
+    console.error(isRoot ? 'Install it with your package manager (Debian/Ubuntu: apt-get install wrk).' : 'Install it as root: sudo apt-get install -y wrk (or build it from https://github.com/wg/wrk), then rerun.');
+    process.exit(2);
+  }
+  progress('wrk is missing: installing it with apt-get (running as root)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'wrk'], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.error('apt-get install wrk failed; install wrk and rerun.');
+    process.exit(2);
+  }
+  return 'wrk';
+}
+
+function wrkScript(dir: string, body: string): string {
+  const path = join(dir, 'post.lua');
+  // wrk's `done` hook prints the latency distribution (µs) as one JSON line.
+  writeFileSync(
+    path,
+    `wrk.method = "POST"
+wrk.body = ${JSON.stringify(body)}
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p90":%d,"p99":%d,"mean":%.1f,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
+end
+`,
+  );
+  return path;
+}
+
+interface WrkResult {
+  rps: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  requests: number;
+  errors: number;
+  /** CPU µs the target process spent per request. */
+  cpuUsPerReq: number;
+}
+
+function runWrk(wrk: string, script: string, target: Target, connections: number, seconds: number): Promise<WrkResult> {
+  const cpu0 = cpuSeconds(target.proc.pid!);
+  return new Promise((resolve, reject) => {
+    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, `http://127.0.0.1:${target.port}/v1/chat/completions`];
+    const p = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const kill = setTimeout(() => p.kill('SIGKILL'), (seconds + 15) * 1000);
+    p.once('exit', () => {
+      clearTimeout(kill);
+      const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+      if (!line) return reject(new Error(`wrk against ${target.name} printed no result:\n${out}`));
+      const r = JSON.parse(line.slice(6)) as Record<string, number>;
+      const requests = r.requests!;
+      const cpu = cpuSeconds(target.proc.pid!) - cpu0;
+      resolve({
+        rps: requests / (r.duration_us! / 1e6),
+        p50Us: r.p50!,
+        p90Us: r.p90!,
+        p99Us: r.p99!,
+        requests,
+        errors: r.connect! + r.read! + r.write! + r.status! + r.timeout!,
+        cpuUsPerReq: requests > 0 ? (cpu * 1e6) / requests : NaN,
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+interface StreamRun {
+  ttfbP50Ms: number;
+  ttfbP99Ms: number;
+  totalP50Ms: number;
+  totalP99Ms: number;
+  failed: number;
+  /** CPU µs the target process spent per relayed chunk (the whole stream's work / chunks). */
+  cpuUsPerChunk: number;
+}
+
+interface OneStream {
+  ok: boolean;
+  ttfbMs: number;
+  totalMs: number;
+}
+
+/**
+ * One keep-alive HTTP/1.1 connection that sends a prebuilt POST and times the answer: the
+ * first body byte (the first SSE event; headers flushed ahead of it do not count) and the
+ * end of the chunked body. A raw socket rather than an HTTP client library, so that like wrk
+ * the client adds almost nothing to what it measures.
+ */
+class RawConnection {
+  readonly #port: number;
+  #socket: Socket | null = null;
+
+  constructor(port: number) {
+    this.#port = port;
+  }
+
+  close(): void {
+    this.#socket?.destroy();
+    this.#socket = null;
+  }
+
+  request(body: string, onFirstByte?: () => void): Promise<OneStream> {
+    const socket = (this.#socket ??= connect({ host: '127.0.0.1', port: this.#port, noDelay: true }));
+    const payload = Buffer.from(body);
+    // Head and body in one write, as wrk and HTTP client libraries send a small request.
+    const request = Buffer.concat([Buffer.from(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${this.#port}\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n`), payload]);
+    const start = performance.now();
+    return new Promise((resolve) => {
+      let text = '';
+      let bodyAt = -1;
+      let ttfb = NaN;
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.off('error', onClose);
+        if (!ok) this.close();
+        resolve({ ok, ttfbMs: ttfb, totalMs: performance.now() - start });
+      };
+      const onData = (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (bodyAt === -1) {
+          const end = text.indexOf('\r\n\r\n');
+          if (end === -1) return;
+          bodyAt = end + 4;
+          if (!text.startsWith('HTTP/1.1 200')) return finish(false);
+        }
+        if (Number.isNaN(ttfb) && text.length > bodyAt) {
+          ttfb = performance.now() - start;
+          onFirstByte?.();
+        }
+        // The terminal chunk of a chunked body (every target streams SSE chunked).
+        if (text.endsWith('0\r\n\r\n') && (text.endsWith('\r\n0\r\n\r\n') || text.length - bodyAt === 5)) finish(text.includes('data: [DONE]', bodyAt));
+      };
+      const onClose = () => finish(false);
+      const timer = setTimeout(() => finish(false), STREAM_DEADLINE_MS);
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.once('error', onClose);
+      socket.write(request);
+    });
+  }
+}
+
+async function runStreams(target: Target, concurrency: number, count: number): Promise<StreamRun> {
+  const conns = Array.from({ length: concurrency }, () => new RawConnection(target.port));
+  const cpu0 = cpuSeconds(target.proc.pid!);
+  const results: OneStream[] = [];
+  let started = 0;
+  // Workers start staggered over one stream's length, so streams begin one by one as real
+  // traffic does, not in synchronized bursts of `concurrency` (which would measure how long
+  // the burst takes to get through, not what one request waits for).
+  const streamMs = STREAM_CHUNKS * STREAM_INTERVAL_MS;
+  const worker = async (conn: RawConnection, k: number) => {
+    await new Promise((r) => setTimeout(r, (k * streamMs) / concurrency));
+    while (started < count) {
+      started++;
+      results.push(await conn.request(STREAM_BODY));
+    }
+  };
+  await Promise.all(conns.map(worker));
+  const cpu = cpuSeconds(target.proc.pid!) - cpu0;
+  for (const c of conns) c.close();
+  const ok = results.filter((r) => r.ok);
+  return {
+    ttfbP50Ms: percentile(ok.map((r) => r.ttfbMs), 50),
+    ttfbP99Ms: percentile(ok.map((r) => r.ttfbMs), 99),
+    totalP50Ms: percentile(ok.map((r) => r.totalMs), 50),
+    totalP99Ms: percentile(ok.map((r) => r.totalMs), 99),
+    failed: results.length - ok.length,
+    cpuUsPerChunk: (cpu * 1e6) / (ok.length * STREAM_CHUNKS),
+  };
+}
+
+/** Opens `count` slow streams at once through the router, reads RSS while all are open. */
+async function rssWithOpenStreams(target: Target, count: number): Promise<{ rssMb: number; ok: number; openAtSample: number }> {
+  // One pinned alias per route, so the 256 streams spread over the 4 routes' 64 slots each.
+  const aliases = ['homelab/vision', 'homelab/code', 'homelab/reasoning', 'homelab/chat'];
+  // 64 chunks every 60 ms: each stream stays open ~3.8 s, long enough to open all of them.
+  const bodies = aliases.map((a) => chatBody({ stream: true, bench_interval_ms: 60 }, a));
+  const conns = Array.from({ length: count }, () => new RawConnection(target.port));
+  let open = 0;
+  let allOpen: () => void = () => {};
+  const opened = new Promise<void>((resolve) => (allOpen = resolve));
+  const streams = conns.map((conn, i) =>
+    conn.request(bodies[i % bodies.length]!, () => {
+      if (++open === count) allOpen();
+    }),
+  );
+  await Promise.race([opened, new Promise((r) => setTimeout(r, 10_000))]);
+  const openAtSample = open;
+  const rss = rssMb(target.proc.pid!);
+  const done = await Promise.all(streams);
+  for (const c of conns) c.close();
+  return { rssMb: rss, ok: done.filter((r) => r.ok).length, openAtSample };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and formatting
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+function median(xs: number[]): number {
+  return percentile(xs, 50);
+}
+
+const fmt = {
+  rps: (v: number) => v.toFixed(0),
+  us: (v: number) => `${v.toFixed(0)} µs`,
+  ms: (v: number) => `${v.toFixed(2)} ms`,
+  mb: (v: number) => `${v.toFixed(1)} MB`,
+  ratio: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'),
+  signedUs: (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(0)} µs`,
+};
+
+function gitInfo(): string {
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'router'], { cwd: REPO, encoding: 'utf8' }).stdout.trim() !== '';
+  return rev ? `${rev}${dirty ? ' + uncommitted router changes' : ''}` : 'unknown';
+}
+
+function topOfProfile(dir: string, n: number): string[] {
+  // tsx's module loader runs on a worker thread with its own profile; the main thread's is the
+  // one with by far the most samples.
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({ f, size: statSync(join(dir, f)).size }))
+    .sort((a, b) => b.size - a.size);
+  if (files.length === 0) return ['(no profile written)'];
+  const profile = JSON.parse(readFileSync(join(dir, files[0]!.f), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const cf = byId.get(id)!.callFrame;
+    if (cf.functionName === '(idle)') return; // shares of busy time
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url.replace(/^.*\/(node_modules|router)\//, '$1/')}:${cf.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + profile.timeDeltas[i]!);
+    total += profile.timeDeltas[i]!;
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, t]) => `${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+interface Budget {
+  item: string;
+  value: string;
+  limit: string;
+  ok: boolean;
+  /** The same figure against the pass-through proxy instead of the upstream, where it applies. */
+  vsPassthrough?: string;
+}
+
+/**
+ * Loopback round trip between two processes, back to back and after 5 ms idle: what one hop
+ * costs on this machine when the receiver is busy and when it has gone idle. On a VM the idle
+ * case pays for waking a halted vCPU, and a proxied stream's first byte crosses several such
+ * hops; this is the floor under every latency figure above.
+ */
+async function hopLatency(): Promise<{ busyUs: number; idleUs: number }> {
+  const echo = spawn(process.execPath, ['-e', "const s=require('net').createServer({noDelay:true},(c)=>c.on('data',(d)=>c.write(d)));s.listen(0,'127.0.0.1',()=>console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(echo);
+  const port = await new Promise<number>((resolve) => echo.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  const sock = connect({ host: '127.0.0.1', port, noDelay: true });
+  await new Promise((r) => sock.once('connect', r));
+  const rtt = () =>
+    new Promise<number>((resolve) => {
+      const t = performance.now();
+      sock.once('data', () => resolve((performance.now() - t) * 1000));
+      sock.write('x');
+    });
+  const sample = async (gapMs: number) => {
+    const xs: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      xs.push(await rtt());
+    }
+    return median(xs);
+  };
+  const busyUs = await sample(0);
+  const idleUs = await sample(5);
+  sock.destroy();
+  echo.kill();
+  return { busyUs, idleUs };
+}
+
+async function main(): Promise<void> {
+  const wrk = ensureWrk();
+  const work = mkdtempSync(join(tmpdir(), 'hr-bench-'));
+  process.once('exit', () => rmSync(work, { recursive: true, force: true }));
+  const profileDir = join(RESULTS, 'profiles');
+  mkdirSync(RESULTS, { recursive: true });
+  const load0 = loadavg();
+  progress(`bench: ${ROUNDS} round(s), c=32 loads of ${C32_S} s, c=1 loads of ${C1_S} s; scratch dir ${work}`);
+  if (load0[0]! > 0.5) progress(`note: load average is ${load0.map((l) => l.toFixed(2)).join(' ')} before the bench; other processes will add noise (ratios are still interleaved)`);
+
+  const upstream = await startProcess('upstream', ['--import', 'tsx', 'bench/fake-upstream.ts', '--interval-ms', String(STREAM_INTERVAL_MS)], {}, readyPort);
+  const passthrough = await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
+  const startRouter = (name: string, root: string, profile: boolean) => {
+    const policyPath = join(work, `${name}-policy.yaml`);
+    writeFileSync(policyPath, benchPolicy(root, upstream.port));
+    const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
+    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
+  };
+  const router = await startRouter('router', flags.router ?? REPO, flags.profile);
+  const targets: Target[] = [upstream, passthrough];
+  if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
+  if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
+  targets.push(router);
+  const label = (t: Target) => (t === upstream ? 'direct' : t.name);
+  progress(`started: ${targets.map((t) => `${label(t)} :${t.port}`).join(', ')}`);
+
+  // Let the router's first health probes and the JIT settle, then read its idle RSS.
+  await new Promise((r) => setTimeout(r, 1500));
+  const rssIdle = rssMb(router.proc.pid!);
+  const rssIdleCompare = flags.compare ? rssMb(targets.find((t) => t.name === 'compare')!.proc.pid!) : NaN;
+  const passRssIdle = rssMb(passthrough.proc.pid!);
+
+  const script = wrkScript(work, NON_STREAM_BODY);
+  progress('warm-up: 2 s at c=32 per target');
+  for (const t of targets) {
+    const w = await runWrk(wrk, script, t, 32, 2);
+    if (w.errors > 0 || w.requests === 0) throw new Error(`warm-up against ${label(t)}: ${w.errors} errors of ${w.requests} requests`);
+  }
+
+  type PerTarget<T> = Record<string, T[]>;
+  const c32: PerTarget<WrkResult> = {};
+  const c1: PerTarget<WrkResult> = {};
+  const s1: PerTarget<StreamRun> = {};
+  const s16: PerTarget<StreamRun> = {};
+  const order = (r: number) => (r % 2 === 0 ? targets : [...targets].reverse());
+
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of order(r)) {
+      const res = await runWrk(wrk, script, t, 32, C32_S);
+      (c32[label(t)] ??= []).push(res);
+      progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+    }
+    for (const t of order(r + 1)) {
+      const res = await runWrk(wrk, script, t, 1, C1_S);
+      (c1[label(t)] ??= []).push(res);
+      progress(`round ${r + 1}/${ROUNDS} non-stream c=1  ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+    }
+  }
+  const rssAfterLoad = rssMb(router.proc.pid!);
+
+  const streamTargets = targets.filter((t) => t.name !== 'express');
+  const rssAfterLoadCompare = flags.compare ? rssMb(targets.find((t) => t.name === 'compare')!.proc.pid!) : NaN;
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of order(r).filter((x) => streamTargets.includes(x))) {
+      const a = await runStreams(t, 1, STREAMS_C1);
+      (s1[label(t)] ??= []).push(a);
+      const b = await runStreams(t, 16, STREAMS_C16);
+      (s16[label(t)] ??= []).push(b);
+      progress(`round ${r + 1}/${ROUNDS} stream ${label(t).padEnd(11)} c=1 ttfb ${fmt.ms(a.ttfbP50Ms)} total ${fmt.ms(a.totalP50Ms)} | c=16 ttfb ${fmt.ms(b.ttfbP50Ms)} total ${fmt.ms(b.totalP50Ms)} cpu ${b.cpuUsPerChunk.toFixed(1)} µs/chunk${a.failed + b.failed ? `  FAILED ${a.failed + b.failed}` : ''}`);
+    }
+  }
+
+  progress(`opening ${OPEN_STREAMS} streams at once through the router`);
+  const open = await rssWithOpenStreams(router, OPEN_STREAMS);
+  progress(`router RSS with ${open.openAtSample} streams open: ${fmt.mb(open.rssMb)} (${open.ok}/${OPEN_STREAMS} completed with [DONE])`);
+  const passOpen = await rssWithOpenStreams(passthrough, OPEN_STREAMS);
+  const compareTarget = targets.find((t) => t.name === 'compare');
+  const compareOpen = compareTarget ? await rssWithOpenStreams(compareTarget, OPEN_STREAMS) : null;
+
+  for (const t of [...targets].reverse()) await stopProcess(t);
+  const profileTop = flags.profile ? topOfProfile(profileDir, 25) : [];
+
+  const hops = await hopLatency();
+  progress(`loopback round trip: ${hops.busyUs.toFixed(0)} µs back to back, ${hops.idleUs.toFixed(0)} µs after 5 ms idle`);
+  progress('classifier micro-bench (servers stopped)');
+  // In a fresh process: this one's heap and JIT state after the loads would skew it.
+  const cls = spawnSync(process.execPath, ['--import', 'tsx', 'bench/classifier.ts', '--json'], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+  if (cls.status !== 0) throw new Error(`bench/classifier.ts failed:\n${cls.stderr}`);
+  const classifier = JSON.parse(cls.stdout.trim().split('\n').at(-1)!) as ClassifierResult[];
+  const load1 = loadavg();
+
+  // ------------------------------------------------------------------------------------------
+  // Summaries (median over rounds)
+  const med = <T>(runs: PerTarget<T>, name: string, pick: (x: T) => number) => median((runs[name] ?? []).map(pick));
+  const names = targets.map(label);
+  const row = (title: string, runs: PerTarget<any>, pick: (x: any) => number, show: (v: number) => string, lowerIsBetter = true) => {
+    const v = Object.fromEntries(names.map((n) => [n, med(runs, n, pick)]));
+    const rd = v.router! / v.direct!;
+    const rp = v.router! / v.passthrough!;
+    return { title, values: v, vsDirect: rd, vsPassthrough: rp, show, lowerIsBetter };
+  };
+  const rows = [
+    row('non-stream RPS, c=32', c32, (x: WrkResult) => x.rps, fmt.rps, false),
+    row('non-stream p50, c=32', c32, (x: WrkResult) => x.p50Us, fmt.us),
+    row('non-stream p99, c=32', c32, (x: WrkResult) => x.p99Us, fmt.us),
+    row('non-stream p50, c=1', c1, (x: WrkResult) => x.p50Us, fmt.us),
+    row('non-stream p99, c=1', c1, (x: WrkResult) => x.p99Us, fmt.us),
+    row('CPU per request, c=32 (target process)', c32, (x: WrkResult) => x.cpuUsPerReq, fmt.us),
+    row('stream TTFB p50, c=1', s1, (x: StreamRun) => x.ttfbP50Ms, fmt.ms),
+    row('stream total p50, c=1', s1, (x: StreamRun) => x.totalP50Ms, fmt.ms),
+    row('stream TTFB p50, c=16', s16, (x: StreamRun) => x.ttfbP50Ms, fmt.ms),
+    row('stream TTFB p99, c=16', s16, (x: StreamRun) => x.ttfbP99Ms, fmt.ms),
+    row('stream total p50, c=16', s16, (x: StreamRun) => x.totalP50Ms, fmt.ms),
+    row('CPU per streamed chunk, c=16 (target process)', s16, (x: StreamRun) => x.cpuUsPerChunk, (v) => `${v.toFixed(1)} µs`),
+  ];
+  const byTitle = (t: string) => rows.find((r) => r.title === t)!;
+  const addedC1Us = byTitle('non-stream p50, c=1').values.router! - byTitle('non-stream p50, c=1').values.direct!;
+  const addedC1VsPassUs = byTitle('non-stream p50, c=1').values.router! - byTitle('non-stream p50, c=1').values.passthrough!;
+  const passAddedC1Us = byTitle('non-stream p50, c=1').values.passthrough! - byTitle('non-stream p50, c=1').values.direct!;
+  const ttfbAdded1Us = (byTitle('stream TTFB p50, c=1').values.router! - byTitle('stream TTFB p50, c=1').values.direct!) * 1000;
+  const ttfbAdded16Us = (byTitle('stream TTFB p50, c=16').values.router! - byTitle('stream TTFB p50, c=16').values.direct!) * 1000;
+  const c2k = classifier.find((c) => c.label === '2 KB')!;
+  const c500k = classifier.find((c) => c.label === '500 KB')!;
+  const rpsVsPass = byTitle('non-stream RPS, c=32').vsPassthrough;
+
+  const budget: Budget[] = [
+    { item: 'non-stream RPS at c=32 vs pass-through', value: fmt.ratio(rpsVsPass), limit: '≥ 0.60× (stretch 0.80×)', ok: rpsVsPass >= 0.6 },
+    { item: 'added p50 at c=1 (router − direct)', value: fmt.signedUs(addedC1Us), limit: '≤ 300 µs', ok: addedC1Us <= 300, vsPassthrough: fmt.signedUs(addedC1VsPassUs) },
+    { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: fmt.signedUs((byTitle('stream TTFB p50, c=1').values.router! - byTitle('stream TTFB p50, c=1').values.passthrough!) * 1000) },
+    { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: fmt.signedUs((byTitle('stream TTFB p50, c=16').values.router! - byTitle('stream TTFB p50, c=16').values.passthrough!) * 1000) },
+    { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
+    { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
+    { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
+  ];
+
+  const failures = [...Object.values(c32), ...Object.values(c1)].flat().reduce((n, r) => n + r.errors, 0) + [...Object.values(s1), ...Object.values(s16)].flat().reduce((n, r) => n + r.failed, 0);
+
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memGb: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    os: existsSync('/etc/debian_version') ? `Debian ${readFileSync('/etc/debian_version', 'utf8').trim()}` : process.platform,
+    node: process.version,
+    wrk: spawnSync(wrk, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.trim() ?? '',
+    loadavgStart: load0.map((l) => Number(l.toFixed(2))),
+    loadavgEnd: load1.map((l) => Number(l.toFixed(2))),
+  };
+  const date = new Date().toISOString();
+
+  // ------------------------------------------------------------------------------------------
+  // Markdown
+  const head = `| metric | ${names.join(' | ')} | router ÷ direct | router ÷ pass-through |`;
+  const sep = `|---|${names.map(() => '---:').join('|')}|---:|---:|`;
+  const lines = [
+    `# homelab-router overhead — ${date.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGb} GB, ${machine.os}, kernel ${machine.kernel}, Node ${machine.node}, ${machine.wrk.split(' Copyright')[0]}. ` +
+      `Load average ${machine.loadavgStart.join(' ')} at start, ${machine.loadavgEnd.join(' ')} at end. Router at ${gitInfo()}.`,
+    '',
+    `Everything on 127.0.0.1; one fake upstream (bench/fake-upstream.ts). Non-stream: wrk -t1, POST of a 1 KB chat body, ${C32_S} s at c=32 and ${C1_S} s at c=1. ` +
+      `Streams: ${STREAM_CHUNKS} chunks ${STREAM_INTERVAL_MS} ms apart, ${STREAMS_C1} streams at c=1 and ${STREAMS_C16} at c=16 per round. ` +
+      `Median of ${ROUNDS} interleaved round(s). CPU = the target process's user+system time over the load, per request or chunk.` +
+      (failures ? ` **${failures} failed requests or streams: see the JSON.**` : ' Every request and stream succeeded.'),
+    '',
+    head,
+    sep,
+    ...rows.map((r) => `| ${r.title} | ${names.map((n) => r.show(r.values[n]!)).join(' | ')} | ${fmt.ratio(r.vsDirect)} | ${fmt.ratio(r.vsPassthrough)} |`),
+    '',
+    '| added by the proxy | pass-through | router |',
+    '|---|---:|---:|',
+    `| p50 at c=1, over direct | ${fmt.signedUs(passAddedC1Us)} | ${fmt.signedUs(addedC1Us)} |`,
+    `| p50 at c=1, over pass-through | – | ${fmt.signedUs(addedC1VsPassUs)} |`,
+    ...(flags.compare ? [`| p50 at c=1, over direct: compare (${flags.compare}) | – | ${fmt.signedUs(byTitle('non-stream p50, c=1').values.compare! - byTitle('non-stream p50, c=1').values.direct!)} |`] : []),
+    `| stream TTFB p50 at c=1, over direct | ${fmt.signedUs((byTitle('stream TTFB p50, c=1').values.passthrough! - byTitle('stream TTFB p50, c=1').values.direct!) * 1000)} | ${fmt.signedUs(ttfbAdded1Us)} |`,
+    `| stream TTFB p50 at c=16, over direct | ${fmt.signedUs((byTitle('stream TTFB p50, c=16').values.passthrough! - byTitle('stream TTFB p50, c=16').values.direct!) * 1000)} | ${fmt.signedUs(ttfbAdded16Us)} |`,
+    '',
+    '| RSS | pass-through | router |',
+    '|---|---:|---:|',
+    `| idle (after start) | ${fmt.mb(passRssIdle)} | ${fmt.mb(rssIdle)} |`,
+    `| after the non-stream loads | – | ${fmt.mb(rssAfterLoad)} |`,
+    `| with ${OPEN_STREAMS} streams open | ${fmt.mb(passOpen.rssMb)} | ${fmt.mb(open.rssMb)} (${open.openAtSample} open, ${open.ok} completed) |`,
+    ...(compareOpen ? [`| compare (${flags.compare}): idle / after load / ${OPEN_STREAMS} open | – | ${fmt.mb(rssIdleCompare)} / ${fmt.mb(rssAfterLoadCompare)} / ${fmt.mb(compareOpen.rssMb)} |`] : []),
+    '',
+    '| classifier (CPU per call, median) | facts | classify | total | total p95 | wall (total) | bucket |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...classifier.map((c: ClassifierResult) => `| ${c.label} prompt | ${formatUs(c.factsUs)} | ${formatUs(c.classifyUs)} | ${formatUs(c.totalUs)} | ${formatUs(c.totalP95Us)} | ${formatUs(c.totalWallUs)} | ${c.bucket} |`),
+    '',
+    '## Budget',
+    '',
+    '| item | measured | budget | met | against the pass-through instead |',
+    '|---|---:|---:|:---:|---:|',
+    ...budget.map((b) => `| ${b.item} | ${b.value} | ${b.limit} | ${b.ok ? 'yes' : '**no**'} | ${b.vsPassthrough ?? ''} |`),
+    '',
+    `One loopback round trip between two processes on this machine: ${hops.busyUs.toFixed(0)} µs back to back, ${hops.idleUs.toFixed(0)} µs after 5 ms idle (waking an idle vCPU). ` +
+      'A request through any proxy crosses two more such hops than one sent straight to the upstream, and a stream starts after idle, so the pass-through column shows what any Node proxy costs here before the router does anything of its own.',
+    '',
+  ];
+  if (profileTop.length) lines.push('## Router CPU profile (self time, top 25)', '', '```', ...profileTop, '```', '');
+  const md = lines.join('\n');
+
+  const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
+  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify({ date, machine, git: gitInfo(), settings: { rounds: ROUNDS, c32Seconds: C32_S, c1Seconds: C1_S, streamsC1: STREAMS_C1, streamsC16: STREAMS_C16, streamChunks: STREAM_CHUNKS, streamIntervalMs: STREAM_INTERVAL_MS, bodyBytes: NON_STREAM_BODY.length }, rounds: { c32, c1, streamsC1: s1, streamsC16: s16 }, rss: { routerIdleMb: rssIdle, routerAfterLoadMb: rssAfterLoad, routerOpenStreams: open, passthroughIdleMb: passRssIdle, passthroughOpenStreams: passOpen, ...(compareOpen ? { compareIdleMb: rssIdleCompare, compareAfterLoadMb: rssAfterLoadCompare, compareOpenStreams: compareOpen } : {}) }, hopLatency: hops, classifier, summary: rows.map((r) => ({ metric: r.title, values: r.values, routerVsDirect: r.vsDirect, routerVsPassthrough: r.vsPassthrough })), budget, profileTop }, null, 2) + '\n');
+  writeFileSync(join(RESULTS, 'latest.md'), md);
+  rmSync(work, { recursive: true, force: true });
+  console.log('\n' + md);
+  progress(`wrote bench/results/latest.md and bench/results/${stamp}.json${flags.profile ? ` (profile in ${profileDir})` : ''}`);
+  if (failures > 0) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exit(1);
+});
