@@ -16,6 +16,10 @@ export interface Classification {
   turn: number;
 }
 
+// A message this long is likely an instruction plus pasted material.
+const LONG_TEXT_CHARS = 600;
+const INSTRUCTION_CHARS = 200;
+
 const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question'];
 
 export class Classifier {
@@ -73,10 +77,15 @@ export class Classifier {
     const n = this.#buckets.length;
     const score = new Float64Array(n);
     const matched: Array<string[] | undefined> = new Array(n);
-    for (const id of hits) {
+    // In a long message the instruction usually sits on its own first or last line
+    // ("Summarize this article:" above a pasted text). When that line is decisive it decides,
+    // so the pasted text's own words cannot outvote it; otherwise the whole text is scored.
+    const instruction = this.#instructionHits(texts[turn]!);
+    const fromInstruction = this.#decisive(instruction);
+    for (const id of fromInstruction ? instruction : hits) {
       const e = this.#index.entries[id]!;
       score[e.bucket] += e.weight;
-      (matched[e.bucket] ??= []).push(e.term);
+      (matched[e.bucket] ??= []).push(fromInstruction ? `instruction:${e.term}` : e.term);
     }
     for (let b = 0; b < n; b++) {
       const weights = this.#signalWeights[b]!;
@@ -109,6 +118,18 @@ export class Classifier {
       reason: best === -1 ? 'default_bucket' : 'bucket_match',
       turn: best === -1 ? 0 : turn,
     };
+  }
+
+  /** Terms on the first or last line of a long text (each line at most INSTRUCTION_CHARS). */
+  #instructionHits(text: string): Set<number> {
+    const hits = new Set<number>();
+    if (text.length < LONG_TEXT_CHARS) return hits;
+    const trimmed = text.trim();
+    const firstEnd = trimmed.indexOf('\n');
+    const lastStart = trimmed.lastIndexOf('\n');
+    if (firstEnd > 0 && firstEnd <= INSTRUCTION_CHARS) this.#index.scan(trimmed.slice(0, firstEnd), (id) => hits.add(id));
+    if (lastStart !== -1 && trimmed.length - lastStart <= INSTRUCTION_CHARS) this.#index.scan(trimmed.slice(lastStart + 1), (id) => hits.add(id));
+    return hits;
   }
 
   /** Whether these hits decide a bucket on their own, without looking at earlier turns. */

@@ -274,3 +274,34 @@ describe('lookback', () => {
     assert.equal(c.turn, 0);
   });
 });
+
+describe('instruction line of a long message', () => {
+  const policy = policyWith(`  summary:
+    keywords: [summarize]
+    route: gpu
+  reasoning:
+    keywords: [architecture, risk, trade-off, plan]
+    route: gpu`);
+  const pasted = 'The architecture review found one risk, one trade-off and no plan. '.repeat(12);
+
+  it('a decisive first line decides over the pasted text below it', () => {
+    const c = classify(policy, `Summarize this article:\n\n${pasted}`);
+    assert.equal(c.bucket, 'summary');
+    assert.deepEqual(c.matched.summary, ['instruction:summarize']);
+    assert.equal(c.matched.reasoning, undefined);
+  });
+
+  it('a decisive last line decides too', () => {
+    assert.equal(classify(policy, `${pasted}\n\nPlease summarize the above`).bucket, 'summary');
+  });
+
+  it('an instruction line with no keyword leaves the whole text to decide', () => {
+    assert.equal(classify(policy, `Here is what I got:\n\n${pasted}`).bucket, 'reasoning');
+  });
+
+  it('a short message is scored whole, first line or not', () => {
+    const c = classify(policy, 'Summarize:\nthe architecture risk and trade-off plan');
+    assert.equal(c.bucket, 'reasoning');
+    assert.ok(!(c.matched.summary ?? []).some((t) => t.startsWith('instruction:')));
+  });
+});
