@@ -56,11 +56,7 @@ export function readCappedOrFail(body: Dispatcher.ResponseData['body'], cap: num
     const finish = (result: { ok: true; bytes: Buffer } | { ok: false; detail: string }) => {
       if (settled) return;
       settled = true;
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      body.on('error', ignore);
+      detach(body, onData, onEnd, onError, onClose);
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
@@ -126,12 +122,7 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
     const finish = (end: StreamEnd) => {
       if (settled) return;
       settled = true;
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      // The caller destroys the body next; an error it emits on the way is already accounted for.
-      body.on('error', ignore);
+      detach(body, onData, onEnd, onError, onClose);
       resolve(end);
     };
     const clientGone = () => finish({ ok: false, reason: 'client_gone', chunks, firstByteAt });
@@ -182,6 +173,18 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
 }
 
 function ignore(): void {}
+
+/**
+ * Stops listening to a body whose outcome is decided. The caller destroys it next; an error
+ * it emits on the way is already accounted for, so it is swallowed rather than thrown.
+ */
+function detach(body: Dispatcher.ResponseData['body'], onData: (c: Buffer) => void, onEnd: () => void, onError: (e: Error) => void, onClose: () => void): void {
+  body.off('data', onData);
+  body.off('end', onEnd);
+  body.off('error', onError);
+  body.off('close', onClose);
+  body.on('error', ignore);
+}
 
 /** The terminal SSE error event of SPEC §5 step 9. */
 export function sseErrorEvent(message: string): string {

@@ -71,11 +71,3 @@ const ADAPTERS: Record<Runtime, RuntimeAdapter> = { vllm, lmstudio, llamacpp, ol
 export function adapterFor(runtime: Runtime): RuntimeAdapter {
   return ADAPTERS[runtime];
 }
-
-export function chatUrl(route: RouteConfig): string {
-  return trimSlash(route.url) + '/chat/completions';
-}
-
-export function embeddingsUrl(route: RouteConfig): string {
-  return trimSlash(route.url) + '/embeddings';
-}
