@@ -1,10 +1,14 @@
 // `npm run bench`: what homelab-router adds in front of an upstream, on this machine.
 //
-// Three targets, each its own process on 127.0.0.1, all in front of one fake upstream
+// The targets, each its own process on 127.0.0.1, all in front of one fake upstream
 // (bench/fake-upstream.ts, answers from prebuilt buffers):
 //   direct       the upstream itself
-//   passthrough  a minimal undici proxy that does not read the body (bench/passthrough.ts):
-//                the floor for any Node gateway, and the budget's denominator
+//   passthrough  a minimal undici proxy that pipes the body both ways unread
+//                (bench/passthrough.ts): the budget's denominator
+//   buffered     the same proxy reading each body whole and sending it with its length
+//                (bench/passthrough.ts --buffered): what a proxy that must see the body pays
+//   nginx        nginx as a reverse proxy (installed with apt-get when missing and run as root;
+//                --no-nginx leaves it out): what the extra loopback hops alone cost here
 //   router       `homelab-router serve` with the shipped policy's buckets and every route
 //                pointed at the fake upstream: parse, validate, classify, decide, admit,
 //                forward, log the decision line and the metrics, for every request
@@ -13,7 +17,7 @@
 //
 // Loads are interleaved (round 1: A B C, round 2: C B A, ...) so machine drift cancels, and
 // each figure is the median over rounds. Every load is bounded in time (wrk -d, stream
-// deadlines) and in count (streams per run); the whole run takes about 3 minutes.
+// deadlines) and in count (streams per run); the whole run takes about 5 minutes.
 //   non-stream  wrk, POST of a 1 KB chat body, c=32 (RPS, p50, p99) and c=1 (p50, p99)
 //   stream      a raw-socket client: 64-chunk SSE streams, time to first byte and total, c=1, c=16
 //   CPU         each proxy's CPU time (/proc/PID/stat) per request and per streamed chunk
@@ -22,7 +26,7 @@
 //   classifier  bench/classifier.ts (in its own process): 2 KB, 50 KB and 500 KB prompts
 // Results: bench/results/<date>.json (everything, per round) and bench/results/latest.md.
 //
-// Flags: --rounds N (3)  --seconds S (wrk seconds per c=32 run, 5)  --express
+// Flags: --rounds N (3)  --seconds S (wrk seconds per c=32 run, 5)  --express  --no-nginx
 //        --profile (router under --cpu-prof; the top functions are printed, the profile kept)
 //        --compare DIR (adds `compare`: the router of another checkout, e.g. the last commit,
 //          interleaved with the rest — a before/after on the same machine in the same minutes)
@@ -30,12 +34,13 @@
 //        --quick (1 round, short loads: a smoke run of the bench itself)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
+import { Pool } from 'undici';
 import { formatUs, type ClassifierResult } from './classifier.ts';
 import { STREAM_CHUNKS } from './fake-upstream.ts';
 
@@ -51,6 +56,7 @@ const { values: flags } = parseArgs({
     compare: { type: 'string' },
     router: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'no-nginx': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
@@ -204,25 +210,106 @@ function rssMb(pid: number): number {
 // ---------------------------------------------------------------------------------------------
 // wrk
 
-function ensureWrk(): string {
-  const found = spawnSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' }).stdout.trim();
+/**
+ * The path of `command`, installing Debian `pkg` with apt-get when it is missing and this runs
+ * as root; otherwise null, after saying how to install it.
+ */
+function ensureCommand(command: string, pkg: string, why: string): string | null {
+  const lookup = () => spawnSync('sh', ['-c', `command -v ${command} || { test -x /usr/sbin/${command} && echo /usr/sbin/${command}; }`], { encoding: 'utf8' }).stdout.trim();
+  const found = lookup();
   if (found) return found;
   const isRoot = process.getuid?.() === 0;
   const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).stdout.trim() !== '';
   if (!isRoot || !hasApt) {
-    console.error('wrk is not installed. The non-stream loads need it (a C load generator, so the client is not the bottleneck).');
-    console.error(isRoot ? 'Install it with your package manager (Debian/Ubuntu: apt-get install wrk).' : 'Install it as root: sudo apt-get install -y wrk (or build it from https://github.com/wg/wrk), then rerun.');
-    process.exit(2);
+    console.error(`${command} is not installed. ${why}`);
+    console.error(isRoot ? `Install it with your package manager (Debian/Ubuntu: apt-get install ${pkg}).` : `Install it as root: sudo apt-get install -y ${pkg}, then rerun.`);
+    return null;
   }
-  progress('wrk is missing: installing it with apt-get (running as root)');
+  progress(`${command} is missing: installing ${pkg} with apt-get (running as root)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'wrk'], { stdio: 'inherit', env });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: 'inherit', env });
   if (r.status !== 0) {
-    console.error('apt-get install wrk failed; install wrk and rerun.');
-    process.exit(2);
+    console.error(`apt-get install ${pkg} failed.`);
+    return null;
   }
-  return 'wrk';
+  return lookup() || null;
+}
+
+function ensureWrk(): string {
+  const wrk = ensureCommand('wrk', 'wrk', 'The non-stream loads need it (a C load generator, so the client is not the bottleneck).');
+  if (!wrk) process.exit(2);
+  return wrk;
+}
+
+/** A port nothing listens on right now (the OS picks it; the race with another process is moot on a bench box). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/**
+ * nginx as a reverse proxy in front of the upstream: one process (master_process off), upstream
+ * keep-alive, no response buffering (SSE passes through as it arrives). The reference for what
+ * a proxy can cost on this machine, against which the Node proxies' latency is read.
+ */
+async function startNginx(nginx: string, work: string, upstreamPort: number): Promise<Target> {
+  const port = await freePort();
+  const dir = join(work, 'nginx');
+  mkdirSync(dir, { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`,
+  );
+  const proc = spawn(nginx, ['-p', `${dir}/`, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(proc);
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  // Ready when it accepts a connection: at most 50 tries, 100 ms apart.
+  for (let i = 0; i < 50; i++) {
+    if (proc.exitCode !== null) break;
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port }, () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return { name: 'nginx', port, proc };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nginx did not start on :${port}\n${stderr}`);
 }
 
 function wrkScript(dir: string, body: string): string {
@@ -520,6 +607,59 @@ async function hopLatency(): Promise<{ busyUs: number; idleUs: number }> {
   return { busyUs, idleUs };
 }
 
+/**
+ * One POST to the upstream and its whole answer, from this process: the same bytes over a raw
+ * socket and through an undici Pool (what every Node proxy uses to call its upstream), after
+ * 5 ms idle and back to back. The gap is what Node's HTTP client machinery costs per request
+ * on this machine, before any proxy logic; it grows when the process has gone idle (its code
+ * and data are no longer in cache), which is the state a stream's first request meets.
+ */
+async function clientLeg(upstreamPort: number): Promise<{ rawIdleUs: number; undiciIdleUs: number; rawBusyUs: number; undiciBusyUs: number }> {
+  const body = NON_STREAM_BODY;
+  const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 1, pipelining: 1 });
+  const sock = connect({ host: '127.0.0.1', port: upstreamPort, noDelay: true });
+  await new Promise((r) => sock.once('connect', r));
+  const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  const raw = () =>
+    new Promise<number>((resolve) => {
+      const t = performance.now();
+      let text = '';
+      const onData = (c: Buffer) => {
+        text += c.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        const len = /content-length: (\d+)/i.exec(text);
+        if (end !== -1 && len && text.length >= end + 4 + Number(len[1])) {
+          sock.off('data', onData);
+          resolve((performance.now() - t) * 1000);
+        }
+      };
+      sock.on('data', onData);
+      sock.write(head + body);
+    });
+  const viaUndici = async () => {
+    const t = performance.now();
+    const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    await res.body.arrayBuffer();
+    return (performance.now() - t) * 1000;
+  };
+  const sample = async (gapMs: number) => {
+    const r: number[] = [];
+    const u: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      if (gapMs) await new Promise((ok) => setTimeout(ok, gapMs));
+      r.push(await raw());
+      if (gapMs) await new Promise((ok) => setTimeout(ok, gapMs));
+      u.push(await viaUndici());
+    }
+    return [median(r), median(u)] as const;
+  };
+  const [rawIdleUs, undiciIdleUs] = await sample(5);
+  const [rawBusyUs, undiciBusyUs] = await sample(0);
+  sock.destroy();
+  await pool.close();
+  return { rawIdleUs, undiciIdleUs, rawBusyUs, undiciBusyUs };
+}
+
 async function main(): Promise<void> {
   const wrk = ensureWrk();
   const work = mkdtempSync(join(tmpdir(), 'hr-bench-'));
@@ -532,6 +672,8 @@ async function main(): Promise<void> {
 
   const upstream = await startProcess('upstream', ['--import', 'tsx', 'bench/fake-upstream.ts', '--interval-ms', String(STREAM_INTERVAL_MS)], {}, readyPort);
   const passthrough = await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const buffered = await startProcess('buffered', ['--import', 'tsx', 'bench/passthrough.ts', '--buffered', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const nginxBin = flags['no-nginx'] ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
   const startRouter = (name: string, root: string, profile: boolean) => {
     const policyPath = join(work, `${name}-policy.yaml`);
@@ -540,7 +682,8 @@ async function main(): Promise<void> {
     return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
-  const targets: Target[] = [upstream, passthrough];
+  const targets: Target[] = [upstream, passthrough, buffered];
+  if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
   targets.push(router);
@@ -600,6 +743,9 @@ async function main(): Promise<void> {
   const compareTarget = targets.find((t) => t.name === 'compare');
   const compareOpen = compareTarget ? await rssWithOpenStreams(compareTarget, OPEN_STREAMS) : null;
 
+  progress('one request to the upstream from this process: raw socket against undici');
+  const leg = await clientLeg(upstream.port);
+  progress(`raw socket ${leg.rawBusyUs.toFixed(0)} µs, undici ${leg.undiciBusyUs.toFixed(0)} µs back to back; after 5 ms idle ${leg.rawIdleUs.toFixed(0)} µs and ${leg.undiciIdleUs.toFixed(0)} µs`);
   for (const t of [...targets].reverse()) await stopProcess(t);
   const profileTop = flags.profile ? topOfProfile(profileDir, 25) : [];
 
@@ -620,7 +766,7 @@ async function main(): Promise<void> {
     const v = Object.fromEntries(names.map((n) => [n, med(runs, n, pick)]));
     const rd = v.router! / v.direct!;
     const rp = v.router! / v.passthrough!;
-    return { title, values: v, vsDirect: rd, vsPassthrough: rp, show, lowerIsBetter };
+    return { title, values: v, vsDirect: rd, vsPassthrough: rp, vsBuffered: v.router! / v.buffered!, show, lowerIsBetter };
   };
   const rows = [
     row('non-stream RPS, c=32', c32, (x: WrkResult) => x.rps, fmt.rps, false),
@@ -638,19 +784,25 @@ async function main(): Promise<void> {
   ];
   const byTitle = (t: string) => rows.find((r) => r.title === t)!;
   const addedC1Us = byTitle('non-stream p50, c=1').values.router! - byTitle('non-stream p50, c=1').values.direct!;
-  const addedC1VsPassUs = byTitle('non-stream p50, c=1').values.router! - byTitle('non-stream p50, c=1').values.passthrough!;
-  const passAddedC1Us = byTitle('non-stream p50, c=1').values.passthrough! - byTitle('non-stream p50, c=1').values.direct!;
   const ttfbAdded1Us = (byTitle('stream TTFB p50, c=1').values.router! - byTitle('stream TTFB p50, c=1').values.direct!) * 1000;
   const ttfbAdded16Us = (byTitle('stream TTFB p50, c=16').values.router! - byTitle('stream TTFB p50, c=16').values.direct!) * 1000;
   const c2k = classifier.find((c) => c.label === '2 KB')!;
   const c500k = classifier.find((c) => c.label === '500 KB')!;
   const rpsVsPass = byTitle('non-stream RPS, c=32').vsPassthrough;
+  const rpsVsBuffered = byTitle('non-stream RPS, c=32').vsBuffered;
+  /** What each proxy adds over the upstream called directly, for one metric (µs). */
+  const proxies = names.filter((n) => n !== 'direct');
+  const addedOver = (title: string, scale = 1) => Object.fromEntries(proxies.map((n) => [n, (byTitle(title).values[n]! - byTitle(title).values.direct!) * scale]));
+  const addedC1 = addedOver('non-stream p50, c=1');
+  const addedTtfb1 = addedOver('stream TTFB p50, c=1', 1000);
+  const addedTtfb16 = addedOver('stream TTFB p50, c=16', 1000);
+  const others = (added: Record<string, number>) => proxies.filter((n) => n !== 'router' && n !== 'compare' && added[n] !== undefined && !Number.isNaN(added[n])).map((n) => `${n} ${fmt.signedUs(added[n]!)}`).join(', ');
 
   const budget: Budget[] = [
-    { item: 'non-stream RPS at c=32 vs pass-through', value: fmt.ratio(rpsVsPass), limit: '≥ 0.60× (stretch 0.80×)', ok: rpsVsPass >= 0.6 },
-    { item: 'added p50 at c=1 (router − direct)', value: fmt.signedUs(addedC1Us), limit: '≤ 300 µs', ok: addedC1Us <= 300, vsPassthrough: fmt.signedUs(addedC1VsPassUs) },
-    { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: fmt.signedUs((byTitle('stream TTFB p50, c=1').values.router! - byTitle('stream TTFB p50, c=1').values.passthrough!) * 1000) },
-    { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: fmt.signedUs((byTitle('stream TTFB p50, c=16').values.router! - byTitle('stream TTFB p50, c=16').values.passthrough!) * 1000) },
+    { item: 'non-stream RPS at c=32 vs pass-through', value: fmt.ratio(rpsVsPass), limit: '≥ 0.60× (stretch 0.80×)', ok: rpsVsPass >= 0.6, vsPassthrough: `${fmt.ratio(rpsVsBuffered)} of the buffered pass-through` },
+    { item: 'added p50 at c=1 (router − direct)', value: fmt.signedUs(addedC1Us), limit: '≤ 300 µs', ok: addedC1Us <= 300, vsPassthrough: others(addedC1) },
+    { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: others(addedTtfb1) },
+    { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: others(addedTtfb16) },
     { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
     { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
     { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
@@ -673,8 +825,8 @@ async function main(): Promise<void> {
 
   // ------------------------------------------------------------------------------------------
   // Markdown
-  const head = `| metric | ${names.join(' | ')} | router ÷ direct | router ÷ pass-through |`;
-  const sep = `|---|${names.map(() => '---:').join('|')}|---:|---:|`;
+  const head = `| metric | ${names.join(' | ')} | router ÷ direct | router ÷ pass-through | router ÷ buffered |`;
+  const sep = `|---|${names.map(() => '---:').join('|')}|---:|---:|---:|`;
   const lines = [
     `# homelab-router overhead — ${date.slice(0, 16).replace('T', ' ')} UTC`,
     '',
@@ -688,15 +840,14 @@ async function main(): Promise<void> {
     '',
     head,
     sep,
-    ...rows.map((r) => `| ${r.title} | ${names.map((n) => r.show(r.values[n]!)).join(' | ')} | ${fmt.ratio(r.vsDirect)} | ${fmt.ratio(r.vsPassthrough)} |`),
+    ...rows.map((r) => `| ${r.title} | ${names.map((n) => r.show(r.values[n]!)).join(' | ')} | ${fmt.ratio(r.vsDirect)} | ${fmt.ratio(r.vsPassthrough)} | ${fmt.ratio(r.vsBuffered)} |`),
     '',
-    '| added by the proxy | pass-through | router |',
-    '|---|---:|---:|',
-    `| p50 at c=1, over direct | ${fmt.signedUs(passAddedC1Us)} | ${fmt.signedUs(addedC1Us)} |`,
-    `| p50 at c=1, over pass-through | – | ${fmt.signedUs(addedC1VsPassUs)} |`,
-    ...(flags.compare ? [`| p50 at c=1, over direct: compare (${flags.compare}) | – | ${fmt.signedUs(byTitle('non-stream p50, c=1').values.compare! - byTitle('non-stream p50, c=1').values.direct!)} |`] : []),
-    `| stream TTFB p50 at c=1, over direct | ${fmt.signedUs((byTitle('stream TTFB p50, c=1').values.passthrough! - byTitle('stream TTFB p50, c=1').values.direct!) * 1000)} | ${fmt.signedUs(ttfbAdded1Us)} |`,
-    `| stream TTFB p50 at c=16, over direct | ${fmt.signedUs((byTitle('stream TTFB p50, c=16').values.passthrough! - byTitle('stream TTFB p50, c=16').values.direct!) * 1000)} | ${fmt.signedUs(ttfbAdded16Us)} |`,
+    `| added over direct | ${proxies.join(' | ')} |`,
+    `|---|${proxies.map(() => '---:').join('|')}|`,
+    `| non-stream p50 at c=1 | ${proxies.map((n) => fmt.signedUs(addedC1[n]!)).join(' | ')} |`,
+    `| stream TTFB p50 at c=1 | ${proxies.map((n) => (Number.isNaN(addedTtfb1[n]) ? '–' : fmt.signedUs(addedTtfb1[n]!))).join(' | ')} |`,
+    `| stream TTFB p50 at c=16 | ${proxies.map((n) => (Number.isNaN(addedTtfb16[n]) ? '–' : fmt.signedUs(addedTtfb16[n]!))).join(' | ')} |`,
+    `| CPU per request at c=32 | ${proxies.map((n) => fmt.us(byTitle('CPU per request, c=32 (target process)').values[n]!)).join(' | ')} |`,
     '',
     '| RSS | pass-through | router |',
     '|---|---:|---:|',
@@ -711,19 +862,22 @@ async function main(): Promise<void> {
     '',
     '## Budget',
     '',
-    '| item | measured | budget | met | against the pass-through instead |',
+    '| item | measured | budget | met | the references, same run |',
     '|---|---:|---:|:---:|---:|',
     ...budget.map((b) => `| ${b.item} | ${b.value} | ${b.limit} | ${b.ok ? 'yes' : '**no**'} | ${b.vsPassthrough ?? ''} |`),
     '',
     `One loopback round trip between two processes on this machine: ${hops.busyUs.toFixed(0)} µs back to back, ${hops.idleUs.toFixed(0)} µs after 5 ms idle (waking an idle vCPU). ` +
-      'A request through any proxy crosses two more such hops than one sent straight to the upstream, and a stream starts after idle, so the pass-through column shows what any Node proxy costs here before the router does anything of its own.',
+      'A request through any proxy crosses two more such hops than one sent straight to the upstream, and a stream starts after idle. nginx (C, one process) shows what the hops alone cost; the pass-through columns show what a Node proxy costs here before the router does anything of its own.',
+    '',
+    `One POST of the 1 KB body to the upstream and its whole answer, from a Node process: ${leg.rawBusyUs.toFixed(0)} µs over a raw socket and ${leg.undiciBusyUs.toFixed(0)} µs through undici back to back; ` +
+      `${leg.rawIdleUs.toFixed(0)} µs and ${leg.undiciIdleUs.toFixed(0)} µs after 5 ms idle. The difference is Node's HTTP client machinery alone, paid by every Node proxy on its upstream leg, and most of all when the process has gone idle (a stream's first request).`,
     '',
   ];
   if (profileTop.length) lines.push('## Router CPU profile (self time, top 25)', '', '```', ...profileTop, '```', '');
   const md = lines.join('\n');
 
   const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
-  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify({ date, machine, git: gitInfo(), settings: { rounds: ROUNDS, c32Seconds: C32_S, c1Seconds: C1_S, streamsC1: STREAMS_C1, streamsC16: STREAMS_C16, streamChunks: STREAM_CHUNKS, streamIntervalMs: STREAM_INTERVAL_MS, bodyBytes: NON_STREAM_BODY.length }, rounds: { c32, c1, streamsC1: s1, streamsC16: s16 }, rss: { routerIdleMb: rssIdle, routerAfterLoadMb: rssAfterLoad, routerOpenStreams: open, passthroughIdleMb: passRssIdle, passthroughOpenStreams: passOpen, ...(compareOpen ? { compareIdleMb: rssIdleCompare, compareAfterLoadMb: rssAfterLoadCompare, compareOpenStreams: compareOpen } : {}) }, hopLatency: hops, classifier, summary: rows.map((r) => ({ metric: r.title, values: r.values, routerVsDirect: r.vsDirect, routerVsPassthrough: r.vsPassthrough })), budget, profileTop }, null, 2) + '\n');
+  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify({ date, machine, git: gitInfo(), settings: { rounds: ROUNDS, c32Seconds: C32_S, c1Seconds: C1_S, streamsC1: STREAMS_C1, streamsC16: STREAMS_C16, streamChunks: STREAM_CHUNKS, streamIntervalMs: STREAM_INTERVAL_MS, bodyBytes: NON_STREAM_BODY.length }, rounds: { c32, c1, streamsC1: s1, streamsC16: s16 }, rss: { routerIdleMb: rssIdle, routerAfterLoadMb: rssAfterLoad, routerOpenStreams: open, passthroughIdleMb: passRssIdle, passthroughOpenStreams: passOpen, ...(compareOpen ? { compareIdleMb: rssIdleCompare, compareAfterLoadMb: rssAfterLoadCompare, compareOpenStreams: compareOpen } : {}) }, hopLatency: hops, clientLeg: leg, classifier, summary: rows.map((r) => ({ metric: r.title, values: r.values, routerVsDirect: r.vsDirect, routerVsPassthrough: r.vsPassthrough })), budget, profileTop }, null, 2) + '\n');
   writeFileSync(join(RESULTS, 'latest.md'), md);
   rmSync(work, { recursive: true, force: true });
   console.log('\n' + md);
