@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
 import { startSimUpstream, type SimOptions } from '../demo/sim-upstream.ts';
+import { packagePath } from '../paths.ts';
 import { serve } from './serve.ts';
 
-const SHIPPED = new URL('../../routing_policy.yaml', import.meta.url);
+const SHIPPED = packagePath('routing_policy.yaml');
 
 // Time to first byte and per-chunk pacing of each machine, roughly as the lab measures them.
 const PACE: Record<string, Partial<SimOptions>> = {

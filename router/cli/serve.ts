@@ -5,6 +5,7 @@ import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
 import { HostTelemetry } from '../obs/host.ts';
+import { RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { startInProcessWatchdog } from './watchdog-wiring.ts';
 
@@ -49,7 +50,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const server = createRouterServer(svc, { recovery: watchdog, host });
   const addr = await listen(server, opts.listen ?? policy.policy.server.listen);
   const base = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
-  log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames }, 'homelab-router listening');
+  log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
   if (!isLoopback(addr.host)) {
     const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
     console.error(warning);

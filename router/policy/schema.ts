@@ -2,10 +2,11 @@
 // "dotted.path: message" lines an operator can act on.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import { packagePath } from '../paths.ts';
 
-const SCHEMA_URL = new URL('../../policy/routing_policy.schema.json', import.meta.url);
+const SCHEMA_PATH = packagePath('policy/routing_policy.schema.json');
 
-export const policySchema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
+export const policySchema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Record<string, unknown>;
 
 const ajv = new Ajv({ strict: true, allErrors: true, useDefaults: true, allowUnionTypes: true });
 const validate = ajv.compile(policySchema);
