@@ -20,7 +20,8 @@ function buildIsFresh() {
   }
   const sources = join(root, 'router');
   for (const file of readdirSync(sources, { recursive: true })) {
-    if (statSync(join(sources, file)).mtimeMs > builtAt) {
+    const stat = statSync(join(sources, file));
+    if (stat.isFile() && stat.mtimeMs > builtAt) {
       process.stderr.write(`homelab-router: dist/ is older than router/${file}; running the sources (npm run build refreshes it)\n`);
       return false;
     }

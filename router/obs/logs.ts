@@ -1,6 +1,6 @@
 // The four JSON-lines logs of SPEC §8, each a pino logger writing to its own file in
 // $HOMELAB_ROUTER_LOG_DIR. Prompt text never goes in here unless logging.prompts asks.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 
@@ -56,40 +56,81 @@ function fileLogger(dir: string, file: string): Logger {
 
 /**
  * The decision log's writer: one line per request, formatted here rather than by pino (see
- * RouterLogs.decision). Lines that end in the same event-loop turn are joined and handed to
- * the file in one write, once the turn's I/O is done (setImmediate). Handed one line at a
- * time, sonic-boom appends each line to one growing string while a write is in flight and
- * measures that whole string's byte length again on every append (Buffer.byteLength was ~1.5%
- * of the router's CPU at c=32 in a perf profile). A line waits at most one loop turn; flush()
- * writes the pending ones at once.
+ * RouterLogs.decision). Lines are collected and handed to the file together, FLUSH_MS after
+ * the first one or at once past FLUSH_BYTES, so a busy router makes one write per batch
+ * instead of one per request: each async file write costs the event loop ~10 µs (a thread-pool
+ * round trip), and handed one line at a time while a write is in flight, sonic-boom appends
+ * to one growing string and measures its whole byte length again on every append. A line
+ * reaches the file at most FLUSH_MS late; flush() (shutdown, tests) and process exit write
+ * the pending ones at once.
  */
+const FLUSH_MS = 10;
+const FLUSH_BYTES = 64 * 1024;
+
+/** Writers holding lines, for the exit hook (empty whenever nothing is pending). */
+const withPending = new Set<DecisionLines>();
+let exitHookInstalled = false;
+
 class DecisionLines {
   readonly #logger: Logger;
-  readonly #dest: { write(data: string): void };
+  readonly #dest: { write(data: string): void; flushSync(): void; fd: number };
   #pending: string[] = [];
-  #scheduled = false;
+  #pendingBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
   readonly #flushBound = this.flush.bind(this);
 
   constructor(logger: Logger) {
     this.#logger = logger;
-    this.#dest = (logger as unknown as Record<symbol, { write(data: string): void }>)[pino.symbols.streamSym]!;
+    this.#dest = (logger as unknown as Record<symbol, { write(data: string): void; flushSync(): void; fd: number }>)[pino.symbols.streamSym]!;
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => {
+        for (const lines of withPending) lines.flushSync();
+      });
+    }
   }
 
   write(record: Record<string, unknown>): void {
     if (!this.#logger.isLevelEnabled('info')) return;
     const fields = JSON.stringify(record);
-    this.#pending.push(`{"level":"info","time":"${isoTime()}"${fields.length > 2 ? ',' + fields.slice(1) : '}'}\n`);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(this.#flushBound);
+    const line = `{"level":"info","time":"${isoTime()}"${fields.length > 2 ? ',' + fields.slice(1) : '}'}\n`;
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
+    if (this.#pendingBytes >= FLUSH_BYTES) return this.flush();
+    if (this.#timer !== undefined) return;
+    withPending.add(this);
+    this.#timer = setTimeout(this.#flushBound, FLUSH_MS);
   }
 
+  /** Hands the pending lines to the file (asynchronously, in order). */
   flush(): void {
-    this.#scheduled = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    withPending.delete(this);
     if (this.#pending.length === 0) return;
     const lines = this.#pending;
     this.#pending = [];
+    this.#pendingBytes = 0;
     this.#dest.write(lines.length === 1 ? lines[0]! : lines.join(''));
+  }
+
+  /**
+   * At exit (after pino's own exit flush): what sonic-boom still buffers, then the pending
+   * lines, written synchronously. flush() would only start an async write that exit cuts off.
+   */
+  flushSync(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    withPending.delete(this);
+    const text = this.#pending.join('');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    try {
+      this.#dest.flushSync();
+      if (text !== '') writeSync(this.#dest.fd, text);
+    } catch {
+      // A destination that is not open yet or already closed: nothing more can be written.
+    }
   }
 }
 

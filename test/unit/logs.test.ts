@@ -1,0 +1,67 @@
+// The decision log writes batched lines: nothing is lost on flush(), on its own timer, or when
+// the process exits with lines still pending.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { LOG_FILES, openLogs } from '../../router/obs/logs.ts';
+import { pollUntil } from '../helpers/poll.ts';
+
+function decisionLines(dir: string): Array<Record<string, unknown>> {
+  let text = '';
+  try {
+    text = readFileSync(join(dir, LOG_FILES.decisions), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('decision log: every line reaches the file, in order, one JSON object per line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-logs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logs = openLogs(dir, { quiet: true });
+  for (let i = 0; i < 500; i++) logs.decision({ request_id: `r${i}`, status: 200, tokens: null });
+  // No flush(): the writer's own timer hands them over.
+  const lines = await pollUntil('500 decision lines', () => {
+    const got = decisionLines(dir);
+    return got.length === 500 ? got : undefined;
+  });
+  assert.deepEqual(
+    lines.map((l) => l.request_id),
+    Array.from({ length: 500 }, (_, i) => `r${i}`),
+  );
+  assert.equal(lines[0]!.level, 'info');
+  assert.match(String(lines[0]!.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(lines[0]!.tokens, null);
+});
+
+test('decision log: lines still pending when the process exits are written', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-logs-exit-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logsModule = pathToFileURL(join(import.meta.dirname, '../../router/obs/logs.ts')).href;
+  // Writes three lines and exits in the same turn: no timer, no flush() call gets to run.
+  const script = `const { openLogs } = await import(${JSON.stringify(logsModule)});
+const { default: pino } = await import('pino');
+const logs = openLogs(${JSON.stringify(dir)}, { quiet: true });
+// Every file open (pino's own exit flush throws for a destination that is not).
+for (const logger of [logs.decisions, logs.failures, logs.recovery, logs.validation]) {
+  const dest = logger[pino.symbols.streamSym];
+  await new Promise((r) => (dest.fd >= 0 ? r() : dest.once('ready', r)));
+}
+for (const id of ['a', 'b', 'c']) logs.decision({ request_id: id });
+process.exit(0);`;
+  await new Promise<void>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve())),
+  );
+  assert.deepEqual(
+    decisionLines(dir).map((l) => l.request_id),
+    ['a', 'b', 'c'],
+  );
+});
