@@ -50,7 +50,8 @@ export interface SimUpstream {
   origin: string;
   port: number;
   /** Requests to /v1/chat/completions and /v1/embeddings with a parseable body, in arrival order. */
-  received: Array<{ path: string; body: any; headers: Record<string, string | string[] | undefined> }>;
+  /** Each chat or embeddings request: parsed body, and the text as it arrived. */
+  received: Array<{ path: string; body: any; raw: string; headers: Record<string, string | string[] | undefined> }>;
   /** Generations holding a slot now (queued requests do not count). */
   inFlight(): number;
   /** Highest inFlight() since start or the last resetStats(). */
@@ -206,7 +207,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     } catch {
       return ex.send(json(400, openaiError('Request body is not valid JSON', 'invalid_request_error', 400)));
     }
-    received.push({ path, body, headers: { ...ex.req.headers } });
+    received.push({ path, body, raw, headers: { ...ex.req.headers } });
     notify(requestWaiters, received.length);
 
     const fault = faults.shift() ?? standing;

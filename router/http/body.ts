@@ -76,11 +76,13 @@ function tooLarge(maxBytes: number): RouterError {
   return new RouterError('payload_too_large', `The request body is larger than server.max_body_bytes (${maxBytes} bytes).`);
 }
 
-export function parseJson(buf: Buffer): unknown {
+/** The parsed body and its text (forwarded as the client wrote it: see proxy/upstream-body.ts). */
+export function decodeJson(buf: Buffer): { value: unknown; text: string } {
   if (buf.length === 0) throw new RouterError('invalid_request', 'The request body is empty; send a JSON object.');
   if (!isUtf8(buf)) throw new RouterError('invalid_request', 'The request body is not valid UTF-8.');
+  const text = buf.toString('utf8');
   try {
-    return JSON.parse(buf.toString('utf8'));
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw new RouterError('invalid_request', `The request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -7,7 +7,7 @@ import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.ts';
 import type { StateView } from '../decide/chain.ts';
 import type { RouterService } from '../service.ts';
-import { parseJson, readBody } from './body.ts';
+import { decodeJson, readBody } from './body.ts';
 import { openScope, recordOutcome } from './exchange.ts';
 import { sendError, sendJson } from './respond.ts';
 import { validateEmbeddingsBody } from './validate.ts';
@@ -74,10 +74,11 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   let status = 200;
   let errorCode: string | undefined;
   try {
-    const body = validateEmbeddingsBody(parseJson(await readBody(req, scope.policy.policy.server.max_body_bytes)));
+    const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+    const body = validateEmbeddingsBody(value);
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
-    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
+    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;

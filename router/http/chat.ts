@@ -8,13 +8,14 @@ import { RouterError } from '../errors.ts';
 import { decisionHeaders, forward, type ForwardDeps, type ForwardResult } from '../proxy/forward.ts';
 import { isFailClosedRequest, forwardFailClosed } from '../proxy/fail-closed.ts';
 import type { RouterService } from '../service.ts';
-import { parseJson, readBody } from './body.ts';
+import { decodeJson, readBody } from './body.ts';
 import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
 import { header, sendError, sendJson } from './respond.ts';
 import { validateChatBody } from './validate.ts';
 
-async function readChat(req: IncomingMessage, scope: RequestScope): Promise<ChatBody> {
-  return validateChatBody(parseJson(await readBody(req, scope.policy.policy.server.max_body_bytes)));
+async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ body: ChatBody; text: string }> {
+  const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+  return { body: validateChatBody(value), text };
 }
 
 function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
@@ -45,10 +46,11 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
   let errorCode: string | undefined;
   let synthetic = false;
   try {
-    body = await readChat(req, scope);
+    const read = await readChat(req, scope);
+    body = read.body;
     decision = decideFor(req, body, scope, svc);
     if (decision.error) throw decision.error;
-    const exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, stream: body.stream === true };
+    const exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
     const deps = forwardDeps(svc);
     if (isFailClosedRequest(decision, body)) {
       const fc = await forwardFailClosed(exchange, deps);
@@ -76,7 +78,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
 export async function handleExplain(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
   try {
-    const body = await readChat(req, scope);
+    const { body } = await readChat(req, scope);
     const d = decideFor(req, body, scope, svc);
     sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
   } catch (err) {

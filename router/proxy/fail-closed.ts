@@ -61,7 +61,7 @@ export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps): Promis
   const validate = validatorFor(body);
   // The upstream is always asked without streaming: a stream cannot be validated before it is sent.
   const { stream_options: _omit, ...upstreamBody } = { ...body, stream: false };
-  const captureEx: Exchange = { ...ex, body: upstreamBody, stream: false, capture: true };
+  const captureEx: Exchange = { ...ex, body: upstreamBody, rawBody: undefined, stream: false, capture: true };
 
   const first = await forward(captureEx, deps);
   if (first.clientGone) return { result: first, synthetic: false };

@@ -13,6 +13,7 @@ import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
 import { deliver, type Delivery } from './deliver.ts';
 import { isEventStream } from './relay.ts';
+import { withModel } from './upstream-body.ts';
 
 export interface ForwardDeps {
   states: RouteStates;
@@ -33,6 +34,8 @@ export interface Exchange {
   /** Upstream path below the route URL: '/chat/completions' or '/embeddings'. */
   upstreamPath: string;
   body: Record<string, unknown>;
+  /** The client's JSON text of `body`, when `body` is forwarded unchanged apart from the model. */
+  rawBody?: string | undefined;
   stream: boolean;
   /** Read the answer in full and return it instead of writing it (fail-closed validation). */
   capture?: boolean;
@@ -137,7 +140,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
     const outcome: AttemptOutcome = await attempt({
       route: rt,
       path: rt.basePath + ex.upstreamPath,
-      body: JSON.stringify({ ...ex.body, model: rt.config.model }),
+      body: upstreamBody(ex, rt.config.model),
       headersTimeoutMs,
       idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
       signal: deadlineSignal,
@@ -206,6 +209,11 @@ function finalError(cause: Cause | null, decision: Decision, deadline: number, i
   if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${cause?.detail ?? 'no attempt'}).`, { retryAfterS });
   if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who === 'the pinned route' ? `Route ${cause.route}` : 'Every route this request may use'} is busy (${cause.detail}). Retry later.`, { retryAfterS });
   return new RouterError('upstream_unavailable', `${who === 'the pinned route' ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use'} is unavailable (${cause?.detail ?? 'no route'}). Retry later.`, { retryAfterS });
+}
+
+/** The client's own bytes with the route's model when they can be edited, else the body re-serialised. */
+function upstreamBody(ex: Exchange, model: string): string {
+  return (ex.rawBody !== undefined ? withModel(ex.rawBody, model) : undefined) ?? JSON.stringify({ ...ex.body, model });
 }
 
 function numberOr0(v: unknown): number {

@@ -99,6 +99,16 @@ test('AI SDK openai-compatible provider – generateText and streamText', async 
   assert.deepEqual(leftovers(lab), {});
 });
 
+test('the upstream gets the client\'s JSON as written, only the model replaced (a 20-digit seed keeps its digits)', async () => {
+  resetSims();
+  const sent = '{"model":"homelab/code","seed":12345678901234567890,"top_p":1e-1,"messages":[{"role":"user","content":"say \\"model\\": hi"}],"metadata":{"model":"mine"}}';
+  const res = await fetch(`${lab.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sent });
+  assert.equal(res.status, 200);
+  await res.text();
+  const seen = lab.sims['ubuntu-6000']!.received[0]!;
+  assert.equal(seen.raw, sent.replace('"model":"homelab/code"', '"model":"glm-4.5-air-awq"'));
+});
+
 test('AI SDK – a request that carries tools is agentic work for ubuntu-6000, tools forwarded intact', async () => {
   resetSims();
   const homelab = createOpenAICompatible({ name: 'homelab', baseURL: lab.url, apiKey: 'unused' });
