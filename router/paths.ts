@@ -1,17 +1,15 @@
 // Where the checkout's own files are (the policy schema, the shipped policy), whether the
 // router runs from its sources in router/ or from the build in dist/router/.
-import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const routerDir = dirname(fileURLToPath(import.meta.url));
-const above = dirname(routerDir);
+const here = fileURLToPath(import.meta.url);
 
-/** True when this is the build (dist/router/), not the TypeScript sources. */
-export const RUNNING_BUILT = basename(above) === 'dist' && existsSync(join(dirname(above), 'package.json'));
+/** True when this is the build (dist/router/paths.js), not the TypeScript sources. */
+export const RUNNING_BUILT = here.endsWith('.js');
 
-/** The checkout's root directory. */
-export const PACKAGE_ROOT = RUNNING_BUILT ? dirname(above) : above;
+/** The checkout's root directory: above router/, or above dist/router/. */
+export const PACKAGE_ROOT = RUNNING_BUILT ? dirname(dirname(dirname(here))) : dirname(dirname(here));
 
 export function packagePath(relative: string): string {
   return join(PACKAGE_ROOT, relative);
