@@ -104,14 +104,8 @@ class DecisionLines {
 
   /** Hands the pending lines to the file (asynchronously, in order). */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    withPending.delete(this);
-    if (this.#pending.length === 0) return;
-    const lines = this.#pending;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#dest.write(lines.length === 1 ? lines[0]! : lines.join(''));
+    const text = this.#take();
+    if (text !== '') this.#dest.write(text);
   }
 
   /**
@@ -119,18 +113,24 @@ class DecisionLines {
    * lines, written synchronously. flush() would only start an async write that exit cuts off.
    */
   flushSync(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    withPending.delete(this);
-    const text = this.#pending.join('');
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    const text = this.#take();
     try {
       this.#dest.flushSync();
       if (text !== '') writeSync(this.#dest.fd, text);
     } catch {
       // A destination that is not open yet or already closed: nothing more can be written.
     }
+  }
+
+  /** The pending lines as one string (empty when none), no longer pending. */
+  #take(): string {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    withPending.delete(this);
+    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return text;
   }
 }
 
