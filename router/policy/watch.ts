@@ -38,6 +38,10 @@ export function watchPolicyFile(path: string, onChange: () => void, opts: { debo
   watcher.on('all', (_event, changed) => {
     if (basename(changed) === name) trigger();
   });
+  // A change made before the folder watch was armed (and before the stat poll took its first
+  // reading) reaches neither source; one check once armed compares against `seen`, taken when
+  // this was called, so such a change still reloads, and no change stays a no-op.
+  watcher.once('ready', trigger);
 
   const onStat = (cur: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }) => {
     if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) trigger();

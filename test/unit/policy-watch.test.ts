@@ -56,3 +56,18 @@ test('each change to the policy file triggers one reload, whichever source sees 
   await polled;
   assert.equal(calls, 2);
 });
+
+test('a change made before the watch is armed still reloads, once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-watch-early-'));
+  const file = join(dir, 'routing_policy.yaml');
+  writeFileSync(file, 'version: 1\n');
+  let calls = 0;
+  // A stat poll too slow to help: only the folder watch (armed asynchronously) can see changes.
+  const watcher = watchPolicyFile(file, () => calls++, { debounceMs: DEBOUNCE_MS, pollMs: 600_000 });
+  t.after(() => watcher.close());
+  // Same tick as the call: the folder watch is not armed yet.
+  writeFileSync(join(dir, 'tmp'), 'version: 1\n# changed early\n');
+  renameSync(join(dir, 'tmp'), file);
+  await pollUntil('the reload of the early change', () => (calls >= 1 ? true : undefined));
+  assert.equal(calls, 1);
+});
