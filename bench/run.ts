@@ -840,7 +840,7 @@ async function main(): Promise<void> {
     '',
     head,
     sep,
-    ...rows.map((r) => `| ${r.title} | ${names.map((n) => r.show(r.values[n]!)).join(' | ')} | ${fmt.ratio(r.vsDirect)} | ${fmt.ratio(r.vsPassthrough)} | ${fmt.ratio(r.vsBuffered)} |`),
+    ...rows.map((r) => `| ${r.title} | ${names.map((n) => (Number.isNaN(r.values[n]) ? '–' : r.show(r.values[n]!))).join(' | ')} | ${fmt.ratio(r.vsDirect)} | ${fmt.ratio(r.vsPassthrough)} | ${fmt.ratio(r.vsBuffered)} |`),
     '',
     `| added over direct | ${proxies.join(' | ')} |`,
     `|---|${proxies.map(() => '---:').join('|')}|`,
