@@ -5,7 +5,7 @@ import { requestFacts, type ChatBody, messageText } from '../classify/request-fa
 import { decide, type Decision } from '../decide/engine.ts';
 import { staticChain } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
-import { decisionHeaders, forward, type ForwardDeps, type ForwardResult } from '../proxy/forward.ts';
+import { decisionHeaders, forward, type Exchange, type ForwardDeps, type ForwardResult } from '../proxy/forward.ts';
 import { isFailClosedRequest, forwardFailClosed } from '../proxy/fail-closed.ts';
 import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
@@ -46,11 +46,13 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
   let errorCode: string | undefined;
   let synthetic = false;
   try {
-    const read = await readChat(req, scope);
+    let read: { body: ChatBody; text: string } | undefined = await readChat(req, scope);
     body = read.body;
     decision = decideFor(req, body, scope, svc);
     if (decision.error) throw decision.error;
-    const exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
+    const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
+    // The text is the exchange's alone from here, so it can let go of it (see forward.ts).
+    read = undefined;
     const deps = forwardDeps(svc);
     if (isFailClosedRequest(decision, body)) {
       const fc = await forwardFailClosed(exchange, deps);

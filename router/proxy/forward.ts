@@ -160,7 +160,12 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
         return { kind: 'failure', detail: `${rt.name}: ${outcome.detail}`, upstreamCaused: !ours, cuda: outcome.cuda, failure: outcome.failure };
       }
       default: {
-        if (!ex.capture && outcome.kind === 'response' && isEventStream(outcome.headers)) deadlineSignal.disarm();
+        if (!ex.capture && outcome.kind === 'response' && isEventStream(outcome.headers)) {
+          deadlineSignal.disarm();
+          // A committed stream makes no further attempt: the client's text (as large as the
+          // prompt) need not live as long as the stream does.
+          ex.rawBody = undefined;
+        }
         const delivery = await deliver(outcome, ex, rt, own);
         if (delivery.kind === 'retryable') {
           return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: !deadlineSignal.timedOut, cuda: false, failure: 'reset' };
