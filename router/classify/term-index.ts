@@ -252,7 +252,10 @@ export class TermIndex {
           if (sym === SEP) break;
           if (sym === MARK) continue;
           t = sym < columns ? next[(t & ~FLAG_BITS) + sym]! : this.#step(t, sym);
-          if (t === 0) break;
+          if (t === 0) {
+            j++; // a word character: the skip below goes on after it
+            break;
+          }
           if (t & ENDS_PREFIX) this.#reportAt(t, ENDS_PREFIX, onMatch);
         }
         // The whole word matched a trie path: terms ending here, then phrases going on.
@@ -262,7 +265,8 @@ export class TermIndex {
         }
       }
       while (j < n && symbol[text.charCodeAt(j)] !== SEP) j++;
-      i = j;
+      // j is past the end or on a separator, which starts no word: the next word is further on.
+      i = j + 1;
     }
   }
 
