@@ -6,7 +6,7 @@
 //   --buffered  the request body read whole and sent with its length, a JSON answer read whole
 //               and sent with its length (one write each way, no chunked encoding); SSE is
 //               still piped as it arrives. What a proxy that must see the body (as the router
-//               must, to route it) pays at least: on this machine it is ~2.3× cheaper per
+//               must, to route it) pays at least: on this machine it is 2.3-2.5× cheaper per
 //               request than piping, because a piped answer goes out as chunked writes.
 //
 // Usage: tsx bench/passthrough.ts --upstream http://127.0.0.1:PORT [--port 0] [--connections 64] [--buffered]
