@@ -11,9 +11,8 @@
 // took ~9.2 ms of CPU on the 500 KB bench prompt; the flat one takes ~4.7 ms, same machine and
 // run (bench/classifier.ts), and ~3.7 ms since the scan stopped reading a word's end twice.
 // What is left is mostly the branching at word boundaries: a plain loop that only splits the
-// same text into words takes ~3 ms here. (A DFA over all the walks
-// at once, one table read per character, was tried: ~6 ms, because each read waits on the
-// previous one.)
+// same text into words takes ~3 ms here. (A DFA over all the walks at once, one table read per
+// character, was tried: ~6 ms, because each read waits on the previous one.)
 //
 // Matching rules, the same for every language:
 // - case-insensitive (String.prototype.toLowerCase, which is Unicode-aware);
