@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { startSimUpstream, type SimOptions, type SimUpstream } from '../../router/demo/sim-upstream.ts';
+import { readToEnd } from '../helpers/faults.ts';
 
 const MODEL = 'qwen3-32b';
 
@@ -35,22 +36,6 @@ function sseData(text: string): string[] {
     .split('\n\n')
     .filter((e) => e.startsWith('data: '))
     .map((e) => e.slice('data: '.length));
-}
-
-/** Reads a stream until it ends or breaks; returns what arrived and the error, if any. */
-async function readAll(res: Response): Promise<{ text: string; error: unknown }> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return { text, error: null };
-      text += decoder.decode(value, { stream: true });
-    }
-  } catch (error) {
-    return { text, error };
-  }
 }
 
 /** Reads until `n` SSE events have arrived. */
@@ -136,8 +121,8 @@ test('stream: role chunk first, content chunks, finish on the last, usage chunk,
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
   assert.equal(res.headers.get('cache-control'), 'no-cache');
-  const { text, error } = await readAll(res);
-  assert.equal(error, null);
+  const { text, clean } = await readToEnd(res);
+  assert.equal(clean, true);
   const data = sseData(text);
   assert.equal(data.at(-1), '[DONE]');
   const frames = data.slice(0, -1).map((d) => JSON.parse(d));
@@ -155,7 +140,7 @@ test('stream: role chunk first, content chunks, finish on the last, usage chunk,
   assert.equal(usage.usage.total_tokens, usage.usage.prompt_tokens + usage.usage.completion_tokens);
 
   const plain = await post(s, chatBody({ stream: true }));
-  const plainData = sseData((await readAll(plain)).text);
+  const plainData = sseData((await readToEnd(plain)).text);
   assert.equal(plainData.length, 1 + 5 + 1, 'no usage chunk unless include_usage');
   assert.equal(s.completed(), 2);
 });
@@ -285,8 +270,8 @@ test('die_after truncates a stream without [DONE], and a non-stream body mid-JSO
   s.pushFault({ kind: 'die_after', chunks: 3 }, { kind: 'die_after', chunks: 0 });
   const res = await post(s, chatBody({ stream: true }));
   assert.equal(res.status, 200);
-  const { text, error } = await readAll(res);
-  assert.ok(error instanceof Error, 'the stream ends with an error, not a clean end');
+  const { text, clean } = await readToEnd(res);
+  assert.equal(clean, false, 'the stream ends with an error, not a clean end');
   const data = sseData(text);
   assert.equal(data.length, 3);
   assert.ok(!data.includes('[DONE]'));
