@@ -7,6 +7,8 @@
 //                (bench/passthrough.ts): the budget's denominator
 //   buffered     the same proxy reading each body whole and sending it with its length
 //                (bench/passthrough.ts --buffered): what a proxy that must see the body pays
+//   tcp          a Node process copying each connection's bytes to the upstream and back, no
+//                HTTP (bench/passthrough.ts --tcp): what the extra hops through Node cost
 //   nginx        nginx as a reverse proxy (installed with apt-get when missing and run as root;
 //                --no-nginx leaves it out): what the extra loopback hops alone cost here
 //   router       `homelab-router serve` with the shipped policy's buckets and every route
@@ -673,6 +675,7 @@ async function main(): Promise<void> {
   const upstream = await startProcess('upstream', ['--import', 'tsx', 'bench/fake-upstream.ts', '--interval-ms', String(STREAM_INTERVAL_MS)], {}, readyPort);
   const passthrough = await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
   const buffered = await startProcess('buffered', ['--import', 'tsx', 'bench/passthrough.ts', '--buffered', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const tcp = await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
   const nginxBin = flags['no-nginx'] ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
   const startRouter = (name: string, root: string, profile: boolean) => {
@@ -682,7 +685,7 @@ async function main(): Promise<void> {
     return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
-  const targets: Target[] = [upstream, passthrough, buffered];
+  const targets: Target[] = [upstream, passthrough, buffered, tcp];
   if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
@@ -866,8 +869,8 @@ async function main(): Promise<void> {
     '|---|---:|---:|:---:|---:|',
     ...budget.map((b) => `| ${b.item} | ${b.value} | ${b.limit} | ${b.ok ? 'yes' : '**no**'} | ${b.vsPassthrough ?? ''} |`),
     '',
-    `One loopback round trip between two processes on this machine: ${hops.busyUs.toFixed(0)} µs back to back, ${hops.idleUs.toFixed(0)} µs after 5 ms idle (waking an idle vCPU). ` +
-      'A request through any proxy crosses two more such hops than one sent straight to the upstream, and a stream starts after idle. nginx (C, one process) shows what the hops alone cost; the pass-through columns show what a Node proxy costs here before the router does anything of its own.',
+    `One loopback round trip between two processes on this machine: ${hops.busyUs.toFixed(0)} µs back to back, ${hops.idleUs.toFixed(0)} µs after 5 ms idle. ` +
+      'A request through any proxy crosses two more such hops than one sent straight to the upstream, and a stream starts after idle. nginx (C, one process) shows what the hops alone cost; tcp shows what they cost through a Node process that copies bytes without HTTP; the pass-through columns show what Node\'s HTTP server and client add on top, before the router does anything of its own.',
     '',
     `One POST of the 1 KB body to the upstream and its whole answer, from a Node process: ${leg.rawBusyUs.toFixed(0)} µs over a raw socket and ${leg.undiciBusyUs.toFixed(0)} µs through undici back to back; ` +
       `${leg.rawIdleUs.toFixed(0)} µs and ${leg.undiciIdleUs.toFixed(0)} µs after 5 ms idle. The difference is Node's HTTP client machinery alone, paid by every Node proxy on its upstream leg, and most of all when the process has gone idle (a stream's first request).`,
