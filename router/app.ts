@@ -66,18 +66,42 @@ export function createRouterServer(svc: RouterService, opts: AppOptions = {}): S
   return server;
 }
 
+/** HOST:PORT as the policy's server.listen and `serve --listen` spell it ("[::1]:4000" for IPv6). */
+export function parseListen(listenAddr: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):([0-9]{1,5})$/.exec(listenAddr);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new Error(`"${listenAddr}" is not HOST:PORT (for example 127.0.0.1:4000, or [::1]:4000 for IPv6; port 0 to 65535)`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** Binds `server` to HOST:PORT; rejects with an operator-readable reason when it cannot. */
 export function listen(server: Server, listenAddr: string): Promise<{ host: string; port: number }> {
-  const i = listenAddr.lastIndexOf(':');
-  const host = listenAddr.slice(0, i).replace(/^\[|\]$/g, '');
-  const port = Number(listenAddr.slice(i + 1));
+  const { host, port } = parseListen(listenAddr);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${listenAddr}: ${listenFailure(err)}`));
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       const addr = server.address();
       resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
     });
   });
+}
+
+function listenFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'the address is already in use (another homelab-router, or another service on that port?)';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+    case 'EADDRNOTAVAIL':
+      return 'no network interface on this machine has that address';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'the host name does not resolve';
+    default:
+      return err.message;
+  }
 }
 
 export function isLoopback(host: string): boolean {

@@ -1,13 +1,13 @@
 // `homelab-router serve`: the production process. Loads the policy, starts health checks,
 // the in-process watchdog, the policy file watcher and the HTTP server; drains on SIGTERM.
-import { isLoopback, createRouterServer, listen } from '../app.ts';
+import { isLoopback, createRouterServer, listen, parseListen } from '../app.ts';
 import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
 import { HostTelemetry } from '../obs/host.ts';
 import { RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
-import { startInProcessWatchdog } from './watchdog-wiring.ts';
+import { inProcessWatchdog } from './watchdog-wiring.ts';
 
 // How long SIGTERM waits for in-flight requests before closing them.
 const DRAIN_MS = 30_000;
@@ -29,14 +29,33 @@ export async function serve(opts: ServeOptions): Promise<number> {
     console.error(err.message);
     return 1;
   }
+  const listenAddr = opts.listen ?? policy.policy.server.listen;
+  try {
+    parseListen(listenAddr);
+  } catch (err) {
+    console.error(`${opts.listen !== undefined ? '--listen' : `${opts.policyPath}: server.listen`} ${(err as Error).message}`);
+    return 2;
+  }
   const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN || undefined;
   const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
+  const watchdog = inProcessWatchdog(svc);
+  const server = createRouterServer(svc, { recovery: watchdog, host });
+
+  // Bind first: a router that cannot take its address exits 1 (systemd restarts it) instead of
+  // probing, watching and running the watchdog without serving anyone.
+  let addr;
+  try {
+    addr = await listen(server, listenAddr);
+  } catch (err) {
+    await svc.close();
+    console.error((err as Error).message);
+    return 1;
+  }
   host.start();
   svc.health.start();
-  const watchdog = startInProcessWatchdog(svc);
-
+  watchdog.start();
   const watcher = watchPolicyFile(opts.policyPath, () => {
     try {
       svc.reloadFromFile();
@@ -47,8 +66,6 @@ export async function serve(opts: ServeOptions): Promise<number> {
     }
   });
 
-  const server = createRouterServer(svc, { recovery: watchdog, host });
-  const addr = await listen(server, opts.listen ?? policy.policy.server.listen);
   const base = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
   if (!isLoopback(addr.host)) {
@@ -67,7 +84,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     server.once('close', () => {
       clearTimeout(force);
       host.stop();
-      watchdog?.stop();
+      void watchdog.stop();
       void watcher.close().then(() => svc.close()).then(() => process.exit(0));
     });
   };

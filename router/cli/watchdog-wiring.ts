@@ -1,4 +1,5 @@
-// The in-process watchdog: the same logic `watchdog --once` runs, every watchdog.interval_s.
+// The in-process watchdog: the same logic `watchdog --once` runs, every watchdog.interval_s
+// once started.
 import { isAbsolute, join } from 'node:path';
 import { logDir } from '../obs/logs.ts';
 import { Watchdog } from '../recovery/watchdog.ts';
@@ -6,7 +7,7 @@ import { runRemote } from '../recovery/ssh-exec.ts';
 import type { RouterService } from '../service.ts';
 import { probeRoute } from '../upstream/probe.ts';
 
-export function startInProcessWatchdog(svc: RouterService): Watchdog {
+export function inProcessWatchdog(svc: RouterService): Watchdog {
   const cfg = svc.policy.policy.watchdog;
   const statePath = isAbsolute(cfg.state_file) ? cfg.state_file : join(logDir(), cfg.state_file);
   const watchdog = new Watchdog({
@@ -18,6 +19,5 @@ export function startInProcessWatchdog(svc: RouterService): Watchdog {
     onAction: (route, action, result) => svc.metrics.recoveries.inc({ route, action, result }),
   });
   svc.onCudaFault((route) => watchdog.noteCudaFault(route));
-  watchdog.start(cfg.interval_s * 1000);
   return watchdog;
 }

@@ -1,6 +1,6 @@
 // The four JSON-lines logs of SPEC §8, each a pino logger writing to its own file in
 // $HOMELAB_ROUTER_LOG_DIR. Prompt text never goes in here unless logging.prompts asks.
-import { mkdirSync, writeSync } from 'node:fs';
+import { mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 
@@ -48,9 +48,13 @@ export function isoTime(now = Date.now()): string {
 }
 
 function fileLogger(dir: string, file: string): Logger {
+  // The file is opened here, synchronously: given a path, sonic-boom opens it asynchronously,
+  // and a process that exits before that open completes loses what it logged, and pino's exit
+  // flush throws ("sonic boom is not ready yet"), which also stops the decision lines' exit
+  // hook below. An unwritable log dir fails at start, not later.
   // sync: false batches writes off the request path; minLength 0 keeps lines visible at once
   // for operators tailing the file. Loss on a hard crash is bounded to the OS buffer.
-  const dest = pino.destination({ dest: join(dir, file), sync: false, mkdir: true, minLength: 0 });
+  const dest = pino.destination({ dest: openSync(join(dir, file), 'a'), sync: false, minLength: 0 });
   return pino({ base: null, timestamp: () => `,"time":"${isoTime()}"`, formatters: { level: (label) => ({ level: label }) } }, dest);
 }
 

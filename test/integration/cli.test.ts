@@ -1,7 +1,9 @@
 // The `homelab-router` bin as an operator runs it (SPEC §9): check, explain, and the
-// running-router commands against a live lab; serve's warning when bound off loopback.
+// running-router commands against a live lab; serve's warning when bound off loopback, and its
+// exit when it cannot bind.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -159,6 +161,28 @@ describe('homelab-router drain / undrain / upstreams', () => {
 });
 
 describe('homelab-router serve', () => {
+  test('an address it cannot take: exit 1 with the reason, nothing left running; a malformed --listen: exit 2', async (t) => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    t.after(() => taken.close());
+    const port = (taken.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'hr-serve-'));
+    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') });
+
+    // Before binding came first, the router kept probing and watching without serving anyone,
+    // and never exited: runCli's deadline turns that into a failure here.
+    const inUse = await runCli(['serve', '--policy', 'routing_policy.yaml', '--listen', `127.0.0.1:${port}`], { env, timeoutMs: 15_000 });
+    assert.equal(inUse.code, 1, inUse.stderr);
+    assert.equal(inUse.stderr.trim(), `cannot listen on 127.0.0.1:${port}: the address is already in use (another homelab-router, or another service on that port?)`);
+    assert.doesNotMatch(inUse.stdout, /homelab-router listening/);
+
+    for (const bad of ['4000', '127.0.0.1:', '127.0.0.1:70000', 'host:port']) {
+      const r = await runCli(['serve', '--policy', 'routing_policy.yaml', '--listen', bad], { env, timeoutMs: 15_000 });
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assert.equal(r.stderr.trim(), `--listen "${bad}" is not HOST:PORT (for example 127.0.0.1:4000, or [::1]:4000 for IPv6; port 0 to 65535)`);
+    }
+  });
+
   test('warns loudly when bound off loopback, and not on loopback', async (t) => {
     const lab = await startLab();
     t.after(() => lab.close());

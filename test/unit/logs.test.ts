@@ -42,26 +42,25 @@ test('decision log: every line reaches the file, in order, one JSON object per l
   assert.equal(lines[0]!.tokens, null);
 });
 
-test('decision log: lines still pending when the process exits are written', async (t) => {
+test('decision log: lines still pending when the process exits are written, even before any await', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hr-logs-exit-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const logsModule = pathToFileURL(join(import.meta.dirname, '../../router/obs/logs.ts')).href;
-  // Writes three lines and exits in the same turn: no timer, no flush() call gets to run.
+  // Opens the logs, writes three lines and exits in the same turn: no timer, no flush() call,
+  // and no file open that has not finished by then (they used to open asynchronously, and
+  // pino's exit flush threw, losing the lines).
   const script = `const { openLogs } = await import(${JSON.stringify(logsModule)});
-const { default: pino } = await import('pino');
 const logs = openLogs(${JSON.stringify(dir)}, { quiet: true });
-// Every file open (pino's own exit flush throws for a destination that is not).
-for (const logger of [logs.decisions, logs.failures, logs.recovery, logs.validation]) {
-  const dest = logger[pino.symbols.streamSym];
-  await new Promise((r) => (dest.fd >= 0 ? r() : dest.once('ready', r)));
-}
 for (const id of ['a', 'b', 'c']) logs.decision({ request_id: id });
+logs.failures.warn({ route: 'spark' }, 'one failure line');
 process.exit(0);`;
-  await new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve())),
+  const stderr = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stderr))),
   );
+  assert.equal(stderr, '');
   assert.deepEqual(
     decisionLines(dir).map((l) => l.request_id),
     ['a', 'b', 'c'],
   );
+  assert.match(readFileSync(join(dir, 'upstream-failures.jsonl'), 'utf8'), /"msg":"one failure line"/);
 });
