@@ -66,24 +66,33 @@ export function createRouterServer(svc: RouterService, opts: AppOptions = {}): S
   return server;
 }
 
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
 /** HOST:PORT as the policy's server.listen and `serve --listen` spell it ("[::1]:4000" for IPv6). */
-export function parseListen(listenAddr: string): { host: string; port: number } {
+export function parseListen(listenAddr: string): ListenAddress {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):([0-9]{1,5})$/.exec(listenAddr);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new Error(`"${listenAddr}" is not HOST:PORT (for example 127.0.0.1:4000, or [::1]:4000 for IPv6; port 0 to 65535)`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
-/** Binds `server` to HOST:PORT; rejects with an operator-readable reason when it cannot. */
-export function listen(server: Server, listenAddr: string): Promise<{ host: string; port: number }> {
-  const { host, port } = parseListen(listenAddr);
+/** "host:port", with brackets around an IPv6 host. */
+export function formatListen({ host, port }: ListenAddress): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Binds `server`; resolves with the port taken (for port 0), rejects with an operator-readable reason. */
+export function listen(server: Server, at: ListenAddress): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${listenAddr}: ${listenFailure(err)}`));
+    const onError = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${formatListen(at)}: ${listenFailure(err)}`));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    server.listen(at.port, at.host, () => {
       server.off('error', onError);
       const addr = server.address();
-      resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
+      resolve({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port });
     });
   });
 }

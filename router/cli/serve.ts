@@ -1,6 +1,7 @@
-// `homelab-router serve`: the production process. Loads the policy, starts health checks,
-// the in-process watchdog, the policy file watcher and the HTTP server; drains on SIGTERM.
-import { isLoopback, createRouterServer, listen, parseListen } from '../app.ts';
+// `homelab-router serve`: the production process. Loads the policy, binds the HTTP server,
+// then starts health checks, the in-process watchdog and the policy file watcher; drains on
+// SIGTERM.
+import { createRouterServer, formatListen, isLoopback, listen, parseListen, type ListenAddress } from '../app.ts';
 import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
@@ -29,9 +30,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
     console.error(err.message);
     return 1;
   }
-  const listenAddr = opts.listen ?? policy.policy.server.listen;
+  let listenAt: ListenAddress;
   try {
-    parseListen(listenAddr);
+    listenAt = parseListen(opts.listen ?? policy.policy.server.listen);
   } catch (err) {
     console.error(`${opts.listen !== undefined ? '--listen' : `${opts.policyPath}: server.listen`} ${(err as Error).message}`);
     return 2;
@@ -47,7 +48,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   // probing, watching and running the watchdog without serving anyone.
   let addr;
   try {
-    addr = await listen(server, listenAddr);
+    addr = await listen(server, listenAt);
   } catch (err) {
     await svc.close();
     console.error((err as Error).message);
@@ -66,7 +67,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     }
   });
 
-  const base = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
+  const base = `http://${formatListen(addr)}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
   if (!isLoopback(addr.host)) {
     const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
