@@ -91,5 +91,6 @@ export interface Policy {
     max_restarts_per_hour: number;
     state_file: string;
     command_timeout_ms: number;
+    loading_grace_s: number;
   };
 }

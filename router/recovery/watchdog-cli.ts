@@ -48,7 +48,7 @@ export function formatReport(report: WatchdogReport): string[] {
   if (report.state === 'corrupt') lines.push('watchdog: state file was unreadable; started fresh (see recovery-events.jsonl)');
   const rows = report.routes.map((r) => [
     r.route,
-    r.probe.ok ? 'ok' : r.probe.cuda ? 'cuda' : r.probe.status !== undefined ? `http ${r.probe.status}` : 'down',
+    r.probe.ok ? 'ok' : r.probe.cuda ? 'cuda' : r.probe.loading ? 'loading' : r.probe.busy ? 'busy' : r.probe.status !== undefined ? `http ${r.probe.status}` : 'down',
     String(r.consecutive_failures),
     r.action,
     r.result + (r.exit_code !== undefined && r.exit_code !== null ? ` (exit ${r.exit_code})` : '') + (r.timed_out ? ' (timed out)' : ''),

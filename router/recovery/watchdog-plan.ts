@@ -19,13 +19,15 @@ export interface Plan {
 
 export type WatchdogConfig = Policy['watchdog'];
 
-export type PlanState = Pick<RouteState, 'consecutive_failures' | 'cuda_suspected' | 'last_action_at' | 'actions' | 'paged'>;
+export type PlanState = Pick<RouteState, 'consecutive_failures' | 'cuda_suspected' | 'last_action_at' | 'actions' | 'paged' | 'loading_since'>;
 
 export function planAction(s: PlanState, route: RouteConfig, wd: WatchdogConfig, now: number): Plan {
   const threshold = wd.restart_after_failures;
   const down = s.consecutive_failures >= threshold;
   const failures = `${s.consecutive_failures}/${threshold} failed probes`;
-  if (s.consecutive_failures === 0 && !s.cuda_suspected) return { action: 'none', why: 'healthy' };
+  if (s.consecutive_failures === 0 && !s.cuda_suspected) {
+    return { action: 'none', why: s.loading_since !== null ? `loading its model (not an outage for up to ${wd.loading_grace_s} s)` : 'healthy' };
+  }
 
   const rec = route.recovery ?? {};
   if (rec.managed === false) {

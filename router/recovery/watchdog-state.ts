@@ -27,6 +27,8 @@ export interface RouteState {
   last_result: LastResult | null;
   /** The operator was told about the current outage; cleared when the route is healthy again. */
   paged: boolean;
+  /** Epoch ms of the first "still loading its model" answer in the current run of them. */
+  loading_since: number | null;
 }
 
 export interface WatchdogState {
@@ -44,7 +46,7 @@ export function emptyState(): WatchdogState {
 }
 
 export function emptyRouteState(): RouteState {
-  return { consecutive_failures: 0, last_failure: null, cuda_suspected: false, last_action_at: null, actions: [], last_result: null, paged: false };
+  return { consecutive_failures: 0, last_failure: null, cuda_suspected: false, last_action_at: null, actions: [], last_result: null, paged: false, loading_since: null };
 }
 
 export function loadState(path: string): StateLoad {
@@ -98,6 +100,9 @@ export function recentActions(actions: readonly number[], now: number): number[]
 
 export interface Observation {
   ok: boolean;
+  /** Answered busy: full, or still loading its model (see ProbeResult). */
+  busy?: boolean;
+  loading?: boolean;
   cuda: boolean;
   status?: number;
   error?: string;
@@ -107,11 +112,15 @@ export interface Observation {
 /**
  * Fold one round's evidence into a route's state. `recovered` is true when a route that was
  * down long enough to act on (or page about) answers healthy again.
+ *
+ * A busy answer ends a run of failures (the server is up) without being a recovery. Full is
+ * never an outage; a model still loading becomes one after `loadingGraceMs`, counted from the
+ * first such answer or the last recovery action, whichever is later (a load that hangs).
  */
 export function observe(
   s: RouteState,
   probe: Observation,
-  ctx: { cudaNoted: boolean; cudaCheckFailed: boolean; threshold: number; now: number },
+  ctx: { cudaNoted: boolean; cudaCheckFailed: boolean; threshold: number; now: number; loadingGraceMs: number },
 ): { recovered: boolean } {
   const wasDown = s.consecutive_failures >= ctx.threshold || s.paged || s.cuda_suspected;
   // A CUDA fault outlives the round that saw it only while the route stays unhealthy; a fault
@@ -119,9 +128,19 @@ export function observe(
   const carried = s.cuda_suspected && !probe.ok;
   s.cuda_suspected = probe.cuda || ctx.cudaNoted || ctx.cudaCheckFailed || carried;
   s.actions = recentActions(s.actions, ctx.now);
+  let error = probe.error ?? 'probe failed';
+  s.loading_since = probe.busy && probe.loading ? (s.loading_since ?? probe.at) : null;
+  if (probe.busy) {
+    const loadingFor = s.loading_since === null ? 0 : probe.at - Math.max(s.loading_since, s.last_action_at ?? 0);
+    if (s.loading_since === null || loadingFor < ctx.loadingGraceMs) {
+      s.consecutive_failures = 0;
+      return { recovered: false };
+    }
+    error = `still loading its model after ${Math.round(loadingFor / 1000)} s (${error})`;
+  }
   if (!probe.ok) {
     s.consecutive_failures += 1;
-    s.last_failure = { at: probe.at, error: probe.error ?? 'probe failed', ...(probe.status !== undefined ? { status: probe.status } : {}) };
+    s.last_failure = { at: probe.at, error, ...(probe.status !== undefined ? { status: probe.status } : {}) };
     return { recovered: false };
   }
   s.consecutive_failures = 0;
@@ -156,6 +175,7 @@ function sanitizeRoute(value: unknown): RouteState {
     };
   }
   s.paged = value.paged === true;
+  s.loading_since = num(value.loading_since);
   return s;
 }
 

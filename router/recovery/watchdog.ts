@@ -29,7 +29,7 @@ export interface RouteReport {
   route: string;
   host: string | null;
   managed: boolean;
-  probe: { ok: boolean; status?: number; cuda: boolean; error?: string };
+  probe: { ok: boolean; busy: boolean; loading: boolean; status?: number; cuda: boolean; error?: string };
   consecutive_failures: number;
   cuda_suspected: boolean;
   /** The action run, paged, or held back by backoff (then result is 'skipped'). */
@@ -162,7 +162,7 @@ export class Watchdog {
     this.cudaNoted.clear();
 
     const [probes, checks] = await Promise.all([
-      Promise.all(names.map((n) => this.deps.probe(n).catch((err: Error): ProbeResult => ({ ok: false, cuda: false, error: `probe threw: ${err.message}`, latencyMs: 0, at: this.now() })))),
+      Promise.all(names.map((n) => this.deps.probe(n).catch((err: Error): ProbeResult => ({ ok: false, busy: false, loading: false, cuda: false, error: `probe threw: ${err.message}`, latencyMs: 0, at: this.now() })))),
       Promise.all(names.map((n) => this.cudaCheck(compiled, n))),
     ]);
 
@@ -174,12 +174,13 @@ export class Watchdog {
       const cfg = compiled.route(name);
       const rec = cfg.recovery;
       const s = (state.routes[name] ??= emptyRouteState());
-      const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: compiled.policy.watchdog.restart_after_failures, now });
+      const wd = compiled.policy.watchdog;
+      const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: wd.restart_after_failures, now, loadingGraceMs: wd.loading_grace_s * 1000 });
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
 
-      const plan = planAction(s, cfg, compiled.policy.watchdog, now);
+      const plan = planAction(s, cfg, wd, now);
       const base = { route: name, host: rec?.host ?? null, consecutive_failures: s.consecutive_failures, cuda_suspected: s.cuda_suspected };
-      const probeSeen = { ok: probe.ok, cuda: probe.cuda, status: probe.status, error: probe.error };
+      const probeSeen = { ok: probe.ok, busy: probe.busy, loading: probe.loading, cuda: probe.cuda, status: probe.status, error: probe.error };
       const report: RouteReport = { ...base, managed: rec?.managed !== false, probe: probeSeen, action: plan.deferred ?? plan.action, why: plan.why, result: 'none' };
       reports.push(report);
 

@@ -50,6 +50,11 @@ const lmstudio: RuntimeAdapter = {
 // llama-server answers 503 "Loading model" while it loads and (older builds) 503 "no slot
 // available" when every slot is busy: both mean busy, not broken.
 const LLAMACPP_BUSY = /loading model|no slot available|slot unavailable|unavailable_error/i;
+
+/** Of a busy answer: the server is up but still loading its model (not merely full). */
+export function isLoadingAnswer(text: string): boolean {
+  return /loading model|model is loading/i.test(text);
+}
 const llamacpp: RuntimeAdapter = {
   healthUrl: (r) => origin(r.url) + (r.health_path ?? '/health'),
   classify: (status, head) => (status === 503 && LLAMACPP_BUSY.test(head) ? 'busy' : classifyCommon(status)),

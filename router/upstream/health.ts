@@ -31,7 +31,11 @@ export function recordBusy(route: RouteRuntime, ms: number, now = Date.now()): v
   route.health.busyUntil = Math.max(route.health.busyUntil, now + ms);
 }
 
-export function recordProbe(route: RouteRuntime, result: ProbeResult, t: HealthThresholds): void {
+/**
+ * One active probe's verdict. A busy answer (full, or a model still loading) skips the route
+ * until the next probe without counting against it: it is not ready, and not broken either.
+ */
+export function recordProbe(route: RouteRuntime, result: ProbeResult, t: HealthThresholds & { intervalMs: number }): void {
   const h = route.health;
   h.lastProbeAt = result.at;
   h.latencyMs = result.latencyMs;
@@ -39,6 +43,12 @@ export function recordProbe(route: RouteRuntime, result: ProbeResult, t: HealthT
     h.consecutivePasses++;
     h.consecutiveFailures = 0;
     if (!h.healthy && h.consecutivePasses >= t.healthyAfter) h.healthy = true;
+    return;
+  }
+  if (result.busy) {
+    h.consecutivePasses = 0;
+    h.consecutiveFailures = 0;
+    recordBusy(route, t.intervalMs, result.at);
     return;
   }
   recordFailure(route, result.error ?? 'probe failed', t);
@@ -71,7 +81,7 @@ export class HealthChecker {
 
   async #round(): Promise<void> {
     const policy = this.#policy();
-    const t = thresholds(policy);
+    const t = { ...thresholds(policy), intervalMs: policy.policy.health.interval_s * 1000 };
     await Promise.all(
       this.#states.all().map(async (route) => {
         const result = await this.#probe(route, policy.policy.health.timeout_ms);

@@ -1,10 +1,17 @@
 // One active health probe of a route: used by the health checker and the watchdog alike.
 import { request } from 'undici';
 import type { RouteConfig } from '../policy/types.ts';
-import { adapterFor, isCudaError } from './adapters.ts';
+import { adapterFor, isCudaError, isLoadingAnswer } from './adapters.ts';
 
 export interface ProbeResult {
   ok: boolean;
+  /**
+   * Not ok, but the upstream answered that it is busy (429, or its runtime's busy answer such as
+   * llama.cpp's 503 "Loading model"): not ready, and not broken either.
+   */
+  busy: boolean;
+  /** Of a busy answer: still loading its model. */
+  loading: boolean;
   /** HTTP status, when the upstream answered at all. */
   status?: number;
   /** The answer (or error) names a CUDA fault: the GPU needs recovery, not just a restart. */
@@ -18,7 +25,8 @@ const MAX_BODY_CHARS = 2048;
 
 export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise<ProbeResult> {
   const started = Date.now();
-  const url = adapterFor(route.runtime).healthUrl(route);
+  const adapter = adapterFor(route.runtime);
+  const url = adapter.healthUrl(route);
   try {
     const res = await request(url, {
       method: 'GET',
@@ -29,8 +37,11 @@ export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise
     });
     const text = (await res.body.text()).slice(0, MAX_BODY_CHARS);
     const ok = res.statusCode >= 200 && res.statusCode < 300;
+    const busy = !ok && adapter.classify(res.statusCode, text) === 'busy';
     return {
       ok,
+      busy,
+      loading: busy && isLoadingAnswer(text),
       status: res.statusCode,
       cuda: !ok && isCudaError(text),
       ...(ok ? {} : { error: `HTTP ${res.statusCode}: ${text.slice(0, 200)}` }),
@@ -40,7 +51,7 @@ export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise
   } catch (err) {
     const e = err as Error & { code?: string };
     const msg = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
-    return { ok: false, cuda: isCudaError(e.message), error: msg, latencyMs: Date.now() - started, at: started };
+    return { ok: false, busy: false, loading: false, cuda: isCudaError(e.message), error: msg, latencyMs: Date.now() - started, at: started };
   }
 }
 

@@ -241,7 +241,7 @@ describe('admin API endpoints', () => {
       app: (svc) => ({
         recovery: new Watchdog({
           policy: () => svc.policy,
-          probe: async () => ({ ok: true, at: Date.now(), latencyMs: 1, cuda: false }),
+          probe: async () => ({ ok: true, busy: false, loading: false, at: Date.now(), latencyMs: 1, cuda: false }),
           // None of these requests may reach a host: any command run is a failure of this test.
           exec: async (host, command) => {
             ran.push(`${host.address}: ${command}`);

@@ -303,6 +303,25 @@ test('S24: llama.cpp 503 "Loading model" is busy, not a failure', async (t) => {
   await assertSettled(lab);
 });
 
+test('S24: a llama.cpp /health answering 503 "Loading model" skips the route until the next probe without marking it down', async (t) => {
+  const lab = await labFor(t, { routeOverrides: { 'ubuntu-6000': { runtime: 'llamacpp' } }, sim: { 'ubuntu-6000': { runtime: 'llamacpp' } } });
+  const llama = lab.sims['ubuntu-6000']!;
+  const health = lab.svc.states.get('ubuntu-6000')!.health;
+  llama.setHealth('loading');
+  for (let i = 0; i < 3; i++) await lab.svc.health.probeAll(); // past unhealthy_after
+  assert.equal(health.healthy, true);
+  assert.equal(health.consecutiveFailures, 0);
+  assert.ok(health.busyUntil > Date.now(), 'skipped until the next probe');
+
+  const r = await chat(lab, coding());
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-homelab-route'), 'win-5090');
+  assert.equal(r.headers.get('x-homelab-reason'), 'ubuntu-6000_saturated');
+  assert.equal(llama.received.length, 0, 'a loading route is not called');
+  assert.deepEqual(await logLines(lab, 'failures'), []);
+  await assertSettled(lab);
+});
+
 test('an engine that rejects past its own slots (LM Studio 429) spills to spark without being marked down', async (t) => {
   // The route admits 3 but the machine only runs 1: its 429 must read as busy.
   const lab = await labFor(t, { sim: { 'win-5090': { slots: 1, overflow: 'reject' } } });

@@ -11,8 +11,8 @@ import { RouterError } from '../../router/errors.ts';
 import { parsePolicyText } from '../../router/policy/load.ts';
 import type { HostConfig, RecoveryConfig } from '../../router/policy/types.ts';
 import { runRemote } from '../../router/recovery/ssh-exec.ts';
-import { runWatchdogOnce } from '../../router/recovery/watchdog-cli.ts';
-import { Watchdog } from '../../router/recovery/watchdog.ts';
+import { formatReport, runWatchdogOnce } from '../../router/recovery/watchdog-cli.ts';
+import { Watchdog, type WatchdogReport } from '../../router/recovery/watchdog.ts';
 import { probeRoute, type ProbeResult } from '../../router/upstream/probe.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../helpers/sshd.ts';
 
@@ -353,7 +353,7 @@ describe('Watchdog in-process (stub probe and exec)', () => {
   });
   const compiled = parsePolicyText(text, 'stub.yaml');
 
-  function stubbed(statePath: string, probe: (route: string) => Promise<ProbeResult>) {
+  function stubbed(statePath: string, probe: (route: string) => Promise<ProbeResult>, now?: () => number) {
     const commands: string[] = [];
     const log: Array<Record<string, unknown>> = [];
     const logger = pino({ base: null }, { write: (l: string) => log.push(JSON.parse(l)) });
@@ -366,10 +366,11 @@ describe('Watchdog in-process (stub probe and exec)', () => {
       },
       log: logger,
       statePath,
+      ...(now ? { now } : {}),
     });
     return { wd, commands, log };
   }
-  const down = async (): Promise<ProbeResult> => ({ ok: false, status: 503, cuda: false, error: 'HTTP 503', latencyMs: 1, at: Date.now() });
+  const down = async (): Promise<ProbeResult> => ({ ok: false, busy: false, loading: false, status: 503, cuda: false, error: 'HTTP 503', latencyMs: 1, at: Date.now() });
 
   test('concurrent runOnce calls share one round; unmanaged routes never reach exec', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
@@ -403,6 +404,37 @@ describe('Watchdog in-process (stub probe and exec)', () => {
       rmSync(statePath); // the runbook's "forget the backoff"
       await second.wd.runOnce();
       assert.deepEqual(second.commands, ['restart-it', 'restart-it']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('S24: a route loading its model is not restarted within loading_grace_s, nor a busy one ever; one still loading past it is', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-wd-stub-'));
+    try {
+      let now = 1_700_000_000_000;
+      let loading = true;
+      const answer = async (): Promise<ProbeResult> => ({ ok: false, busy: true, loading, status: 503, cuda: false, error: 'HTTP 503: Loading model', latencyMs: 1, at: now });
+      const { wd, commands } = stubbed(join(dir, 'state.json'), answer, () => now);
+      const gpu = async () => (await wd.runOnce()).routes.find((r) => r.route === 'gpu')!;
+
+      loading = false; // full: answering, every slot taken
+      for (let i = 0; i < 3; i++, now += 3_600_000) assert.equal((await gpu()).action, 'none');
+      loading = true; // a new load starts: its grace counts from its first answer
+      const first = await gpu();
+      assert.equal(first.action, 'none');
+      assert.deepEqual([first.probe.busy, first.probe.loading], [true, true]);
+      assert.equal(first.why, 'loading its model (not an outage for up to 900 s)');
+      assert.deepEqual(formatReport({ at: now, state: 'loaded', routes: [first], failed: false } satisfies WatchdogReport)[1]!.split(/\s+/).slice(0, 2), ['gpu', 'loading']);
+      now += 899_000;
+      assert.equal((await gpu()).action, 'none');
+      assert.deepEqual(commands, []);
+
+      now += 1_000; // 900 s of "Loading model": the default loading_grace_s
+      const stuck = await gpu();
+      assert.equal(stuck.action, 'restart');
+      assert.match(stuck.why, /down \(1\/1 failed probes\)/);
+      assert.deepEqual(commands, ['restart-it']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -9,7 +9,7 @@ import { emptyRouteState, loadState, observe, saveState } from '../../router/rec
 
 const NOW = 1_700_000_000_000;
 const S = 1000;
-const WD: WatchdogConfig = { interval_s: 60, restart_after_failures: 2, cooldown_s: 600, max_restarts_per_hour: 3, state_file: 'watchdog-state.json', command_timeout_ms: 120_000 };
+const WD: WatchdogConfig = { interval_s: 60, restart_after_failures: 2, cooldown_s: 600, max_restarts_per_hour: 3, state_file: 'watchdog-state.json', command_timeout_ms: 120_000, loading_grace_s: 900 };
 
 function route(recovery?: RecoveryConfig): RouteConfig {
   return {
@@ -35,7 +35,7 @@ const UNMANAGED = route({ managed: false });
 const UNMANAGED_WITH_COMMANDS = route({ managed: false, host: 'gpu', restart: 'reboot', cuda: 'reboot' });
 
 function st(over: Partial<PlanState> = {}): PlanState {
-  return Object.freeze({ consecutive_failures: 0, cuda_suspected: false, last_action_at: null, actions: Object.freeze([]) as unknown as number[], paged: false, ...over });
+  return Object.freeze({ consecutive_failures: 0, cuda_suspected: false, last_action_at: null, actions: Object.freeze([]) as unknown as number[], paged: false, loading_since: null, ...over });
 }
 
 describe('planAction: failure threshold', () => {
@@ -182,7 +182,7 @@ describe('planAction: no recovery command', () => {
 
 describe('observe', () => {
   const probe = (ok: boolean, cuda = false) => ({ ok, cuda, at: NOW, ...(ok ? {} : { error: 'HTTP 503', status: 503 }) });
-  const ctx = { cudaNoted: false, cudaCheckFailed: false, threshold: 2, now: NOW };
+  const ctx = { cudaNoted: false, cudaCheckFailed: false, threshold: 2, now: NOW, loadingGraceMs: 900 * S };
 
   test('counts failures in a row and resets on success', () => {
     const s = emptyRouteState();
@@ -216,6 +216,59 @@ describe('observe', () => {
     assert.equal(s.cuda_suspected, true);
   });
 
+  const busy = (at: number, loading: boolean) => ({ ok: false, busy: true, loading, cuda: false, at, status: 503, error: 'HTTP 503: Loading model' });
+
+  test('S24: a busy answer ends a run of failures without being a recovery; full is never an outage', () => {
+    const s = emptyRouteState();
+    s.paged = true;
+    observe(s, probe(false), ctx);
+    assert.deepEqual(observe(s, busy(NOW, false), ctx), { recovered: false });
+    assert.equal(s.consecutive_failures, 0, 'it answers: the server is up');
+    assert.equal(s.paged, true, 'paged stays until it is healthy');
+    assert.equal(s.loading_since, null, 'full is not loading');
+    assert.equal(planAction(s, FULL, WD, NOW).action, 'none');
+    for (let i = 1; i <= 30; i++) observe(s, busy(NOW + i * 3600 * S, false), { ...ctx, now: NOW + i * 3600 * S });
+    assert.equal(s.consecutive_failures, 0, 'full for 30 hours is still not down');
+    assert.deepEqual(observe(s, probe(true), ctx), { recovered: true });
+  });
+
+  test('S24: a model still loading counts as down only after loadingGraceMs, from the first such answer or the last action', () => {
+    const s = emptyRouteState();
+    observe(s, busy(NOW, true), ctx);
+    observe(s, busy(NOW + 899 * S, true), ctx);
+    assert.equal(s.consecutive_failures, 0);
+    assert.equal(s.loading_since, NOW);
+    assert.deepEqual(planAction(s, FULL, WD, NOW + 899 * S), { action: 'none', why: 'loading its model (not an outage for up to 900 s)' });
+
+    observe(s, busy(NOW + 900 * S, true), ctx);
+    assert.equal(s.consecutive_failures, 1);
+    assert.equal(s.last_failure?.error, 'still loading its model after 900 s (HTTP 503: Loading model)');
+    observe(s, busy(NOW + 960 * S, true), ctx);
+    assert.equal(planAction(s, FULL, WD, NOW + 960 * S).action, 'restart');
+
+    // The restart starts a new load: it gets its own grace.
+    s.last_action_at = NOW + 960 * S;
+    observe(s, busy(NOW + 1020 * S, true), ctx);
+    assert.equal(s.consecutive_failures, 0);
+    observe(s, busy(NOW + 1860 * S, true), ctx);
+    assert.equal(s.consecutive_failures, 1);
+
+    // loading_grace_s: 0 gives a load no time at all, and still never counts a full server.
+    const strict = { ...ctx, loadingGraceMs: 0 };
+    const t = emptyRouteState();
+    observe(t, busy(NOW, false), strict);
+    assert.equal(t.consecutive_failures, 0);
+    observe(t, busy(NOW, true), strict);
+    assert.equal(t.consecutive_failures, 1);
+
+    // Any other answer ends the load: a later one starts its grace afresh.
+    observe(s, probe(false), ctx);
+    assert.equal(s.loading_since, null);
+    observe(s, busy(NOW + 4000 * S, true), ctx);
+    assert.equal(s.consecutive_failures, 0);
+    assert.equal(s.loading_since, NOW + 4000 * S);
+  });
+
   test('drops action timestamps older than an hour', () => {
     const s = emptyRouteState();
     s.actions = [NOW - 2 * 3_600_000, NOW - 60_000];
@@ -230,7 +283,7 @@ describe('watchdog state file', () => {
     try {
       const path = join(dir, 'sub', 'state.json');
       assert.equal(loadState(path).status, 'missing');
-      const state = { version: 1 as const, updated_at: NOW, routes: { a: { ...emptyRouteState(), consecutive_failures: 4, actions: [NOW], paged: true } } };
+      const state = { version: 1 as const, updated_at: NOW, routes: { a: { ...emptyRouteState(), consecutive_failures: 4, actions: [NOW], paged: true, loading_since: NOW - 60_000 } } };
       saveState(path, state);
       const back = loadState(path);
       assert.equal(back.status, 'loaded');
