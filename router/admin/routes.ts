@@ -24,6 +24,9 @@ export function upstreamView(r: RouteRuntime) {
     slots: r.config.slots,
     queue: r.config.queue,
     saturated: r.admission.saturated,
+    // Skipped as busy until then: the upstream answered 429 (or a probe found it full or still
+    // loading its model). Null when it is not.
+    busy_until: r.health.busyUntil > Date.now() ? new Date(r.health.busyUntil).toISOString() : null,
     consecutive_failures: r.health.consecutiveFailures,
     last_error: r.health.lastError,
     last_probe_at: r.health.lastProbeAt === null ? null : new Date(r.health.lastProbeAt).toISOString(),

@@ -4,6 +4,7 @@ interface Upstream {
   route: string;
   healthy: boolean;
   drained: boolean;
+  busy_until: string | null;
   in_flight: number;
   queued: number;
   slots: number;
@@ -54,7 +55,7 @@ function printTable(rows: Upstream[]): void {
   const head = ['ROUTE', 'STATE', 'IN FLIGHT', 'QUEUED', 'FAILS', 'LATENCY', 'MODEL', 'LAST ERROR'];
   const cells = rows.map((u) => [
     u.route,
-    u.drained ? 'drained' : u.healthy ? 'healthy' : 'UNHEALTHY',
+    u.drained ? 'drained' : !u.healthy ? 'UNHEALTHY' : u.busy_until ? 'busy' : 'healthy',
     `${u.in_flight}/${u.slots}`,
     `${u.queued}/${u.queue}`,
     String(u.consecutive_failures),

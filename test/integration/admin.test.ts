@@ -100,7 +100,7 @@ describe('admin API endpoints', () => {
     const byRoute = new Map<string, any>(r.json.upstreams.map((u: any) => [u.route, u]));
     assert.deepEqual([...byRoute.keys()].sort(), ['spark', 'ubuntu-4090', 'ubuntu-6000', 'win-5090']);
     for (const [name, u] of byRoute) {
-      for (const field of ['url', 'model', 'healthy', 'drained', 'in_flight', 'queued', 'slots', 'queue', 'saturated', 'consecutive_failures', 'last_error', 'last_probe_at', 'latency_ms']) {
+      for (const field of ['url', 'model', 'healthy', 'drained', 'in_flight', 'queued', 'slots', 'queue', 'saturated', 'busy_until', 'consecutive_failures', 'last_error', 'last_probe_at', 'latency_ms']) {
         assert.ok(field in u, `${name}.${field} is present`);
       }
       assert.equal(u.url, lab.sims[name]!.url);
@@ -112,6 +112,7 @@ describe('admin API endpoints', () => {
       assert.equal(typeof u.slots, 'number');
       assert.equal(typeof u.queue, 'number');
       assert.equal(u.saturated, false);
+      assert.equal(u.busy_until, null);
       assert.equal(u.consecutive_failures, 0);
       assert.equal(u.last_error, null);
       // No probe has run in this lab yet.

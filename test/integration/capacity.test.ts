@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
+import { upstreamView } from '../../router/admin/routes.ts';
 import { assertSettled, chat, coding, errorOf, hold, labFor, logLines, pinned, sdk, until, type ChatBody } from '../helpers/faults.ts';
 
 // The sims get far more generation slots than their routes, so the sim's own peak counts
@@ -312,6 +313,7 @@ test('S24: a llama.cpp /health answering 503 "Loading model" skips the route unt
   assert.equal(health.healthy, true);
   assert.equal(health.consecutiveFailures, 0);
   assert.ok(health.busyUntil > Date.now(), 'skipped until the next probe');
+  assert.ok(!Number.isNaN(Date.parse(upstreamView(lab.svc.states.get('ubuntu-6000')!).busy_until ?? '')), 'the admin view says until when');
 
   const r = await chat(lab, coding());
   assert.equal(r.status, 200);

@@ -173,7 +173,7 @@ describe('/stats', () => {
     assert.equal(stats.policy_hash, lab.svc.policy.hash);
     assert.equal(typeof stats.uptime_s, 'number');
     assert.deepEqual(stats.upstreams.map((u: any) => u.route).sort(), ROUTES);
-    for (const u of stats.upstreams) assert.deepEqual(Object.keys(u).sort(), ['consecutive_failures', 'drained', 'healthy', 'in_flight', 'last_error', 'last_probe_at', 'latency_ms', 'model', 'queue', 'queued', 'route', 'runtime', 'saturated', 'slots', 'url']);
+    for (const u of stats.upstreams) assert.deepEqual(Object.keys(u).sort(), ['busy_until', 'consecutive_failures', 'drained', 'healthy', 'in_flight', 'last_error', 'last_probe_at', 'latency_ms', 'model', 'queue', 'queued', 'route', 'runtime', 'saturated', 'slots', 'url']);
 
     const requests = stats.metrics.homelab_router_requests_total;
     assert.equal(requests.type, 'counter');
