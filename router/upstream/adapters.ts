@@ -55,6 +55,7 @@ const LLAMACPP_BUSY = /loading model|no slot available|slot unavailable|unavaila
 export function isLoadingAnswer(text: string): boolean {
   return /loading model|model is loading/i.test(text);
 }
+
 const llamacpp: RuntimeAdapter = {
   healthUrl: (r) => origin(r.url) + (r.health_path ?? '/health'),
   classify: (status, head) => (status === 503 && LLAMACPP_BUSY.test(head) ? 'busy' : classifyCommon(status)),
