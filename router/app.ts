@@ -113,6 +113,7 @@ function listenFailure(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** Only this machine can reach it: 127.0.0.0/8, ::1, localhost (and 127.x written as IPv6). */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\./i.test(host);
 }
