@@ -139,13 +139,18 @@ class DecisionLines {
 }
 
 export function openLogs(dir: string, opts: { quiet?: boolean } = {}): RouterLogs {
-  mkdirSync(dir, { recursive: true });
-  const loggers = {
-    decisions: fileLogger(dir, LOG_FILES.decisions),
-    failures: fileLogger(dir, LOG_FILES.failures),
-    recovery: fileLogger(dir, LOG_FILES.recovery),
-    validation: fileLogger(dir, LOG_FILES.validation),
-  };
+  let loggers: Record<keyof typeof LOG_FILES, Logger>;
+  try {
+    mkdirSync(dir, { recursive: true });
+    loggers = {
+      decisions: fileLogger(dir, LOG_FILES.decisions),
+      failures: fileLogger(dir, LOG_FILES.failures),
+      recovery: fileLogger(dir, LOG_FILES.recovery),
+      validation: fileLogger(dir, LOG_FILES.validation),
+    };
+  } catch (err) {
+    throw new Error(`cannot write the logs in ${dir} (HOMELAB_ROUTER_LOG_DIR): ${(err as Error).message}`);
+  }
   const decisionLines = new DecisionLines(loggers.decisions);
   const service = pino({ level: opts.quiet ? 'silent' : 'info', base: { svc: 'homelab-router' }, timestamp: pino.stdTimeFunctions.isoTime });
   return {

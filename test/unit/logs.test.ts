@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,4 +63,12 @@ process.exit(0);`;
     ['a', 'b', 'c'],
   );
   assert.match(readFileSync(join(dir, 'upstream-failures.jsonl'), 'utf8'), /"msg":"one failure line"/);
+});
+
+test('a log dir that cannot be written fails at once, naming the dir and the variable', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-logs-bad-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'a-file');
+  writeFileSync(file, '');
+  assert.throws(() => openLogs(join(file, 'logs')), (err: Error) => err.message.startsWith(`cannot write the logs in ${join(file, 'logs')} (HOMELAB_ROUTER_LOG_DIR): ENOTDIR`));
 });
