@@ -1,0 +1,27 @@
+// Names of everything the replicas share in Redis. A route's keys carry it as a hash tag, so a
+// Redis Cluster keeps them on one node and a script can touch them together.
+export interface ClusterKeys {
+  leases(route: string): string;
+  replicas(route: string): string;
+  drains: string;
+  health: string;
+  lock(name: string): string;
+  /** Pub/sub: a slot came free on a route (message = route). */
+  released: string;
+  /** Pub/sub: a drain or health change (message = JSON). */
+  events: string;
+}
+
+export function clusterKeys(prefix = 'hlr:'): ClusterKeys {
+  return {
+    leases: (route) => `${prefix}{${route}}:leases`,
+    // One copy of the replica set per route, in the route's hash slot, so the acquire script
+    // reads it atomically with the leases.
+    replicas: (route) => `${prefix}{${route}}:replicas`,
+    drains: `${prefix}drains`,
+    health: `${prefix}health`,
+    lock: (name) => `${prefix}lock:${name}`,
+    released: `${prefix}released`,
+    events: `${prefix}events`,
+  };
+}

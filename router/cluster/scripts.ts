@@ -1,0 +1,83 @@
+// The Lua scripts that make shared state atomic in Redis. Each runs as one step on the server,
+// with the server's clock (TIME), so replicas never compare their own clocks.
+//
+// Keys (KEYS[n]) are named by keys.ts; every route's keys share a hash tag ({route}) so the
+// scripts also work on a Redis Cluster.
+
+/** Server time in ms. */
+const NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+
+/**
+ * The slots other replicas may use now: all of them, less the local share of every expected
+ * replica that is not heartbeating (it may be cut off from Redis and serving on its share).
+ */
+const CAPACITY = `
+local slots = tonumber(ARGV[3])
+local expected = tonumber(ARGV[4])
+local share = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local alive = redis.call('ZCARD', KEYS[2])
+local absent = expected - alive
+if absent < 0 then absent = 0 end
+local cap = slots - absent * share
+`;
+
+/**
+ * acquire: KEYS = [leases, replicas], ARGV = [member, weight, slots, expected, share, ttl_ms, force, replica]
+ * Marks the calling replica alive (it is, since it asks), drops expired leases, then adds `weight` lease entries if they fit under the capacity (or
+ * always, with force = 1: requests already running that a rejoining replica re-registers).
+ * Returns 1 when taken, 0 when full.
+ */
+export const ACQUIRE = `${NOW}
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+${CAPACITY}
+local weight = tonumber(ARGV[2])
+if ARGV[7] ~= '1' and redis.call('ZCARD', KEYS[1]) + weight > cap then return 0 end
+local expiry = now + tonumber(ARGV[6])
+for i = 1, weight do redis.call('ZADD', KEYS[1], expiry, ARGV[1] .. '#' .. i) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
+return 1
+`;
+
+/** release: KEYS = [leases], ARGV = [member, weight, channel, route]. Removes the entries and announces the free slots. */
+export const RELEASE = `
+local removed = 0
+for i = 1, tonumber(ARGV[2]) do removed = removed + redis.call('ZREM', KEYS[1], ARGV[1] .. '#' .. i) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return removed
+`;
+
+/**
+ * heartbeat: KEYS = [replicas, leases], ARGV = [replica, ttl_ms, member#i ...]
+ * Marks the replica alive for this route and extends its live leases there (ZADD XX: an entry
+ * already reaped is not brought back).
+ */
+export const HEARTBEAT = `${NOW}
+local ttl = tonumber(ARGV[2])
+local expiry = now + ttl
+redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl * 4)
+local kept = 0
+for i = 3, #ARGV do kept = kept + redis.call('ZADD', KEYS[2], 'XX', 'CH', expiry, ARGV[i]) end
+if #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl * 2) end
+return kept
+`;
+
+/** count: KEYS = [leases], → live lease entries (lab-wide in-flight). */
+export const COUNT = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+`;
+
+/** Lock renewal: KEYS = [lock], ARGV = [owner, ttl_ms] → 1 when still ours (and extended). */
+export const RENEW_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+/** Lock release: KEYS = [lock], ARGV = [owner]. */
+export const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

@@ -1,0 +1,270 @@
+// Admission to one route shared by every replica: a slot is a lease in Redis (scripts.ts), so
+// the upstream never sees more than `slots` requests from all routers together. Waiting stays
+// local: each replica keeps its own bounded FIFO queue and retries the head when a slot comes
+// free anywhere (pub/sub), when its own request ends, or every `pollMs` at the latest.
+//
+// When Redis cannot be reached the replica admits on its local share alone,
+// floor(slots / replicas), counting every request it has running; when Redis returns it
+// registers those requests as leases again before it admits more.
+import { randomBytes } from 'node:crypto';
+import type { AbortSource, AcquireResult, Release } from '../upstream/admission.ts';
+import type { ClusterKeys } from './keys.ts';
+import type { RedisLink } from './link.ts';
+import { runScript } from './run-script.ts';
+import { ACQUIRE, COUNT, HEARTBEAT, RELEASE } from './scripts.ts';
+
+export interface SharedAdmissionOptions {
+  route: string;
+  slots: number;
+  queue: number;
+  queueTimeoutMs: number;
+  replicaId: string;
+  /** How many replicas share the route: sizes the local share while Redis is away. */
+  replicas: number;
+  leaseTtlMs: number;
+  pollMs?: number;
+}
+
+interface Lease {
+  weight: number;
+  /** Registered in Redis (false while admitted on the local share). */
+  shared: boolean;
+}
+
+interface Waiter {
+  weight: number;
+  settled: boolean;
+  grant(release: Release): void;
+}
+
+function onAbort(signal: AbortSource, listener: () => void): () => void {
+  if ('addEventListener' in signal) {
+    signal.addEventListener('abort', listener, { once: true });
+    return () => signal.removeEventListener('abort', listener);
+  }
+  signal.once('abort', listener);
+  return () => signal.removeListener('abort', listener);
+}
+
+/** The slots a replica may fill on its own while Redis is away. */
+export function localShare(slots: number, replicas: number): number {
+  return Math.floor(slots / Math.max(1, replicas));
+}
+
+export class SharedAdmission {
+  readonly slots: number;
+  readonly queueLimit: number;
+  readonly queueTimeoutMs: number;
+  readonly share: number;
+  readonly #o: SharedAdmissionOptions;
+  readonly #link: RedisLink;
+  readonly #keys: ClusterKeys;
+  readonly #prefix = randomBytes(6).toString('base64url');
+  #seq = 0;
+  #inFlight = 0;
+  #leases = new Map<string, Lease>();
+  #waiters: Waiter[] = [];
+  #pumping = false;
+  #poll: NodeJS.Timeout | undefined;
+  /** Lab-wide in-flight as Redis last said (null before the first count or while away). */
+  labInFlight: number | null = null;
+
+  constructor(opts: SharedAdmissionOptions, link: RedisLink, keys: ClusterKeys) {
+    this.#o = opts;
+    this.#link = link;
+    this.#keys = keys;
+    this.slots = opts.slots;
+    this.queueLimit = opts.queue;
+    this.queueTimeoutMs = opts.queueTimeoutMs;
+    this.share = localShare(opts.slots, opts.replicas);
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get queued(): number {
+    return this.#waiters.length;
+  }
+
+  get saturated(): boolean {
+    return this.labInFlight !== null ? this.labInFlight >= this.slots : this.#inFlight >= this.share;
+  }
+
+  /** How this replica admits now. */
+  get mode(): 'shared' | 'local' {
+    return this.#link.up ? 'shared' : 'local';
+  }
+
+  acquire(signal: AbortSource, maxWaitMs = this.queueTimeoutMs, weight = 1): Promise<AcquireResult> | AcquireResult {
+    if (signal.aborted) return { ok: false, why: 'aborted' };
+    const w = Math.max(1, Math.min(this.slots, Math.floor(weight)));
+    if (this.#waiters.length === 0) return this.#takeOrWait(signal, maxWaitMs, w);
+    return this.#wait(signal, maxWaitMs, w);
+  }
+
+  async #takeOrWait(signal: AbortSource, maxWaitMs: number, w: number): Promise<AcquireResult> {
+    const release = await this.#take(w);
+    if (release) {
+      if (!signal.aborted) return { ok: true, release, waitedMs: 0 };
+      release();
+      return { ok: false, why: 'aborted' };
+    }
+    return this.#wait(signal, maxWaitMs, w);
+  }
+
+  #wait(signal: AbortSource, maxWaitMs: number, w: number): Promise<AcquireResult> | AcquireResult {
+    if (signal.aborted) return { ok: false, why: 'aborted' };
+    const waitMs = Math.min(this.queueTimeoutMs, maxWaitMs);
+    if (this.#waiters.length >= this.queueLimit) return { ok: false, why: 'queue_full' };
+    if (waitMs <= 0) return { ok: false, why: 'queue_timeout' };
+    const started = Date.now();
+    return new Promise<AcquireResult>((resolve) => {
+      const waiter: Waiter = {
+        weight: w,
+        settled: false,
+        grant: (release) => finish({ ok: true, release, waitedMs: Date.now() - started }),
+      };
+      const finish = (result: AcquireResult) => {
+        if (waiter.settled) return;
+        waiter.settled = true;
+        clearTimeout(timer);
+        stopListening();
+        const i = this.#waiters.indexOf(waiter);
+        if (i !== -1) this.#waiters.splice(i, 1);
+        this.#schedulePoll();
+        resolve(result);
+      };
+      const timer = setTimeout(() => finish({ ok: false, why: 'queue_timeout' }), waitMs);
+      const stopListening = onAbort(signal, () => finish({ ok: false, why: 'aborted' }));
+      this.#waiters.push(waiter);
+      this.#schedulePoll();
+    });
+  }
+
+  /** A slot now, from Redis or (while it is away) the local share; null when full. */
+  async #take(w: number): Promise<Release | null> {
+    const id = `${this.#o.replicaId}|${this.#prefix}.${++this.#seq}`;
+    // Counted before the round trip, so the local share is never overshot by requests that
+    // arrive while one is in flight; undone when the answer is no.
+    this.#inFlight += w;
+    let shared = false;
+    if (this.#link.up) {
+      try {
+        shared = (await this.#acquireScript(id, w, false)) === 1;
+        if (!shared) {
+          this.#inFlight -= w;
+          return null;
+        }
+      } catch (err) {
+        this.#link.noteFailure(err);
+      }
+    }
+    if (!shared && this.#inFlight > this.share) {
+      this.#inFlight -= w;
+      return null;
+    }
+    this.#leases.set(id, { weight: w, shared });
+    return this.#releaser(id);
+  }
+
+  #acquireScript(id: string, w: number, force: boolean): Promise<unknown> {
+    const o = this.#o;
+    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route)], [id, w, o.slots, o.replicas, this.share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
+  }
+
+  #releaser(id: string): Release {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const lease = this.#leases.get(id);
+      this.#leases.delete(id);
+      if (!lease) return;
+      this.#inFlight -= lease.weight;
+      if (lease.shared && this.#link.up) {
+        // Fire and forget: if it fails, the lease expires by itself within lease_ttl_ms.
+        runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, lease.weight, this.#keys.released, this.#o.route]).catch((err) => this.#link.noteFailure(err));
+      }
+      this.pump();
+    };
+  }
+
+  /** Offers free capacity to the waiters, oldest first; one attempt in flight at a time. */
+  pump(): void {
+    if (this.#pumping || this.#waiters.length === 0) return;
+    this.#pumping = true;
+    void this.#pumpLoop().finally(() => {
+      this.#pumping = false;
+    });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    while (this.#waiters.length > 0) {
+      const head = this.#waiters[0]!;
+      const release = await this.#take(head.weight);
+      if (!release) return;
+      if (head.settled) {
+        release(); // it timed out or went away during the attempt
+        continue;
+      }
+      this.#waiters.shift();
+      head.grant(release);
+    }
+  }
+
+  #schedulePoll(): void {
+    if (this.#waiters.length === 0) {
+      clearInterval(this.#poll);
+      this.#poll = undefined;
+      return;
+    }
+    if (this.#poll) return;
+    this.#poll = setInterval(() => this.pump(), this.#o.pollMs ?? 250);
+    this.#poll.unref();
+  }
+
+  /**
+   * Keeps this replica's leases and its place among the live replicas: run every
+   * lease_ttl_ms / 3. Also counts the lab-wide in-flight for the admin view.
+   */
+  async heartbeat(): Promise<void> {
+    if (!this.#link.up) {
+      this.labInFlight = null;
+      return;
+    }
+    const o = this.#o;
+    const members: string[] = [];
+    for (const [id, l] of this.#leases) if (l.shared) for (let i = 1; i <= l.weight; i++) members.push(`${id}#${i}`);
+    try {
+      await runScript(this.#link.client, HEARTBEAT, [this.#keys.replicas(o.route), this.#keys.leases(o.route)], [o.replicaId, o.leaseTtlMs, ...members]);
+      this.labInFlight = Number(await runScript(this.#link.client, COUNT, [this.#keys.leases(o.route)], []));
+    } catch (err) {
+      this.labInFlight = null;
+      this.#link.noteFailure(err);
+    }
+  }
+
+  /** After Redis comes back: the requests admitted on the local share become leases again. */
+  async rejoin(): Promise<void> {
+    await this.heartbeat();
+    for (const [id, l] of this.#leases) {
+      if (l.shared) continue;
+      try {
+        await this.#acquireScript(id, l.weight, true);
+        // It may have ended during the round trip.
+        if (this.#leases.get(id) === l) l.shared = true;
+        else await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
+      } catch (err) {
+        this.#link.noteFailure(err);
+        return;
+      }
+    }
+    this.pump();
+  }
+
+  close(): void {
+    clearInterval(this.#poll);
+    this.#poll = undefined;
+  }
+}
