@@ -94,3 +94,15 @@ export interface Policy {
     loading_grace_s: number;
   };
 }
+
+/** SPEC §14: replicas sharing slots, drains, health and key limits through Redis. */
+export interface ClusterConfig {
+  redis_url: string;
+  replica_id: string;
+  lease_ttl_ms: number;
+  /** How many routers share the slots: sizes each one's local share while Redis is away. */
+  replicas: number;
+  /** Per-command timeout towards Redis, ms. */
+  command_timeout_ms: number;
+  key_prefix?: string;
+}
