@@ -69,8 +69,10 @@ export async function serve(opts: ServeOptions): Promise<number> {
 
   const base = `http://${formatListen(addr)}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
-  if (!isLoopback(addr.host)) {
-    const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
+  // Judged on the address bound, not the name configured: a name can resolve anywhere.
+  const bound = addr.address ?? addr.host;
+  if (!isLoopback(bound)) {
+    const warning = `WARNING: homelab-router is listening on ${addr.host}${bound !== addr.host ? ` (${bound})` : ''}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
     console.error(warning);
     log.warn({ listen: base }, warning);
   }

@@ -29,6 +29,22 @@ export function handleModels(_req: IncomingMessage, res: ServerResponse, svc: Ro
   sendJson(res, 200, modelList(svc.policy, Math.floor(svc.startedAt / 1000)));
 }
 
+/** GET /v1/models/{id}: one entry of the list (ids contain `/`, so the rest of the path is the id). */
+export function handleModel(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  let id = (q === -1 ? url : url.slice(0, q)).slice('/v1/models/'.length);
+  try {
+    id = decodeURIComponent(id);
+  } catch {
+    /* not percent-encoded: the id as written */
+  }
+  const list = modelList(svc.policy, Math.floor(svc.startedAt / 1000)) as { data: Array<{ id: string }> };
+  const model = list.data.find((m) => m.id === id);
+  if (model) sendJson(res, 200, model);
+  else sendError(res, new RouterError('model_not_found', `The model "${id}" does not exist here (GET /v1/models lists them).`, { param: 'model' }));
+}
+
 export function handleHealthz(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
   sendJson(res, 200, { status: 'ok', uptime_s: Math.round((Date.now() - svc.startedAt) / 1000) });
 }
@@ -74,7 +90,7 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   let status = 200;
   let errorCode: string | undefined;
   try {
-    const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+    const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
     const body = validateEmbeddingsBody(value);
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;

@@ -14,7 +14,7 @@ import { header, sendError, sendJson } from './respond.ts';
 import { validateChatBody } from './validate.ts';
 
 async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ body: ChatBody; text: string }> {
-  const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+  const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
   return { body: validateChatBody(value), text };
 }
 

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
-import { handleEmbeddings, handleHealthz, handleModels, handleReadyz } from './catalogue.ts';
+import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
 import { sendError } from './respond.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
@@ -18,16 +18,35 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/readyz': { GET: handleReadyz },
 };
 
-/** Serves the request and returns true, or returns false for Express to handle it. */
-export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService): boolean {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  const methods = ROUTES[path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path];
-  if (!methods) return false;
-  const handler = methods[req.method ?? 'GET'];
+const MODEL_PREFIX = '/v1/models/';
+
+/** The methods a path answers, HEAD included wherever GET is. */
+function allowed(methods: Partial<Record<string, Handler>>): string {
+  const names = Object.keys(methods);
+  return (methods.GET ? [...names, 'HEAD'] : names).join(', ');
+}
+
+/**
+ * Serves the request and returns true, or returns false for Express to handle it. `path` is the
+ * request target's path as router/http/edge.ts left it (absolute-form already rewritten).
+ */
+export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string): boolean {
+  if (path === undefined) {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    path = q === -1 ? url : url.slice(0, q);
+  }
+  let methods = ROUTES[path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path];
+  if (!methods) {
+    if (!path.startsWith(MODEL_PREFIX) || path.length === MODEL_PREFIX.length) return false;
+    methods = MODEL_ROUTE;
+  }
+  const method = req.method ?? 'GET';
+  // HEAD runs the GET handler; node:http sends its headers and drops the body.
+  const handler = methods[method] ?? (method === 'HEAD' ? methods.GET : undefined);
   if (!handler) {
-    sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${Object.keys(methods).join(' or ')}.`), { allow: Object.keys(methods).join(', ') });
+    const allow = allowed(methods);
+    sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.replace(/, /g, ' or ')}.`), { allow });
     return true;
   }
   Promise.resolve(handler(req, res, svc)).catch((err: unknown) => {
@@ -36,3 +55,5 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
   });
   return true;
 }
+
+const MODEL_ROUTE: Partial<Record<string, Handler>> = { GET: handleModel };

@@ -68,6 +68,11 @@ export interface Policy {
     max_body_bytes: number;
     request_timeout_ms: number;
     stream_idle_timeout_ms: number;
+    headers_timeout_ms: number;
+    body_timeout_ms: number;
+    max_connections: number;
+    cors_origins: string[];
+    allowed_hosts: string[];
   };
   logging: { prompts: boolean };
   classifier: {

@@ -8,6 +8,7 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
+import { withoutBodyText } from '../obs/redact.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
@@ -181,7 +182,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {
   recordFailure(rt, outcome.detail, thresholds(ex.policy));
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
-  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: outcome.detail, consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy });
+  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy });
   if (outcome.cuda) deps.onCudaFault?.(rt.name);
 }
 
