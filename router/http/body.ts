@@ -47,7 +47,7 @@ class BodyRead {
     req.on('error', this.#onError);
     req.on('close', this.#onClose);
     // A body that trickles or stops must not hold the connection (and a descriptor) forever.
-    this.#timer = setTimeout(this.onTimeout.bind(this), timeoutMs);
+    this.#timer = setTimeout(bodyTimedOut, timeoutMs, this);
   }
 
   #cleanup(): void {
@@ -91,6 +91,10 @@ class BodyRead {
     this.#req.pause();
     this.#reject(new RouterError('request_timeout', `The request body did not arrive within server.body_timeout_ms (${this.#timeoutMs} ms; ${this.#size} bytes came). The connection is closed.`));
   }
+}
+
+function bodyTimedOut(read: BodyRead): void {
+  read.onTimeout();
 }
 
 // After a 413, the rest of the body is read and dropped, as nginx's lingering close does, so
