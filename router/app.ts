@@ -79,8 +79,10 @@ function bodyParserError(err: unknown): RouterError | null {
 export function createRouterServer(svc: RouterService, opts: AppOptions = {}): Server {
   const app = createExpressApp(svc, opts);
   const limits = svc.policy.policy.server;
+  // Refused at the edge: counted like any request answered without a route.
+  const refused = (err: RouterError) => svc.metrics.requests.inc({ route: 'none', bucket: 'none', reason: err.code, code: String(err.status) });
   const server = createServer({ connectionsCheckingInterval: checkingIntervalMs(limits) }, (req, res) => {
-    const path = admitAtEdge(req, res, svc.policy);
+    const path = admitAtEdge(req, res, svc.policy, refused);
     if (path !== null && !serveDataPlane(req, res, svc, path)) app(req, res);
   });
   applyConnectionLimits(server, limits);

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { sendError } from './respond.ts';
+import { requestIdOf, sendError } from './respond.ts';
 
 export interface EdgeRules {
   /** Lower-cased `scheme://host[:port]` origins, or null when none is listed. */
@@ -106,11 +106,14 @@ const EXPOSED = 'x-homelab-route, x-homelab-bucket, x-homelab-reason, x-homelab-
 const METHODS = 'GET, HEAD, POST, DELETE, OPTIONS';
 const PREFLIGHT_MAX_AGE_S = '600';
 
+/** Told of each refusal (for the request metrics). */
+export type EdgeRefusal = (err: RouterError) => void;
+
 /**
  * Applies the edge rules. Returns the path to route on, or null when the request was answered
  * here (refused, or a preflight).
  */
-export function admitAtEdge(req: IncomingMessage, res: ServerResponse, policy: CompiledPolicy): string | null {
+export function admitAtEdge(req: IncomingMessage, res: ServerResponse, policy: CompiledPolicy, onRefused?: EdgeRefusal): string | null {
   let url = req.url ?? '/';
   let host = req.headers.host;
   if (url.charCodeAt(0) !== 47 /* '/' */) {
@@ -123,14 +126,14 @@ export function admitAtEdge(req: IncomingMessage, res: ServerResponse, policy: C
   }
   const rules = edgeRules(policy);
   if (!hostAllowed(rules, host)) {
-    sendError(res, new RouterError('host_not_allowed', `Host "${host ?? ''}" is not served here (server.allowed_hosts).`), { connection: 'close' });
+    refuse(req, res, new RouterError('host_not_allowed', `Host "${host ?? ''}" is not served here (server.allowed_hosts).`), onRefused, { connection: 'close' });
     return null;
   }
   const origin = req.headers.origin;
   if (origin !== undefined) {
     const verdict = originVerdict(rules, origin, host);
     if (verdict === 'foreign') {
-      sendError(res, new RouterError('origin_not_allowed', `Requests from pages at ${origin} are refused; an operator can allow that origin in server.cors_origins.`), { vary: 'Origin' });
+      refuse(req, res, new RouterError('origin_not_allowed', `Requests from pages at ${origin} are refused; an operator can allow that origin in server.cors_origins.`), onRefused, { vary: 'Origin' });
       return null;
     }
     if (verdict === 'listed') {
@@ -155,9 +158,14 @@ export function admitAtEdge(req: IncomingMessage, res: ServerResponse, policy: C
   if (req.method === 'POST') {
     const problem = bodyTypeProblem(req, path.startsWith('/v1/'));
     if (problem) {
-      sendError(res, problem);
+      refuse(req, res, problem, onRefused);
       return null;
     }
   }
   return path;
+}
+
+function refuse(req: IncomingMessage, res: ServerResponse, err: RouterError, onRefused: EdgeRefusal | undefined, headers: Record<string, string> = {}): void {
+  sendError(res, err, { 'x-request-id': requestIdOf(req), ...headers });
+  onRefused?.(err);
 }

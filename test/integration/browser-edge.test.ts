@@ -82,6 +82,8 @@ describe('default policy (no listed origin, any host)', () => {
     const pre = await raw(lab, 'OPTIONS', '/v1/chat/completions', { origin: 'http://evil.example', 'access-control-request-method': 'POST' });
     assert.equal(pre.status, 403);
     assert.equal(pre.headers['access-control-allow-origin'], undefined);
+    const metrics = await raw(lab, 'GET', '/metrics');
+    assert.match(metrics.text, /^homelab_router_requests_total\{route="none",bucket="none",reason="origin_not_allowed",code="403"\} [1-9]/m);
   });
 
   test('the router\'s own origin (its /ui/ pages) is served, without CORS headers', async () => {
