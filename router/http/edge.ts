@@ -90,7 +90,7 @@ function hasBody(req: IncomingMessage): boolean {
 
 /**
  * Why a POST's body is refused before it is read, or null. Data-plane POSTs (`/v1/*`) must say
- * application/json; elsewhere (the admin API) only a POST that carries a body must.
+ * application/json; admin POSTs only when they carry a body.
  */
 export function bodyTypeProblem(req: IncomingMessage, dataPlane: boolean): RouterError | null {
   const encoding = req.headers['content-encoding'];
@@ -155,8 +155,9 @@ export function admitAtEdge(req: IncomingMessage, res: ServerResponse, policy: C
   }
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
-  if (req.method === 'POST') {
-    const problem = bodyTypeProblem(req, path.startsWith('/v1/'));
+  // The data plane and the admin API take JSON; other listeners' paths (the UI's) set their own rules.
+  if (req.method === 'POST' && (path.startsWith('/v1/') || path.startsWith('/admin/'))) {
+    const problem = bodyTypeProblem(req, path.charCodeAt(1) === 118 /* 'v' */);
     if (problem) {
       refuse(req, res, problem, onRefused);
       return null;
