@@ -1,7 +1,7 @@
 // What unauthenticated /stats shows of each upstream: the same fields as /admin/upstreams, but
 // no GPU URL (null) and only the kind of the last error (an upstream's error body can echo a
 // prompt, and a connect error names the GPU's address). The admin token gets the full view.
-import { publicErrorSummary } from '../obs/redact.ts';
+import { publicErrorSummary } from '../upstream/redact.ts';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { tokenMatches } from './auth.ts';
 import { upstreamView } from './routes.ts';

@@ -8,7 +8,7 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
-import { withoutBodyText } from '../obs/redact.ts';
+import { withoutBodyText } from '../upstream/redact.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';

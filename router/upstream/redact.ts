@@ -2,15 +2,20 @@
 // echo the prompt (vLLM and llama.cpp quote the offending input), and a connect error names the
 // GPU's address. Pure functions over the one-line details router/proxy/attempt.ts and
 // router/upstream/probe.ts write ("route: HTTP 500: <body start>", "connect ECONNREFUSED a:p").
+import { cudaErrorWords } from './adapters.ts';
 
 const HTTP_STATUS = /\bHTTP (\d{3})\b/;
 const ERROR_CODE = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+)\b/;
 
-/** The detail without the upstream's body text, for logs written with `logging.prompts: false`. */
+/**
+ * The detail without the upstream's body text, for logs written with `logging.prompts: false`.
+ * Words naming a CUDA fault are kept: they are the GPU's, not the client's.
+ */
 export function withoutBodyText(detail: string): string {
   const m = /\bHTTP \d{3}: /.exec(detail);
   if (!m) return detail;
-  return `${detail.slice(0, m.index + m[0].length - 2)} (body not logged: logging.prompts is false)`;
+  const cuda = cudaErrorWords(detail.slice(m.index + m[0].length));
+  return `${detail.slice(0, m.index + m[0].length - 2)}${cuda ? `: ${cuda}` : ''} (body not logged: logging.prompts is false)`;
 }
 
 /** What an unauthenticated viewer may know of an error: its HTTP status or error code, nothing else. */
