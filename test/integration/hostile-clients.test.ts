@@ -112,7 +112,7 @@ test('a stream may run far longer than the request deadlines', { timeout: 20_000
 });
 
 test('connections are bounded by server.max_connections; stalled ones are freed by the deadline', { timeout: 20_000 }, async (t) => {
-  const lab = await labFor(t, { edit: (d) => Object.assign(d.server, { max_connections: 4, body_timeout_ms: 1500, headers_timeout_ms: 1500 }) });
+  const lab = await labFor(t, { edit: (d) => Object.assign(d.server, { max_connections: 4, body_timeout_ms: 5000, headers_timeout_ms: 5000 }) });
   const connections = () => new Promise<number>((resolve, reject) => lab.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
   const stalled = Array.from({ length: 4 }, () => rawConnection(lab));
   for (const s of stalled) s.socket.write(head(smallChat.length) + '{');
