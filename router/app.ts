@@ -85,7 +85,7 @@ export function createRouterServer(svc: RouterService, opts: AppOptions = {}): S
     const path = admitAtEdge(req, res, svc.policy, refused);
     if (path !== null && !serveDataPlane(req, res, svc, path)) app(req, res);
   });
-  applyConnectionLimits(server, limits);
+  applyConnectionLimits(server, limits, (max, dropped) => svc.logs.service.warn({ max_connections: max, dropped }, `server.max_connections (${max}) reached: new connections are closed as they arrive`));
   return server;
 }
 

@@ -15,7 +15,11 @@ export function checkingIntervalMs(s: ServerLimits): number {
   return Math.max(100, Math.min(30_000, Math.floor(Math.min(s.headers_timeout_ms, s.body_timeout_ms) / 4)));
 }
 
-export function applyConnectionLimits(server: Server, s: ServerLimits): void {
+/** Told when a connection is refused for max_connections, at most once per DROP_NOTICE_MS. */
+export type DropNotice = (maxConnections: number, dropped: number) => void;
+const DROP_NOTICE_MS = 60_000;
+
+export function applyConnectionLimits(server: Server, s: ServerLimits, onDrop?: DropNotice): void {
   server.headersTimeout = s.headers_timeout_ms;
   // The body deadline proper is http/body.ts's (it answers with the request id); this one
   // catches bodies no handler reads (the admin API's) and drains that overrun their bound.
@@ -23,6 +27,19 @@ export function applyConnectionLimits(server: Server, s: ServerLimits): void {
   server.keepAliveTimeout = 65_000;
   server.maxConnections = s.max_connections;
   server.on('clientError', answerClientError);
+  if (onDrop) {
+    let dropped = 0;
+    let noticedAt = -Infinity;
+    // 'drop' is emitted by node:http when maxConnections turns a connection away.
+    server.on('drop', () => {
+      dropped++;
+      const now = Date.now();
+      if (now - noticedAt < DROP_NOTICE_MS) return;
+      noticedAt = now;
+      onDrop(s.max_connections, dropped);
+      dropped = 0;
+    });
+  }
 }
 
 /** A request that never became one (timeout, malformed HTTP): the error in the envelope, then close. */

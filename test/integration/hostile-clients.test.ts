@@ -117,12 +117,16 @@ test('connections are bounded by server.max_connections; stalled ones are freed 
   const stalled = Array.from({ length: 4 }, () => rawConnection(lab));
   for (const s of stalled) s.socket.write(head(smallChat.length) + '{');
   await pollUntil('4 connections held', async () => ((await connections()) === 4 ? true : undefined), { tries: 100, everyMs: 20 });
+  const warnings: string[] = [];
+  const warn = lab.svc.logs.service.warn.bind(lab.svc.logs.service);
+  lab.svc.logs.service.warn = ((obj: unknown, msg?: string) => (warnings.push(String(msg)), warn(obj as object, msg))) as typeof warn;
   // Six more while the four are held: each is closed on arrival, none is served.
   const extra = Array.from({ length: 6 }, () => rawConnection(lab));
   for (const e of extra) e.socket.write(head(smallChat.length) + smallChat);
   const refused = await Promise.all(extra.map((e) => e.reply));
   for (const r of refused) assert.equal(r.status, null, 'not served while the limit is reached');
   assert.ok((await connections()) <= 4);
+  assert.deepEqual(warnings, ['server.max_connections (4) reached: new connections are closed as they arrive'], 'one warning, not one per connection');
   // The stalled four get their 408; then the listener serves again.
   for (const r of await Promise.all(stalled.map((s) => s.reply))) assert.equal(r.status, 408, r.text);
   const ok = await fetch(`${lab.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: smallChat });
