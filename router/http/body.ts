@@ -34,7 +34,8 @@ class BodyRead {
   readonly #onEnd = this.onEnd.bind(this);
   readonly #onError = this.onError.bind(this);
   readonly #onClose = this.onClose.bind(this);
-  readonly #timer: NodeJS.Timeout;
+  /** Date.now() past which the body is late (see the sweep below). */
+  readonly deadline: number;
 
   constructor(req: IncomingMessage, maxBytes: number, timeoutMs: number, resolve: (body: Buffer) => void, reject: (err: RouterError) => void) {
     this.#req = req;
@@ -47,11 +48,12 @@ class BodyRead {
     req.on('error', this.#onError);
     req.on('close', this.#onClose);
     // A body that trickles or stops must not hold the connection (and a descriptor) forever.
-    this.#timer = setTimeout(bodyTimedOut, timeoutMs, this);
+    this.deadline = Date.now() + timeoutMs;
+    watchDeadline(this);
   }
 
   #cleanup(): void {
-    clearTimeout(this.#timer);
+    pendingReads.delete(this);
     this.#req.off('data', this.#onData);
     this.#req.off('end', this.#onEnd);
     this.#req.off('error', this.#onError);
@@ -93,8 +95,30 @@ class BodyRead {
   }
 }
 
-function bodyTimedOut(read: BodyRead): void {
-  read.onTimeout();
+// Body deadlines are checked by one sweep every SWEEP_MS over the reads in progress rather than
+// a timer per request (on a 2-core machine a setTimeout/clearTimeout pair took ~0.75 µs, a Set
+// add/delete with a Date.now() ~0.3 µs). A late body is answered at most SWEEP_MS after its
+// deadline. The sweep stops when no body is being read.
+const SWEEP_MS = 100;
+const pendingReads = new Set<BodyRead>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function watchDeadline(read: BodyRead): void {
+  pendingReads.add(read);
+  if (sweeper === undefined) {
+    sweeper = setInterval(sweepDeadlines, SWEEP_MS);
+    sweeper.unref();
+  }
+}
+
+function sweepDeadlines(): void {
+  if (pendingReads.size === 0) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+    return;
+  }
+  const now = Date.now();
+  for (const read of pendingReads) if (read.deadline <= now) read.onTimeout();
 }
 
 // After a 413, the rest of the body is read and dropped, as nginx's lingering close does, so
