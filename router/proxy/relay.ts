@@ -140,7 +140,14 @@ const DONE_MARK = 'data: [DONE]';
  * for 'drain' is acted on once the drain wait ends, and a body closed without 'end' or
  * 'error' is a premature close.
  */
-export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
+export function relayEventStream(
+  body: Dispatcher.ResponseData['body'],
+  res: ServerResponse,
+  stallMs: number,
+  client: { readonly aborted: boolean },
+  /** Rewrites each chunk into the client's protocol (SPEC §13); absent, bytes pass as they are. */
+  translate?: { push(chunk: Buffer): string },
+): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let chunks = 0;
     let firstByteAt: number | null = null;
@@ -169,7 +176,10 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
       if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
-      if (res.write(chunk)) return;
+      if (translate) {
+        const out = translate.push(chunk);
+        if (out === '' || res.write(out)) return;
+      } else if (res.write(chunk)) return;
       body.pause();
       waitingForDrain = true;
       void drained(res, stallMs).then((ok) => {
