@@ -193,9 +193,12 @@ function chatToolChoice(tc: unknown): { choice: unknown; parallel: boolean | und
   }
 }
 
-export function anthropicToChat(body: unknown): AnthropicRequest {
-  if (!isObj(body)) bad('body', 'must be a JSON object');
+/** `countOnly`: a count_tokens body, which has no max_tokens. */
+export function anthropicToChat(value: unknown, opts: { countOnly?: boolean } = {}): AnthropicRequest {
+  if (!isObj(value)) bad('body', 'must be a JSON object');
+  let body: Obj = value;
   if (typeof body.model !== 'string' || body.model === '') bad('model', 'is required and must be a non-empty string');
+  if (opts.countOnly && body.max_tokens === undefined) body = { ...body, max_tokens: 1 };
   if (typeof body.max_tokens !== 'number' || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) bad('max_tokens', 'is required and must be a positive integer');
   if (!Array.isArray(body.messages) || body.messages.length === 0) bad('messages', 'is required and must be a non-empty array');
   const stopSequences = body.stop_sequences === undefined ? [] : body.stop_sequences;

@@ -36,12 +36,13 @@ class TranslatingDialect implements Dialect {
     this.#native = native;
   }
 
-  forRoute(route: RouteConfig): UpstreamCall {
+  forRoute(route: RouteConfig, maxTokens?: number): UpstreamCall {
     if (route.native?.includes(this.#protocol)) {
       const raw = this.#native();
       return { path: NATIVE_PATH[this.#protocol], body: withModel(raw, route.model) ?? JSON.stringify({ ...(JSON.parse(raw) as object), model: route.model }), answer: null };
     }
     const chat: ChatBody = { ...this.#chat, model: route.model };
+    if (maxTokens !== undefined) chat.max_tokens = maxTokens;
     if (route.tools?.sanitize && Array.isArray(chat.tools)) chat.tools = sanitizeTools(chat.tools);
     return { path: '/chat/completions', body: JSON.stringify(chat), answer: this.#answer };
   }

@@ -32,5 +32,6 @@ export interface UpstreamCall {
 }
 
 export interface Dialect {
-  forRoute(route: RouteConfig): UpstreamCall;
+  /** `maxTokens`: the output cap this route gets when the context guard lowered it. */
+  forRoute(route: RouteConfig, maxTokens?: number): UpstreamCall;
 }
