@@ -205,16 +205,19 @@ export function anthropicToChat(value: unknown, opts: { countOnly?: boolean } = 
   if (!Array.isArray(stopSequences) || !stopSequences.every((s) => typeof s === 'string')) bad('stop_sequences', 'must be an array of strings');
 
   const messages: ChatMessage[] = [];
-  const system = systemText(body.system);
+  const system = [systemText(body.system)];
   const turns: ChatMessage[] = [];
   body.messages.forEach((m: unknown, i: number) => {
     const at = `messages[${i}]`;
     if (!isObj(m)) bad(at, 'must be an object');
     if (m.role === 'user') userTurn(m.content, at, turns);
     else if (m.role === 'assistant') assistantTurn(m.content, at, turns);
-    else bad(`${at}.role`, 'must be "user" or "assistant" (the system prompt goes in "system")');
+    // Claude Code puts some system text inside `messages`; it joins the leading system message.
+    else if (m.role === 'system') system.push(systemText(m.content, `${at}.content`));
+    else bad(`${at}.role`, 'must be "user", "assistant" or "system"');
   });
-  if (system !== '') messages.push({ role: 'system', content: system });
+  const systemJoined = system.filter((t) => t !== '').join('\n\n');
+  if (systemJoined !== '') messages.push({ role: 'system', content: systemJoined });
   messages.push(...turns);
 
   const stream = body.stream === true;

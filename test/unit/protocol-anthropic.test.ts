@@ -156,9 +156,14 @@ test('request: tool_result after tool_use becomes a tool message first; its imag
   assert.equal(JSON.stringify(m).includes('hmm'), false, 'thinking history never becomes text');
 });
 
+test('request: a system message inside messages (Claude Code sends one) joins the one leading system message', () => {
+  const r = anthropicToChat({ model: 'm', max_tokens: 5, system: 'A', messages: [{ role: 'user', content: 'hi' }, { role: 'system', content: [{ type: 'text', text: 'B' }] }, { role: 'user', content: 'again' }] });
+  assert.deepEqual(r.chat.messages, [{ role: 'system', content: 'A\n\nB' }, { role: 'user', content: 'hi' }, { role: 'user', content: 'again' }]);
+});
+
 test('request: bad input names the field', () => {
   assert.throws(() => anthropicToChat({ model: 'm', messages: [{ role: 'user', content: 'x' }] }), /max_tokens/);
-  assert.throws(() => anthropicToChat({ model: 'm', max_tokens: 5, messages: [{ role: 'system', content: 'x' }] }), /messages\[0\]\.role/);
+  assert.throws(() => anthropicToChat({ model: 'm', max_tokens: 5, messages: [{ role: 'tool', content: 'x' }] }), /messages\[0\]\.role/);
   assert.throws(() => anthropicToChat({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'f' } }] }] }), /source\.type/);
 });
 
