@@ -5,7 +5,8 @@ import type { ChatBody } from '../classify/request-facts.ts';
 import type { NativeProtocol, RouteConfig } from '../policy/types.ts';
 import type { AnswerTranslator, Dialect, UpstreamCall } from '../proxy/dialect.ts';
 import { withModel } from '../proxy/upstream-body.ts';
-import { AnthropicStream, anthropicMessage, type AnswerContext } from './anthropic-answer.ts';
+import { AnthropicStream, anthropicErrorBody, anthropicMessage, type AnswerContext } from './anthropic-answer.ts';
+import { sseEvent } from './chat-deltas.ts';
 import { isBillingHeader, type AnthropicRequest } from './anthropic-request.ts';
 import { CompletionsStream, completionsObject, type CompletionsRequest } from './completions.ts';
 import { anthropicUpstreamError, openaiUpstreamError } from './errors.ts';
@@ -14,6 +15,16 @@ import type { ResponsesRequest } from './responses-request.ts';
 import { sanitizeTools } from './tool-schema.ts';
 
 const NATIVE_PATH: Record<NativeProtocol, string> = { messages: '/messages', responses: '/responses', completions: '/completions' };
+
+/**
+ * Natively relayed streams that end without `data: [DONE]`, and the event that ends one whose
+ * upstream fails mid-way. Legacy completions streams end with [DONE] like chat: relayed as chat.
+ */
+const NATIVE_STREAM: Record<NativeProtocol, UpstreamCall['native']> = {
+  messages: { failEvent: (message) => sseEvent('error', anthropicErrorBody('api_error', message)) },
+  responses: { failEvent: (message) => sseEvent('error', { type: 'error', code: 'server_error', message, param: null, sequence_number: 0 }) },
+  completions: undefined,
+};
 
 function parseJson(bytes: Buffer): unknown {
   try {
@@ -39,7 +50,7 @@ class TranslatingDialect implements Dialect {
   forRoute(route: RouteConfig, maxTokens?: number): UpstreamCall {
     if (route.native?.includes(this.#protocol)) {
       const raw = this.#native();
-      return { path: NATIVE_PATH[this.#protocol], body: withModel(raw, route.model) ?? JSON.stringify({ ...(JSON.parse(raw) as object), model: route.model }), answer: null };
+      return { path: NATIVE_PATH[this.#protocol], body: withModel(raw, route.model) ?? JSON.stringify({ ...(JSON.parse(raw) as object), model: route.model }), answer: null, native: NATIVE_STREAM[this.#protocol] };
     }
     const chat: ChatBody = { ...this.#chat, model: route.model };
     if (maxTokens !== undefined) chat.max_tokens = maxTokens;

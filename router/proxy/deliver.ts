@@ -1,7 +1,7 @@
 // Commits a successful (or passed-through 4xx) upstream response to the client.
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import type { AttemptOutcome } from './attempt.ts';
-import type { AnswerTranslator } from './dialect.ts';
+import type { AnswerTranslator, UpstreamCall } from './dialect.ts';
 import type { Exchange } from './forward.ts';
 import { isEventStream, readCappedOrFail, relayEventStream, responseHeaders, sseErrorEvent, usageInBytes, type Usage } from './relay.ts';
 
@@ -30,11 +30,11 @@ export async function deliver(
   ex: Exchange,
   rt: RouteRuntime,
   own: Record<string, string>,
-  answer: AnswerTranslator | null = null,
+  call: UpstreamCall | null = null,
 ): Promise<DeliverResult> {
   const { res } = ex;
   if (ex.capture) return capture(outcome, ex);
-  if (answer) return deliverTranslated(outcome, ex, rt, own, answer);
+  if (call?.answer) return deliverTranslated(outcome, ex, rt, own, call.answer);
   // Headers are built into one fresh object and extended in place: spreading it into another
   // literal cost ~1 µs per response (a slow V8 path for objects with many quoted keys).
   if (outcome.kind === 'client_error') {
@@ -60,7 +60,7 @@ export async function deliver(
   headers['x-accel-buffering'] = 'no';
   res.writeHead(outcome.status, headers);
   res.flushHeaders();
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal);
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end();
@@ -75,7 +75,8 @@ export async function deliver(
   }
   outcome.body.destroy();
   const detail = `${rt.name} failed after ${end.chunks} chunk(s): ${end.detail}`;
-  if (!res.destroyed) res.end(sseErrorEvent(`Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`));
+  const message = `Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`;
+  if (!res.destroyed) res.end(call?.native ? call.native.failEvent(message) : sseErrorEvent(message));
   const failed = done(outcome.status, end.usage, ttfbMs, true, ex);
   failed.upstreamError = detail;
   return failed;

@@ -29,6 +29,11 @@ export interface UpstreamCall {
   body: string;
   /** null: the upstream answers in the client's protocol already (native passthrough). */
   answer: AnswerTranslator | null;
+  /**
+   * Native passthrough of a protocol whose streams end without `data: [DONE]`: a clean end of
+   * the upstream stream is success, and a failure mid-stream ends with this event.
+   */
+  native?: { failEvent(message: string): string };
 }
 
 export interface Dialect {

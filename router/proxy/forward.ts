@@ -170,7 +170,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
           // prompt) need not live as long as the stream does.
           ex.rawBody = undefined;
         }
-        const delivery = await deliver(outcome, ex, rt, own, call?.answer ?? null);
+        const delivery = await deliver(outcome, ex, rt, own, call ?? null);
         if (delivery.kind === 'retryable') {
           return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: !deadlineSignal.timedOut, cuda: false, failure: 'reset' };
         }

@@ -167,6 +167,27 @@ test('native passthrough: a route with native: [messages] gets /v1/messages as s
   assert.deepEqual(sent.body.system, [{ type: 'text', text: 'S' }]);
 });
 
+test('native passthrough, streamed: an Anthropic stream (no [DONE]) is a success, counted in the log, the route stays healthy', async () => {
+  const ev = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+  const text =
+    ev('message_start', { type: 'message_start', message: { id: 'msg_n', type: 'message', role: 'assistant', model: 'q', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 21, output_tokens: 1 } } }) +
+    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }) +
+    ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'native stream' } }) +
+    ev('content_block_stop', { type: 'content_block_stop', index: 0 }) +
+    ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 4 } }) +
+    ev('message_stop', { type: 'message_stop' });
+  next = () => ({ kind: 'sse', text });
+  const msg = await client.messages.stream({ model: 'homelab/reasoning', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-request-id': 'native-stream-1' } }).finalMessage();
+  assert.equal(msg.content[0]!.type === 'text' && msg.content[0]!.text, 'native stream');
+  assert.equal(up.received.at(-1)!.path, '/v1/messages');
+  lab.svc.logs.flush();
+  const line = await pollUntil('decision line', () => readJsonLines(`${lab.logDir}/router-decisions.jsonl`).find((l) => l.request_id === 'native-stream-1'), { everyMs: 10 });
+  assert.equal(line.status, 200);
+  assert.equal(line.error, undefined, 'a clean end without [DONE] is no upstream error');
+  assert.deepEqual(line.tokens, { prompt: 21, completion: 4 });
+  assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 0);
+});
+
 test('every /v1/messages request is in the decision log with endpoint, route and tokens', async () => {
   next = () => ({ kind: 'json', body: completion({ content: 'ok' }, 'stop', { prompt_tokens: 9, completion_tokens: 1 }) });
   await client.messages.create({ model: 'homelab/code', max_tokens: 10, messages: [{ role: 'user', content: 'log me' }] }, { headers: { 'x-request-id': 'anthropic-log-1' } });
