@@ -82,7 +82,7 @@ export function anthropicDialect(req: AnthropicRequest, inputEstimate: number, r
 }
 
 export function responsesDialect(req: ResponsesRequest, inputEstimate: number, raw: string): Dialect {
-  const ctx = { model: req.model, maxTokens: req.maxTokens, inputEstimate, toolNames: req.toolNames, echo: req.echo };
+  const ctx = { model: req.model, maxTokens: req.maxTokens, inputEstimate, toolNames: req.toolNames, customTools: req.customTools, echo: req.echo };
   const answer: AnswerTranslator = {
     json: (bytes) => JSON.stringify(responsesObject(parseJson(bytes), ctx)),
     clientError: openaiUpstreamError,

@@ -13,6 +13,8 @@ export interface ResponsesContext {
   inputEstimate: number;
   /** Flattened tool name → its namespace and own name (Codex `namespace` tools). */
   toolNames: Map<string, { namespace: string; name: string }>;
+  /** Free-form (`custom`) tools, sent upstream as functions taking {"input": string}. */
+  customTools?: Set<string>;
   /** Echoed request fields (tools, tool_choice, temperature, ...). */
   echo: Record<string, unknown>;
 }
@@ -20,7 +22,8 @@ export interface ResponsesContext {
 type Item =
   | { type: 'message'; id: string; status: string; role: 'assistant'; content: Array<{ type: 'output_text'; text: string; annotations: unknown[]; logprobs: unknown[] }> }
   | { type: 'reasoning'; id: string; status: string; summary: unknown[]; content: Array<{ type: 'reasoning_text'; text: string }> }
-  | { type: 'function_call'; id: string; status: string; call_id: string; name: string; arguments: string; namespace?: string };
+  | { type: 'function_call'; id: string; status: string; call_id: string; name: string; arguments: string; namespace?: string }
+  | { type: 'custom_tool_call'; id: string; status: string; call_id: string; name: string; input: string; args: string };
 
 interface ToolState {
   id: string | undefined;
@@ -108,7 +111,7 @@ export class ResponsesAnswer {
     const index = this.#items.length;
     this.#items.push(item);
     this.#open = index;
-    const shell = item.type === 'message' ? { ...item, content: [] } : item.type === 'reasoning' ? { ...item, content: [] } : { ...item, arguments: '' };
+    const shell = item.type === 'message' || item.type === 'reasoning' ? { ...item, content: [] } : item.type === 'custom_tool_call' ? publicCustom({ ...item, input: '' }) : { ...item, arguments: '' };
     this.#emit('response.output_item.added', { output_index: index, item: shell });
     if (item.type === 'message') this.#emit('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
     if (item.type === 'reasoning') this.#emit('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: '' } });
@@ -128,10 +131,15 @@ export class ResponsesAnswer {
       const part = item.content[0]!;
       this.#emit('response.reasoning_text.done', { item_id: item.id, output_index: index, content_index: 0, text: part.text });
       this.#emit('response.content_part.done', { item_id: item.id, output_index: index, content_index: 0, part });
+    } else if (item.type === 'custom_tool_call') {
+      // The upstream streamed {"input": "..."} for a free-form tool: the input goes out whole.
+      item.input = customInput(item.args);
+      if (item.input !== '') this.#emit('response.custom_tool_call_input.delta', { item_id: item.id, output_index: index, delta: item.input });
+      this.#emit('response.custom_tool_call_input.done', { item_id: item.id, output_index: index, input: item.input });
     } else {
       this.#emit('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: item.name, arguments: item.arguments });
     }
-    this.#emit('response.output_item.done', { output_index: index, item });
+    this.#emit('response.output_item.done', { output_index: index, item: item.type === 'custom_tool_call' ? publicCustom(item) : item });
     this.#open = null;
   }
 
@@ -175,14 +183,22 @@ export class ResponsesAnswer {
       if (t.name !== undefined) this.#openTool(t);
       return;
     }
-    const item = this.#items[t.item] as Extract<Item, { type: 'function_call' }>;
-    if (d.args === '' || this.#open !== t.item) return;
+    const item = this.#items[t.item]!;
+    if (item.type === 'custom_tool_call') {
+      item.args += d.args;
+      return;
+    }
+    if (item.type !== 'function_call' || d.args === '' || this.#open !== t.item) return;
     item.arguments += d.args;
     this.#emit('response.function_call_arguments.delta', { item_id: item.id, output_index: t.item, delta: d.args });
   }
 
   #openTool(t: ToolState): void {
     const flat = t.name ?? 'unknown_tool';
+    if (this.#ctx.customTools?.has(flat)) {
+      t.item = this.#openItem({ type: 'custom_tool_call', id: newId('ctc_'), status: 'in_progress', call_id: t.id ?? newId('call_'), name: flat, input: '', args: t.args });
+      return;
+    }
     const ns = this.#ctx.toolNames.get(flat);
     const item: Extract<Item, { type: 'function_call' }> = { type: 'function_call', id: newId('fc_'), status: 'in_progress', call_id: t.id ?? newId('call_'), name: ns ? ns.name : flat, arguments: '' };
     if (ns) item.namespace = ns.namespace;
@@ -240,11 +256,27 @@ export class ResponsesAnswer {
       error: this.#failed !== null ? { code: 'server_error', message: this.#failed } : null,
       incomplete_details: s === 'incomplete' ? { reason: this.#finish === 'content_filter' ? 'content_filter' : 'max_output_tokens' } : null,
       model: this.#ctx.model,
-      output: s === 'in_progress' ? [] : this.#items,
+      output: s === 'in_progress' ? [] : this.#items.map((i) => (i.type === 'custom_tool_call' ? publicCustom(i) : i)),
       usage: s === 'in_progress' ? null : this.usage(),
       ...this.#ctx.echo,
     };
   }
+}
+
+/** A custom tool call as the client sees it (without the upstream's argument text). */
+function publicCustom(item: Extract<Item, { type: 'custom_tool_call' }>): Record<string, unknown> {
+  const { args: _args, ...rest } = item;
+  return rest;
+}
+
+function customInput(args: string): string {
+  try {
+    const v = JSON.parse(args);
+    if (typeof v?.input === 'string') return v.input;
+  } catch {
+    /* not the wrapper: the text itself */
+  }
+  return args;
 }
 
 export class ResponsesStream {

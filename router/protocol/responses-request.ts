@@ -16,6 +16,7 @@ export interface ResponsesRequest {
   stream: boolean;
   maxTokens: number;
   toolNames: Map<string, { namespace: string; name: string }>;
+  customTools: Set<string>;
   /** Request fields echoed in the response object. */
   echo: Record<string, unknown>;
 }
@@ -137,7 +138,8 @@ export function responsesToChat(body: unknown): ResponsesRequest {
     chat.stream_options = { include_usage: true };
   }
   const toolNames = new Map<string, { namespace: string; name: string }>();
-  const tools = chatTools(body.tools, toolNames);
+  const customTools = new Set<string>();
+  const tools = chatTools(body.tools, toolNames, customTools);
   if (tools.length > 0) {
     chat.tools = tools;
     const tc = body.tool_choice;
@@ -163,14 +165,14 @@ export function responsesToChat(body: unknown): ResponsesRequest {
     store: false,
     text: isObj(body.text) ? body.text : { format: { type: 'text' } },
   };
-  return { chat, model: body.model, stream, maxTokens, toolNames, echo };
+  return { chat, model: body.model, stream, maxTokens, toolNames, customTools, echo };
 }
 
 function functionTool(t: Obj, name: string): unknown {
   return { type: 'function', function: { name, ...(typeof t.description === 'string' ? { description: t.description } : {}), parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} } } };
 }
 
-function chatTools(tools: unknown, names: Map<string, { namespace: string; name: string }>): unknown[] {
+function chatTools(tools: unknown, names: Map<string, { namespace: string; name: string }>, custom: Set<string>): unknown[] {
   if (tools === undefined || tools === null) return [];
   if (!Array.isArray(tools)) bad('tools', 'must be an array');
   const out: unknown[] = [];
@@ -188,6 +190,7 @@ function chatTools(tools: unknown, names: Map<string, { namespace: string; name:
       }
     } else if (t.type === 'custom' && typeof t.name === 'string') {
       // A free-form tool (Codex apply_patch) as a function taking one string.
+      custom.add(t.name);
       out.push({ type: 'function', function: { name: t.name, ...(typeof t.description === 'string' ? { description: t.description } : {}), parameters: { type: 'object', properties: { input: { type: 'string' } }, required: ['input'] } } });
     }
     // Hosted tools (web_search, file_search, computer_use, ...) cannot run on a local upstream.

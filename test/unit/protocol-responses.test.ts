@@ -78,6 +78,29 @@ test('length → response.incomplete with max_output_tokens', () => {
   assert.deepEqual(ev.at(-1)!.data.response.incomplete_details, { reason: 'max_output_tokens' });
 });
 
+test('custom (free-form) tools such as apply_patch: wrapped as a function upstream, unwrapped to custom_tool_call on output', () => {
+  const req = responsesToChat({
+    model: 'm',
+    input: [
+      { role: 'user', content: 'fix it' },
+      { type: 'custom_tool_call', call_id: 'c0', name: 'apply_patch', input: '*** Begin Patch\n*** End Patch' },
+      { type: 'custom_tool_call_output', call_id: 'c0', output: 'Done!' },
+    ],
+    tools: [{ type: 'custom', name: 'apply_patch', description: 'patch files', format: { type: 'grammar', syntax: 'lark', definition: 'start: x' } }],
+  });
+  assert.deepEqual((req.chat.tools as any[])[0].function.parameters, { type: 'object', properties: { input: { type: 'string' } }, required: ['input'] });
+  assert.deepEqual((req.chat.messages[1]!.tool_calls as any[])[0].function, { name: 'apply_patch', arguments: JSON.stringify({ input: '*** Begin Patch\n*** End Patch' }) });
+  assert.deepEqual(req.chat.messages[2], { role: 'tool', tool_call_id: 'c0', content: 'Done!' });
+  const s = new ResponsesStream({ ...ctx(), customTools: req.customTools });
+  const args = JSON.stringify({ input: '*** Begin Patch\n+x\n*** End Patch' });
+  const ev = parseSse(s.answer.start() + s.push(Buffer.from(chatSse([chunk({ tool_calls: [{ index: 0, id: 'c1', function: { name: 'apply_patch', arguments: args.slice(0, 10) } }] }), chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(10) } }] }), chunk({}, 'tool_calls')]))) + s.end());
+  assert.equal(ev.find((e) => e.event === 'response.output_item.added')!.data.item.type, 'custom_tool_call');
+  assert.equal(ev.find((e) => e.event === 'response.custom_tool_call_input.done')!.data.input, '*** Begin Patch\n+x\n*** End Patch');
+  assert.equal(ev.some((e) => e.event?.startsWith('response.function_call_arguments')), false);
+  const item = ev.at(-1)!.data.response.output[0];
+  assert.deepEqual({ ...item, id: undefined }, { type: 'custom_tool_call', id: undefined, status: 'completed', call_id: 'c1', name: 'apply_patch', input: '*** Begin Patch\n+x\n*** End Patch' });
+});
+
 test('non-streamed response object', () => {
   const r = responsesObject({ choices: [{ message: { content: 'yes', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 3, completion_tokens: 4 } }, ctx()) as any;
   assert.equal(r.object, 'response');
