@@ -193,7 +193,14 @@ export function relayEventStream(
       if (chunk.includes('"usage"')) usage = usageInChunk(chunk.toString('utf8'), usage);
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
       if (translate) {
-        const out = translate.push(chunk);
+        let out: string;
+        try {
+          out = translate.push(chunk);
+        } catch (err) {
+          // A frame the translator cannot read ends the stream like an upstream fault would.
+          body.pause();
+          return failed(err as Error);
+        }
         if (out === '' || res.write(out)) return;
       } else if (res.write(chunk)) return;
       body.pause();
