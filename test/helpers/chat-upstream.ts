@@ -1,7 +1,7 @@
 // A scripted chat completions upstream on loopback for protocol tests: each request's answer
 // comes from a function of its body (a JSON body, an SSE text, or an SSE text cut off
-// mid-stream), and every request is recorded. Serves vLLM's /tokenize (a count of
-// whitespace-separated words, so tests can tell it from the router's estimate) and answers
+// mid-stream), and every request is recorded. Serves /tokenize as vLLM and llama.cpp do (one
+// token per whitespace-separated word, so tests can tell it from the router's estimate); answers
 // any GET (health probes) with 200.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,9 +39,11 @@ export async function startChatUpstream(script: (body: any, path: string) => Ans
       }
       received.push({ path, body, headers: req.headers });
       if (path === '/tokenize') {
+        // vLLM takes messages and answers a count; llama.cpp takes text and answers the ids.
         const text = JSON.stringify(body?.messages ?? body?.content ?? '');
+        const ids = text.split(/\s+/).map((_w, i) => i);
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ count: text.split(/\s+/).length, max_model_len: 131072, tokens: [] }));
+        res.end(JSON.stringify(typeof body?.content === 'string' ? { tokens: ids } : { count: ids.length, max_model_len: 131072, tokens: [] }));
         return;
       }
       const a = script(body, path);

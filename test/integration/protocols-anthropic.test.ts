@@ -24,6 +24,7 @@ before(async () => {
       for (const r of Object.values<any>(doc.routes)) r.url = up.url;
       doc.routes['spark'].native = ['messages'];
       doc.routes['ubuntu-6000'].tools = { sanitize: true };
+      doc.routes['ubuntu-4090'].runtime = 'llamacpp';
     },
   });
   client = new Anthropic({ baseURL: lab.base, apiKey: 'test-key', maxRetries: 0 });
@@ -150,6 +151,13 @@ test('count_tokens: the vLLM route counts with its /tokenize; a route without a 
   assert.equal(est.status, 200);
   assert.equal(est.headers.get('x-homelab-estimated'), '1');
   assert.ok(est.json.input_tokens > 200, 'the tools count too');
+  const llama = await postJson(lab.base + '/v1/messages/count_tokens', { model: 'homelab/fast', system: 'be brief', messages: [{ role: 'user', content: 'a b c d' }] });
+  assert.equal(llama.headers.get('x-homelab-route'), 'ubuntu-4090');
+  assert.equal(llama.headers.get('x-homelab-estimated'), null);
+  const ltok = up.received.filter((r) => r.path === '/tokenize').at(-1)!;
+  assert.equal(typeof ltok.body.content, 'string', 'llama.cpp tokenizes text');
+  assert.ok(ltok.body.content.includes('be brief') && ltok.body.content.includes('a b c d'));
+  assert.equal(llama.json.input_tokens, JSON.stringify(ltok.body.content).split(/\s+/).length);
   const unknown = await postJson(lab.base + '/v1/messages/count_tokens', { model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(unknown.status, 200, 'never a 404 on count_tokens');
   assert.equal(unknown.headers.get('x-homelab-estimated'), '1');
