@@ -3,6 +3,7 @@ import type { RouteRuntime } from '../upstream/route-state.ts';
 import type { AttemptOutcome } from './attempt.ts';
 import type { AnswerTranslator, UpstreamCall } from './dialect.ts';
 import type { Exchange } from './forward.ts';
+import { completionAsSse } from './synthetic.ts';
 import { isEventStream, readCappedOrFail, relayEventStream, responseHeaders, sseErrorEvent, usageInBytes, type Usage } from './relay.ts';
 
 export type Delivery = {
@@ -102,11 +103,19 @@ async function deliverTranslated(
   if (!isEventStream(outcome.headers)) {
     const read = await readCappedOrFail(outcome.body, MAX_JSON_RESPONSE);
     if (!read.ok) return ex.clientSignal.aborted ? done(499, null, null, false, ex) : { kind: 'retryable', detail: read.detail };
+    const usage = usageInBytes(read.bytes);
+    if (ex.stream) {
+      // The client asked for a stream and the upstream answered whole: sent as that stream.
+      const stream = answer.stream();
+      writeStreamHead(res, outcome.status, own);
+      res.end(stream.start() + stream.push(Buffer.from(completionAsSse(parseCompletion(read.bytes), { include_usage: true }))) + stream.end());
+      return done(outcome.status, usage, Date.now() - ex.startedAt, true, ex);
+    }
     writeWhole(res, outcome.status, answer.json(read.bytes), own);
-    return done(outcome.status, usageInBytes(read.bytes), Date.now() - ex.startedAt, false, ex);
+    return done(outcome.status, usage, Date.now() - ex.startedAt, false, ex);
   }
   const stream = answer.stream();
-  res.writeHead(outcome.status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
+  writeStreamHead(res, outcome.status, own);
   res.write(stream.start());
   const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
@@ -125,6 +134,19 @@ async function deliverTranslated(
   const failed = done(outcome.status, end.usage, ttfbMs, true, ex);
   failed.upstreamError = `${rt.name} failed after ${end.chunks} chunk(s): ${end.detail}`;
   return failed;
+}
+
+function writeStreamHead(res: Exchange['res'], status: number, own: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
+}
+
+function parseCompletion(bytes: Buffer): Parameters<typeof completionAsSse>[0] {
+  try {
+    const v = JSON.parse(bytes.toString('utf8'));
+    return typeof v === 'object' && v !== null ? v : {};
+  } catch {
+    return {};
+  }
 }
 
 function writeWhole(res: Exchange['res'], status: number, body: string, own: Record<string, string>): void {

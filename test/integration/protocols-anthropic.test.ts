@@ -91,6 +91,14 @@ test('stream through the SDK accumulator: thinking, text, then a tool call; stop
   assert.deepEqual(leftovers(lab), {});
 });
 
+test('a stream asked for and answered whole by the upstream still reaches the client as a stream', async () => {
+  next = () => ({ kind: 'json', body: completion({ content: 'whole', tool_calls: [{ id: 'c9', type: 'function', function: { name: 'Read', arguments: '{"file_path":"x"}' } }] }, 'tool_calls', { prompt_tokens: 8, completion_tokens: 6 }) });
+  const msg = await client.messages.stream({ model: 'homelab/code', max_tokens: 100, messages: [{ role: 'user', content: 'go' }], tools: [{ name: 'Read', input_schema: { type: 'object' } }] }).finalMessage();
+  assert.deepEqual(msg.content, [{ type: 'text', text: 'whole' }, { type: 'tool_use', id: 'c9', name: 'Read', input: { file_path: 'x' } }]);
+  assert.equal(msg.stop_reason, 'tool_use');
+  assert.equal(msg.usage.output_tokens, 6);
+});
+
 test('tool round trip with a screenshot inside tool_result: tool message first, image in a user message, routed as an image request', async () => {
   next = () => ({ kind: 'json', body: completion({ content: 'It is a red square.' }) });
   const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
