@@ -10,6 +10,7 @@
 // - `thinking`, `metadata` and unknown top-level fields are read, not forwarded.
 import type { ChatBody, ChatMessage, ContentPart } from '../classify/request-facts.ts';
 import { RouterError } from '../errors.ts';
+import { pairToolCalls } from './tool-pairs.ts';
 
 export interface AnthropicRequest {
   chat: ChatBody;
@@ -218,7 +219,7 @@ export function anthropicToChat(value: unknown, opts: { countOnly?: boolean } = 
   });
   const systemJoined = system.filter((t) => t !== '').join('\n\n');
   if (systemJoined !== '') messages.push({ role: 'system', content: systemJoined });
-  messages.push(...turns);
+  messages.push(...pairToolCalls(turns));
 
   const stream = body.stream === true;
   const chat: ChatBody = { model: body.model, messages, max_tokens: body.max_tokens };

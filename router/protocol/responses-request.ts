@@ -9,6 +9,7 @@
 // - `previous_response_id` is refused: the router keeps no responses (send the full history).
 import type { ChatBody, ChatMessage, ContentPart } from '../classify/request-facts.ts';
 import { RouterError } from '../errors.ts';
+import { pairToolCalls } from './tool-pairs.ts';
 
 export interface ResponsesRequest {
   chat: ChatBody;
@@ -72,10 +73,17 @@ export function responsesToChat(body: unknown): ResponsesRequest {
   const input = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
   if (!Array.isArray(input) || input.length === 0) bad('input', 'is required: a string or a non-empty array of items');
 
+  // Images from tool outputs follow the whole run of tool messages, which must stay together.
+  let toolImages: ContentPart[] = [];
+  const flushImages = () => {
+    if (toolImages.length > 0) turns.push({ role: 'user', content: toolImages });
+    toolImages = [];
+  };
   input.forEach((item: unknown, i: number) => {
     const at = `input[${i}]`;
     if (!isObj(item)) bad(at, 'must be an object');
     const type = item.type ?? (typeof item.role === 'string' ? 'message' : undefined);
+    if (type !== 'function_call_output' && type !== 'custom_tool_call_output') flushImages();
     switch (type) {
       case 'message': {
         const ps = parts(item.content, at);
@@ -112,7 +120,7 @@ export function responsesToChat(body: unknown): ResponsesRequest {
         const ps = typeof out === 'string' ? [{ type: 'text', text: out }] : parts(out, at.concat('.output'));
         const images = ps.filter((p) => p.type === 'image_url');
         turns.push({ role: 'tool', tool_call_id: item.call_id, content: textOf(ps.filter((p) => p.type === 'text')) });
-        if (images.length > 0) turns.push({ role: 'user', content: images });
+        toolImages.push(...images);
         return;
       }
       case 'reasoning':
@@ -123,11 +131,12 @@ export function responsesToChat(body: unknown): ResponsesRequest {
     }
   });
 
+  flushImages();
   const messages: ChatMessage[] = [];
   if (system.length > 0) messages.push({ role: 'system', content: system.join('\n\n') });
   // A text-only assistant message left with content null never happens; an assistant made only
   // of calls keeps content null, which every chat server accepts.
-  messages.push(...turns);
+  messages.push(...pairToolCalls(turns));
 
   const stream = body.stream === true;
   const maxTokens = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : 0;

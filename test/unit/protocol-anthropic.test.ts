@@ -178,3 +178,20 @@ test('errors: the Anthropic envelope; busy is 529 overloaded_error; an upstream 
   const other = anthropicUpstreamError(404, Buffer.from('{"error":{"message":"no such model"}}'));
   assert.deepEqual(JSON.parse(other.body), { type: 'error', error: { type: 'not_found_error', message: 'no such model' } });
 });
+
+test('request: a tool call without a result gets a placeholder, a result without a call becomes user text (codex #7051)', () => {
+  const r = anthropicToChat({
+    model: 'm',
+    max_tokens: 10,
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'a', name: 'f', input: {} }, { type: 'tool_use', id: 'b', name: 'f', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: 'ok' }, { type: 'tool_result', tool_use_id: 'zzz', content: 'orphan' }] },
+    ],
+  });
+  assert.deepEqual(r.chat.messages.slice(2), [
+    { role: 'tool', tool_call_id: 'a', content: 'ok' },
+    { role: 'tool', tool_call_id: 'b', content: '(no result: the tool call was interrupted)' },
+    { role: 'user', content: 'Tool result (zzz): orphan' },
+  ]);
+});

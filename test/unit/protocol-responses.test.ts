@@ -171,3 +171,18 @@ test('tools.sanitize strips what grammar engines reject, keeps property names an
   const s = sanitizeSchema({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', propertyNames: { pattern: '^x' }, properties: { format: { type: 'string', format: 'uri', pattern: 'a+', maxLength: 100000 }, n: { type: 'integer', exclusiveMinimum: 0 } }, required: ['format'] });
   assert.deepEqual(s, { type: 'object', properties: { format: { type: 'string' }, n: { type: 'integer', exclusiveMinimum: 0 } }, required: ['format'] });
 });
+
+test('request: parallel outputs stay together; an image from the first output follows the whole run', () => {
+  const r = responsesToChat({
+    model: 'm',
+    input: [
+      { role: 'user', content: 'shots' },
+      { type: 'function_call', call_id: 'a', name: 'shot', arguments: '{}' },
+      { type: 'function_call', call_id: 'b', name: 'shot', arguments: '{}' },
+      { type: 'function_call_output', call_id: 'a', output: [{ type: 'input_image', image_url: 'data:image/png;base64,AA' }] },
+      { type: 'function_call_output', call_id: 'b', output: 'none' },
+    ],
+  });
+  assert.deepEqual(r.chat.messages.map((m) => m.role), ['user', 'assistant', 'tool', 'tool', 'user']);
+  assert.deepEqual(r.chat.messages[4]!.content, [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } }]);
+});
