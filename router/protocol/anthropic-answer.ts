@@ -7,8 +7,8 @@
 //   arguments go out as input_json_delta;
 // - stop_reason is `tool_use` whenever a tool block was emitted, whatever finish_reason said;
 // - the stream always ends with message_delta (usage, stop_reason) and message_stop.
-import { randomBytes } from 'node:crypto';
 import { ChatSseReader, completionDeltas, sseEvent, type ChatDelta } from './chat-deltas.ts';
+import { newId } from './ids.ts';
 
 export interface AnswerContext {
   /** The model name the client asked for, echoed back. */
@@ -34,10 +34,6 @@ interface ToolState {
 }
 
 export type StopReason = 'end_turn' | 'tool_use' | 'max_tokens' | 'stop_sequence' | 'refusal';
-
-export function newId(prefix: string): string {
-  return prefix + randomBytes(12).toString('hex');
-}
 
 export class AnthropicAnswer {
   readonly id = newId('msg_');

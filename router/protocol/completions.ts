@@ -4,7 +4,7 @@
 import type { ChatBody } from '../classify/request-facts.ts';
 import { RouterError } from '../errors.ts';
 import { ChatSseReader, completionDeltas, sseEvent, type ChatDelta } from './chat-deltas.ts';
-import { newId } from './anthropic-answer.ts';
+import { newId } from './ids.ts';
 
 export interface CompletionsRequest {
   chat: ChatBody;

@@ -5,7 +5,7 @@
 // the full output array and usage. Every event carries sequence_number and output_index.
 // Non-streamed, the same machine builds the response object.
 import { ChatSseReader, completionDeltas, sseEvent, type ChatDelta } from './chat-deltas.ts';
-import { newId } from './anthropic-answer.ts';
+import { newId } from './ids.ts';
 
 export interface ResponsesContext {
   model: string;
