@@ -9,6 +9,7 @@ import type { Decision } from '../decide/engine.ts';
 import { asRouterError, RouterError } from '../errors.ts';
 import { decisionHeaders, forward, type Exchange, type ForwardResult } from '../proxy/forward.ts';
 import type { Dialect } from '../proxy/dialect.ts';
+import { isFailClosedRequest } from '../proxy/fail-closed.ts';
 import { anthropicToChat, type AnthropicRequest } from '../protocol/anthropic-request.ts';
 import { completionsToChat, type CompletionsRequest } from '../protocol/completions.ts';
 import { anthropicDialect, completionsDialect, responsesDialect } from '../protocol/dialects.ts';
@@ -18,6 +19,7 @@ import type { RouterService } from '../service.ts';
 import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
 import { decodeJson, readBody } from './body.ts';
 import { decideFor, forwardDeps } from './chat.ts';
+import { forwardFailClosedTranslated } from './protocol-fail-closed.ts';
 import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
 import { sendError, sendJson } from './respond.ts';
 
@@ -83,6 +85,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
   let parsed: P | undefined;
   let status = 200;
   let errorCode: string | undefined;
+  let synthetic = false;
   try {
     const { value, text } = await readJson(req, scope);
     parsed = ep.parse(value);
@@ -100,7 +103,14 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
       stream: parsed.stream,
       dialect: ep.dialect(parsed, decision.estimatedTokens, text, value as Record<string, unknown>),
     };
-    result = await forward(exchange, forwardDeps(svc));
+    const dialect = exchange.dialect!;
+    if (isFailClosedRequest(decision, parsed.chat)) {
+      const fc = await forwardFailClosedTranslated({ ...exchange, dialect }, forwardDeps(svc), parsed.stream);
+      result = fc.result;
+      synthetic = fc.synthetic;
+    } else {
+      result = await forward(exchange, forwardDeps(svc));
+    }
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;
@@ -113,7 +123,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
   } finally {
     const prompt = scope.policy.policy.logging.prompts && parsed ? parsed.chat.messages.map(messageText).join('\n') : undefined;
-    recordOutcome(scope, svc, { endpoint: ep.name, decision, result, status, errorCode, stream: parsed?.stream === true, prompt });
+    recordOutcome(scope, svc, { endpoint: ep.name, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic });
   }
 }
 

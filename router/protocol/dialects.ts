@@ -37,13 +37,13 @@ function parseJson(bytes: Buffer): unknown {
 class TranslatingDialect implements Dialect {
   readonly #protocol: NativeProtocol;
   readonly #chat: ChatBody;
-  readonly #answer: AnswerTranslator;
+  readonly answer: AnswerTranslator;
   readonly #native: () => string;
 
   constructor(protocol: NativeProtocol, chat: ChatBody, answer: AnswerTranslator, native: () => string) {
     this.#protocol = protocol;
     this.#chat = chat;
-    this.#answer = answer;
+    this.answer = answer;
     this.#native = native;
   }
 
@@ -55,7 +55,7 @@ class TranslatingDialect implements Dialect {
     const chat: ChatBody = { ...this.#chat, model: route.model };
     if (maxTokens !== undefined) chat.max_tokens = maxTokens;
     if (route.tools?.sanitize && Array.isArray(chat.tools)) chat.tools = sanitizeTools(chat.tools);
-    return { path: '/chat/completions', body: JSON.stringify(chat), answer: this.#answer };
+    return { path: '/chat/completions', body: JSON.stringify(chat), answer: this.answer };
   }
 }
 

@@ -37,6 +37,8 @@ export interface UpstreamCall {
 }
 
 export interface Dialect {
+  /** The translator of chat answers into the client's protocol, whatever the route. */
+  readonly answer: AnswerTranslator;
   /** `maxTokens`: the output cap this route gets when the context guard lowered it. */
   forRoute(route: RouteConfig, maxTokens?: number): UpstreamCall;
 }

@@ -128,6 +128,28 @@ test('native passthrough for responses and completions on a route that declares 
   assert.equal(up.received.at(-1)!.path, '/v1/completions');
 });
 
+test('fail-closed camera bucket: a Responses json_schema answer is validated; invalid twice → the synthetic envelope, in Responses shape', async () => {
+  const schema = { type: 'object', properties: { person: { type: 'boolean' } }, required: ['person'], additionalProperties: false };
+  const ask = { model: 'homelab/auto', input: 'Frigate event: motion detected on the driveway camera. Is there a person? Answer as JSON.', text: { format: { type: 'json_schema' as const, name: 'camera_event', schema, strict: true } } };
+  next = () => ({ kind: 'json', body: completion({ content: '{"person":true}' }) });
+  const ok = await client.responses.create({ ...ask, stream: false }).withResponse();
+  assert.equal(ok.data.output_text, '{"person":true}');
+  assert.equal(ok.response.headers.get('x-homelab-bucket'), 'camera');
+  assert.equal(lastChat().stream, false, 'validated answers are never streamed upstream');
+  assert.deepEqual(lastChat().response_format.json_schema.schema, schema);
+  next = () => ({ kind: 'json', body: completion({ content: 'I think so, yes.' }) });
+  const before = up.received.length;
+  const bad = await client.responses.create({ ...ask, stream: false }).withResponse();
+  assert.equal(bad.response.headers.get('x-homelab-synthetic'), '1');
+  assert.equal(JSON.parse(bad.data.output_text).escalate_to_spark, true);
+  assert.equal(up.received.length - before, 2, 'the primary, then the escalation route');
+  // A client that asked for a stream gets the checked answer as a Responses stream.
+  const stream = client.responses.stream(ask);
+  const final = await stream.finalResponse();
+  assert.equal(JSON.parse(final.output_text).synthetic, true);
+  assert.deepEqual(leftovers(lab), {});
+});
+
 test('legacy completions translated to chat: non-stream and stream, usage on request, logged', async () => {
   next = (body) => (body.stream ? { kind: 'sse', text: chatSse([chunk({ content: ' upon' }), chunk({ content: ' a time' }), chunk({}, 'length'), usageChunk(2, 3)]) } : { kind: 'json', body: completion({ content: ' upon a time' }, 'length', { prompt_tokens: 2, completion_tokens: 3 }) });
   const c = await client.completions.create({ model: 'homelab/code', prompt: 'Once', max_tokens: 3 }, { headers: { 'x-request-id': 'legacy-1' } });
