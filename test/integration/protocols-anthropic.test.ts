@@ -166,6 +166,12 @@ test('count_tokens: the vLLM route counts with its /tokenize; a route without a 
   assert.equal(typeof ltok.body.content, 'string', 'llama.cpp tokenizes text');
   assert.ok(ltok.body.content.includes('be brief') && ltok.body.content.includes('a b c d'));
   assert.equal(llama.json.input_tokens, JSON.stringify(ltok.body.content).split(/\s+/).length);
+  // A route serving /v1/messages natively counts with its own count_tokens, given the client's body.
+  next = (_b, path) => (path === '/v1/messages/count_tokens' ? { kind: 'json', body: { input_tokens: 777 } } : { kind: 'json', status: 500, body: { error: 'wrong path' } });
+  const native = await postJson(lab.base + '/v1/messages/count_tokens', { model: 'homelab/reasoning', system: [BILLING, { type: 'text', text: 'S' }], messages: [{ role: 'user', content: 'hi' }] });
+  assert.deepEqual(native.json, { input_tokens: 777 });
+  assert.equal(native.headers.get('x-homelab-estimated'), null);
+  assert.equal(up.received.at(-1)!.body.model, 'qwen3.6-35b-a3b-fp8');
   const unknown = await postJson(lab.base + '/v1/messages/count_tokens', { model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(unknown.status, 200, 'never a 404 on count_tokens');
   assert.equal(unknown.headers.get('x-homelab-estimated'), '1');
