@@ -40,17 +40,18 @@ function reply(body: any, answer: { text?: string; call?: { name: string; args: 
     const message = answer.call ? { content: null, tool_calls: [{ id: 'call_read_1', type: 'function', function: { name: answer.call.name, arguments: JSON.stringify(answer.call.args) } }] } : { content: answer.text };
     return { kind: 'json', body: completion(message, answer.call ? 'tool_calls' : 'stop', usage) };
   }
+  // Each streamed answer opens with reasoning, as vLLM's reasoning parsers send it.
   const chunks = answer.call
-    ? [chunk({ role: 'assistant', content: '' }), chunk({ tool_calls: [{ index: 0, id: 'call_read_1', type: 'function', function: { name: answer.call.name, arguments: '' } }] }), chunk({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify(answer.call.args) } }] }), chunk({}, 'tool_calls')]
-    : [chunk({ role: 'assistant', content: '' }), chunk({ content: answer.text }), chunk({}, 'stop')];
+    ? [chunk({ role: 'assistant', content: '' }), chunk({ reasoning_content: 'I should read the file.' }), chunk({ tool_calls: [{ index: 0, id: 'call_read_1', type: 'function', function: { name: answer.call.name, arguments: '' } }] }), chunk({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify(answer.call.args) } }] }), chunk({}, 'tool_calls')]
+    : [chunk({ role: 'assistant', content: '' }), chunk({ reasoning_content: 'The tool answered.' }), chunk({ content: answer.text }), chunk({}, 'stop')];
   return { kind: 'sse', text: chatSse([...chunks, usageChunk(usage.prompt_tokens, usage.completion_tokens)]) };
 }
 
-const seen: Array<{ path: string; tools: string[]; roles: string[]; stream: boolean; billingHeader: boolean }> = [];
+const seen: Array<{ path: string; tools: string[]; roles: string[]; stream: boolean; billingHeader: boolean; reasoningEchoed: boolean }> = [];
 const up = await startChatUpstream((body, path) => {
   const tools = toolNames(body);
   const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
-  seen.push({ path, tools, roles: msgs.map((m) => m.role), stream: body?.stream === true, billingHeader: JSON.stringify(body).includes('x-anthropic-billing-header') });
+  seen.push({ path, tools, roles: msgs.map((m) => m.role), stream: body?.stream === true, billingHeader: JSON.stringify(body).includes('x-anthropic-billing-header'), reasoningEchoed: JSON.stringify(msgs).includes('I should read the file.') });
   const toolResult = msgs.filter((m) => m.role === 'tool').map((m) => (typeof m.content === 'string' ? m.content : JSON.stringify(m.content))).join('\n');
   if (toolResult.includes(secret)) return reply(body, { text: `The secret word is ${secret}.` });
   const call = readCall(tools);

@@ -52,6 +52,7 @@ function assertToolTask(r: any, endpoint: string): void {
     assert.equal(s.roles[0], 'system', 'one leading system message');
     assert.equal(s.roles.lastIndexOf('system'), 0, 'and no other');
     assert.equal(s.billingHeader, false, 'no billing header upstream');
+    assert.equal(s.reasoningEchoed, false, 'reasoning sent back by the client never reaches the upstream as text');
   }
   const lines = r.log.filter((l: any) => l.endpoint === endpoint);
   assert.ok(lines.length >= 2, `the requests are in the decision log as ${endpoint}`);
