@@ -91,7 +91,8 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     parsed = ep.parse(value);
     decision = decideFor(req, parsed.chat, scope, svc);
     if (decision.error) throw decision.error;
-    const exchange: Exchange = {
+    const dialect = ep.dialect(parsed, decision.estimatedTokens, text, value as Record<string, unknown>);
+    const exchange: Exchange & { dialect: Dialect } = {
       requestId: scope.requestId,
       startedAt: scope.startedAt,
       res,
@@ -101,11 +102,10 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
       upstreamPath: '/chat/completions',
       body: parsed.chat,
       stream: parsed.stream,
-      dialect: ep.dialect(parsed, decision.estimatedTokens, text, value as Record<string, unknown>),
+      dialect,
     };
-    const dialect = exchange.dialect!;
     if (isFailClosedRequest(decision, parsed.chat)) {
-      const fc = await forwardFailClosedTranslated({ ...exchange, dialect }, forwardDeps(svc), parsed.stream);
+      const fc = await forwardFailClosedTranslated(exchange, forwardDeps(svc), parsed.stream);
       result = fc.result;
       synthetic = fc.synthetic;
     } else {
