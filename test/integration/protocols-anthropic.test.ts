@@ -125,6 +125,7 @@ test('tool round trip with a screenshot inside tool_result: tool message first, 
 });
 
 test('errors come in the Anthropic envelope and the SDK raises its own classes', async () => {
+  const sentBefore = up.received.length;
   await assert.rejects(client.messages.create({ model: 'claude-nonexistent', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }), (e: any) => e instanceof Anthropic.NotFoundError && (e.error as any)?.error?.type === 'not_found_error');
   const raw = await postJson(lab.base + '/v1/messages', { model: 'homelab/code', messages: [{ role: 'user', content: 'x' }] });
   assert.equal(raw.status, 400);
@@ -135,6 +136,12 @@ test('errors come in the Anthropic envelope and the SDK raises its own classes',
   const notJson = await postJson(lab.base + '/v1/messages', '{"model":');
   assert.equal(notJson.status, 400);
   assert.equal(notJson.json.type, 'error');
+  const badImage = await postJson(lab.base + '/v1/messages', { model: 'homelab/auto', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'image', source: { type: 'base64' } }] }] }] });
+  assert.equal(badImage.status, 400);
+  assert.equal(badImage.json.error.type, 'invalid_request_error');
+  assert.match(badImage.json.error.message, /messages\[0\]\.content\[0\]\.content\[0\]\.source/);
+  assert.equal(up.received.length, sentBefore, 'bad input reaches no upstream');
+  assert.deepEqual(leftovers(lab), {});
 });
 
 test('an upstream context overflow becomes "prompt is too long" so the client compacts', async () => {
