@@ -18,7 +18,7 @@ async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ bo
   return { body: validateChatBody(value), text };
 }
 
-function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
+export function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
   const c = scope.policy.policy.classifier;
   const facts = requestFacts(body, c.scope, c.lookback_turns);
   return decide({ facts, headerRoute: header(req, 'x-homelab-route'), headerBucket: header(req, 'x-homelab-bucket') }, scope.policy, svc.states.view);
@@ -28,7 +28,7 @@ function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, sv
 // closure with Object.defineProperty when it is created, ~0.6 µs each.
 const depsBySvc = new WeakMap<RouterService, ForwardDeps>();
 
-function forwardDeps(svc: RouterService): ForwardDeps {
+export function forwardDeps(svc: RouterService): ForwardDeps {
   let deps = depsBySvc.get(svc);
   if (!deps) {
     deps = { states: svc.states, metrics: svc.metrics, logs: svc.logs, onCudaFault: (route: string) => svc.cudaFault(route) };

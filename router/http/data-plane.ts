@@ -5,6 +5,7 @@ import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
 import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
+import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
 import { sendError } from './respond.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
@@ -12,6 +13,10 @@ type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) =
 const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/v1/chat/completions': { POST: handleChat },
   '/v1/embeddings': { POST: handleEmbeddings },
+  '/v1/messages': { POST: handleMessages },
+  '/v1/messages/count_tokens': { POST: handleCountTokens },
+  '/v1/responses': { POST: handleResponses },
+  '/v1/completions': { POST: handleCompletions },
   '/v1/route/explain': { POST: handleExplain },
   '/v1/models': { GET: handleModels },
   '/healthz': { GET: handleHealthz },

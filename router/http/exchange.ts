@@ -40,7 +40,7 @@ class ClientSignal extends Abortable {
 }
 
 export interface Outcome {
-  endpoint: 'chat' | 'embeddings';
+  endpoint: 'chat' | 'embeddings' | 'messages' | 'responses' | 'completions';
   decision: Decision | undefined;
   result: ForwardResult | undefined;
   status: number;

@@ -2,6 +2,7 @@
 // Key names are the contract of SPEC §6; router/policy/compile.ts turns this into lookups.
 
 export type Runtime = 'vllm' | 'lmstudio' | 'llamacpp' | 'ollama' | 'openai';
+export type NativeProtocol = 'messages' | 'responses' | 'completions';
 export type ClassifierScope = 'last_user' | 'user' | 'all';
 
 export interface FallbackTargets {
@@ -24,6 +25,9 @@ export interface RouteConfig {
   runtime: Runtime;
   vision: boolean;
   embeddings: boolean;
+  /** Client protocols served natively (SPEC §13); default none. */
+  native?: NativeProtocol[];
+  tools?: { sanitize?: boolean };
   context_tokens: number;
   slots: number;
   queue: number;

@@ -13,6 +13,7 @@ import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
 import { deliver, type Delivery } from './deliver.ts';
+import type { Dialect } from './dialect.ts';
 import { isEventStream } from './relay.ts';
 import { withModel } from './upstream-body.ts';
 
@@ -40,6 +41,8 @@ export interface Exchange {
   stream: boolean;
   /** Read the answer in full and return it instead of writing it (fail-closed validation). */
   capture?: boolean;
+  /** Another client protocol (SPEC §13): what each route is sent, and how its answer is translated. */
+  dialect?: Dialect;
 }
 
 export interface ForwardResult {
@@ -138,10 +141,11 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { kind: 'failure', detail: 'request deadline passed', upstreamCaused: false, cuda: false, failure: 'deadline' };
     const headersTimeoutMs = Math.min(rt.config.timeout_ms, remaining);
+    const call = ex.dialect?.forRoute(rt.config);
     const outcome: AttemptOutcome = await attempt({
       route: rt,
-      path: rt.basePath + ex.upstreamPath,
-      body: upstreamBody(ex, rt.config.model),
+      path: rt.basePath + (call ? call.path : ex.upstreamPath),
+      body: call ? call.body : upstreamBody(ex, rt.config.model),
       headersTimeoutMs,
       idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
       signal: deadlineSignal,
@@ -167,7 +171,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
           // prompt) need not live as long as the stream does.
           ex.rawBody = undefined;
         }
-        const delivery = await deliver(outcome, ex, rt, own);
+        const delivery = await deliver(outcome, ex, rt, own, call ?? null);
         if (delivery.kind === 'retryable') {
           return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: !deadlineSignal.timedOut, cuda: false, failure: 'reset' };
         }

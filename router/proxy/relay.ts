@@ -23,8 +23,9 @@ export function responseHeaders(upstream: Dispatcher.ResponseData['headers'], ow
   return Object.assign(out, own);
 }
 
-const PROMPT_TOKENS = /"prompt_tokens"\s*:\s*(\d+)/;
-const COMPLETION_TOKENS = /"completion_tokens"\s*:\s*(\d+)/;
+// Chat names; Anthropic and Responses answers relayed natively (SPEC §13) say input/output.
+const PROMPT_TOKENS = /"(?:prompt_tokens|input_tokens)"\s*:\s*(\d+)/;
+const COMPLETION_TOKENS = /"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)/;
 
 /** Usage from a JSON body or an SSE chunk, without parsing the whole thing. */
 export function usageIn(text: string): Usage | null {
@@ -41,6 +42,19 @@ export function usageIn(text: string): Usage | null {
 export function usageInBytes(bytes: Buffer): Usage | null {
   const at = bytes.lastIndexOf('"usage"');
   return at === -1 ? null : usageIn(bytes.toString('utf8', at, at + 400));
+}
+
+/** Every usage report in a chunk, in order, over `prev` (one chunk may carry a whole stream). */
+function usageInChunk(text: string, prev: Usage | null): Usage | null {
+  let usage = prev;
+  for (let at = text.indexOf('"usage"'); at !== -1; at = text.indexOf('"usage"', at + 7)) usage = mergeUsage(usage, usageIn(text.slice(at, at + 400)));
+  return usage;
+}
+
+/** A later usage report over an earlier one; a count it leaves out (Anthropic's message_delta has no input count) is kept. */
+function mergeUsage(prev: Usage | null, next: Usage | null): Usage | null {
+  if (next === null || prev === null) return next ?? prev;
+  return { prompt: next.prompt || prev.prompt, completion: next.completion || prev.completion };
 }
 
 export type BodyRead = { ok: true; bytes: Buffer } | { ok: false; detail: string };
@@ -140,7 +154,16 @@ const DONE_MARK = 'data: [DONE]';
  * for 'drain' is acted on once the drain wait ends, and a body closed without 'end' or
  * 'error' is a premature close.
  */
-export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
+export function relayEventStream(
+  body: Dispatcher.ResponseData['body'],
+  res: ServerResponse,
+  stallMs: number,
+  client: { readonly aborted: boolean },
+  /** Rewrites each chunk into the client's protocol (SPEC §13); absent, bytes pass as they are. */
+  translate?: { push(chunk: Buffer): string },
+  /** Chat streams end with `data: [DONE]`; Anthropic and Responses streams end without one. */
+  requireDone = true,
+): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let chunks = 0;
     let firstByteAt: number | null = null;
@@ -167,9 +190,19 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
       if (chunks === 0) firstByteAt = Date.now();
       chunks++;
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
-      if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
+      if (chunk.includes('"usage"')) usage = usageInChunk(chunk.toString('utf8'), usage);
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
-      if (res.write(chunk)) return;
+      if (translate) {
+        let out: string;
+        try {
+          out = translate.push(chunk);
+        } catch (err) {
+          // A frame the translator cannot read ends the stream like an upstream fault would.
+          body.pause();
+          return failed(err as Error);
+        }
+        if (out === '' || res.write(out)) return;
+      } else if (res.write(chunk)) return;
       body.pause();
       waitingForDrain = true;
       void drained(res, stallMs).then((ok) => {
@@ -181,7 +214,7 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
       });
     };
     const ended = () => {
-      if (tail.includes(DONE_MARK)) finish({ ok: true, usage, chunks, firstByteAt });
+      if (!requireDone || tail.includes(DONE_MARK)) finish({ ok: true, usage, chunks, firstByteAt });
       else finish({ ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage });
     };
     const onEnd = () => {
