@@ -9,6 +9,7 @@ import { HostTelemetry } from '../obs/host.ts';
 import { RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { inProcessWatchdog } from './watchdog-wiring.ts';
+import { demoRouter, type DemoLab } from '../demo/control.ts';
 
 // How long SIGTERM waits for in-flight requests before closing them.
 const DRAIN_MS = 30_000;
@@ -19,6 +20,8 @@ export interface ServeOptions {
   /** Printed after the listen line (the demo's walkthrough). */
   banner?: (base: string) => string;
   quiet?: boolean;
+  /** The demo's simulators: /demo controls, and recovery commands that act on them instead of SSH. */
+  demo?: DemoLab;
 }
 
 export async function serve(opts: ServeOptions): Promise<number> {
@@ -41,8 +44,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
-  const watchdog = inProcessWatchdog(svc);
-  const server = createRouterServer(svc, { recovery: watchdog, host });
+  const watchdog = inProcessWatchdog(svc, opts.demo?.exec);
+  const server = createRouterServer(svc, { recovery: watchdog, host, ...(opts.demo ? { extra: { path: '/demo', router: demoRouter(opts.demo, token) } } : {}) });
 
   // Bind first: a router that cannot take its address exits 1 (systemd restarts it) instead of
   // probing, watching and running the watchdog without serving anyone.
