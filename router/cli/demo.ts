@@ -37,7 +37,7 @@ export function demoPolicy(shipped: any, sims: Record<string, SimUpstream>, port
   }
   doc.server.listen = `127.0.0.1:${port}`;
   doc.health = { ...doc.health, interval_s: 2 };
-  doc.watchdog = { ...doc.watchdog, interval_s: 3, restart_after_failures: 2, cooldown_s: 20, state_file: join(dir, 'watchdog-state.json') };
+  doc.watchdog = { ...doc.watchdog, interval_s: 3, restart_after_failures: 2, cooldown_s: 5, max_restarts_per_hour: 30, state_file: join(dir, 'watchdog-state.json') };
   return doc;
 }
 
