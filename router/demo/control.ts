@@ -84,23 +84,25 @@ export class DemoLab {
 export function demoRouter(lab: DemoLab, adminToken: string | undefined): Router {
   const router = express.Router();
   router.use(requireAdminToken(adminToken));
-  const answer = (route: string, what: string) => ({ route, done: what, sims: lab.view() });
-  router.get('/', (_req, res) => void res.json({ sims: lab.view() }));
+  // One JSON line each, so answers read well one after another in a terminal.
+  const send = (res: express.Response, body: unknown) => void res.type('application/json').send(`${JSON.stringify(body)}\n`);
+  const answer = (route: string, what: string) => ({ route, done: what });
+  router.get('/', (_req, res) => send(res, { sims: lab.view() }));
   router.post('/break/:route', async (req, res) => {
     await lab.break(req.params.route!);
-    res.json(answer(req.params.route!, 'down: connections are refused'));
+    send(res, answer(req.params.route!, 'down: connections are refused'));
   });
   router.post('/cuda/:route', (req, res) => {
     lab.cuda(req.params.route!);
-    res.json(answer(req.params.route!, 'CUDA poisoned: requests and probes answer 500 "CUDA error"'));
+    send(res, answer(req.params.route!, 'CUDA poisoned: requests and probes answer 500 "CUDA error"'));
   });
   router.post('/bad-json/:route', (req, res) => {
     lab.badJson(req.params.route!);
-    res.json(answer(req.params.route!, 'the next answer ignores the JSON schema'));
+    send(res, answer(req.params.route!, 'the next answer ignores the JSON schema'));
   });
   router.post('/mend/:route', async (req, res) => {
     await lab.mend(req.params.route!);
-    res.json(answer(req.params.route!, 'serving normally'));
+    send(res, answer(req.params.route!, 'serving normally'));
   });
   return router;
 }

@@ -71,6 +71,12 @@ test('demo: every promise of the walkthrough, on the port it really uses; nothin
   const env = cliEnv({ HOMELAB_ROUTER_URL: base, HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN });
 
   assert.equal((await chat(base, CODING)).route, 'ubuntu-6000');
+  // The controls are the admin's: no token, no effect.
+  const anonymous = await fetch(`${base}/demo/break/ubuntu-6000`, { method: 'POST' });
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+  const state = (await (await fetch(`${base}/demo`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as any;
+  assert.deepEqual(state.sims.map((s: any) => [s.route, s.state]), [['ubuntu-4090', 'up'], ['ubuntu-6000', 'up'], ['spark', 'up'], ['win-5090', 'up']]);
 
   // Drain: auto traffic moves to the busy fallback; undrain brings it back.
   assert.equal((await runCli(['drain', 'ubuntu-6000'], { env })).code, 0);
