@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
-import { DemoLab } from '../demo/control.ts';
+import { DemoLab, demoRouter } from '../demo/control.ts';
 import { startSimUpstream, type SimOptions, type SimUpstream } from '../demo/sim-upstream.ts';
 import { packagePath } from '../paths.ts';
 import { serve } from './serve.ts';
@@ -65,7 +65,9 @@ export async function demo(opts: { port: number }): Promise<number> {
     writeFileSync(policyPath, dumpYaml(demoPolicy(shipped, sims, opts.port, dir)));
     process.env.HOMELAB_ROUTER_ADMIN_TOKEN ||= randomBytes(16).toString('hex');
     process.env.HOMELAB_ROUTER_LOG_DIR ||= join(dir, 'logs');
-    const code = await serve({ policyPath, quiet: true, demo: new DemoLab(sims), banner: (base) => walkthrough(base, policyPath) });
+    const lab = new DemoLab(sims);
+    const extra = { path: '/demo', router: demoRouter(lab, process.env.HOMELAB_ROUTER_ADMIN_TOKEN) };
+    const code = await serve({ policyPath, quiet: true, extra, exec: lab.exec, banner: (base) => walkthrough(base, policyPath) });
     if (code !== -1) {
       // serve could not start (the port is taken): stop the simulators so the process exits.
       await closeSims();
