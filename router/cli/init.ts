@@ -8,13 +8,15 @@ import { renderPolicy } from '../init/render.ts';
 import { loadPolicyFile, parsePolicyText, PolicyError } from '../policy/load.ts';
 import { packagePath } from '../paths.ts';
 
-export const INIT_USAGE = 'usage: homelab-router init --upstream NAME=URL [--upstream NAME=URL ...] [--out FILE] [--force]';
+export const INIT_USAGE = 'usage: homelab-router init --upstream NAME=URL [--upstream NAME=URL ...] [--api-key-env NAME=VARIABLE ...] [--out FILE] [--force]';
 
 const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const PROBE_TIMEOUT_MS = 5000;
 
 export interface InitOptions {
   upstream: string[];
+  /** NAME=VARIABLE: the upstream's bearer key is in that environment variable. */
+  apiKeyEnv: string[];
   out: string | undefined;
   force: boolean;
 }
@@ -45,12 +47,28 @@ export async function init(opts: InitOptions): Promise<number> {
     console.error(`${error}\n${INIT_USAGE}`);
     return 2;
   }
+  const keyEnv = new Map<string, string>();
+  for (const arg of opts.apiKeyEnv) {
+    const [name, variable] = arg.split('=', 2) as [string, string | undefined];
+    const why = !pairs.some((p) => p.name === name) ? `no --upstream is named "${name}"` : !variable || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) ? 'it is not NAME=VARIABLE' : !process.env[variable] ? `$${variable} is not set` : null;
+    if (why) {
+      console.error(`--api-key-env ${arg}: ${why}\n${INIT_USAGE}`);
+      return 2;
+    }
+    keyEnv.set(name, variable!);
+  }
   if (opts.out !== undefined && existsSync(opts.out) && !opts.force) {
     console.error(`${opts.out} already exists; nothing was written (--force overwrites it)`);
     return 1;
   }
 
-  const results = await Promise.allSettled(pairs.map((p) => detectUpstream(p.name, p.url, PROBE_TIMEOUT_MS)));
+  const results = await Promise.allSettled(
+    pairs.map(async (p) => {
+      const variable = keyEnv.get(p.name);
+      const facts = await detectUpstream(p.name, p.url, PROBE_TIMEOUT_MS, variable ? process.env[variable] : undefined);
+      return variable ? { ...facts, apiKeyEnv: variable } : facts;
+    }),
+  );
   const facts: UpstreamFacts[] = [];
   let failed = false;
   for (const r of results) {

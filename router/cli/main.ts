@@ -6,7 +6,7 @@ const USAGE = `usage: homelab-router <command> [options]
 
   serve [--policy P] [--listen HOST:PORT]   run the router (policy: $HOMELAB_ROUTER_POLICY or ./routing_policy.yaml)
   demo [--port N]                           router on 127.0.0.1:4000 plus four simulated GPU upstreams
-  init --upstream NAME=URL [...] [--out FILE] [--force]
+  init --upstream NAME=URL [...] [--api-key-env NAME=VARIABLE] [--out FILE] [--force]
                                             probe your OpenAI-compatible servers and write a policy for them
   check <policy>                            validate a policy: exit 0 valid, 1 invalid (errors on stderr)
   explain [--policy P] [--image] [--json] "prompt"
@@ -31,6 +31,7 @@ const OPTIONS = {
   url: { type: 'string' },
   json: { type: 'boolean' },
   upstream: { type: 'string', multiple: true },
+  'api-key-env': { type: 'string', multiple: true },
   out: { type: 'string' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./demo.ts')).demo({ port });
     }
     case 'init':
-      return (await import('./init.ts')).init({ upstream: values.upstream ?? [], out: values.out, force: values.force ?? false });
+      return (await import('./init.ts')).init({ upstream: values.upstream ?? [], apiKeyEnv: values['api-key-env'] ?? [], out: values.out, force: values.force ?? false });
     case 'check':
       return (await import('./inspect.ts')).check(positionals[0] ?? defaultPolicyPath(values.policy));
     case 'explain':

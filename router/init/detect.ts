@@ -19,16 +19,23 @@ interface Got {
   body: Json | null;
 }
 
-async function call(url: string, timeoutMs: number, post?: unknown): Promise<Got> {
+/** One request; undici follows no redirect, so a 3xx is an answer like any other. */
+interface Probe {
+  timeoutMs: number;
+  /** Bearer key for servers started with one (vLLM --api-key, LM Studio's API tokens). */
+  apiKey?: string | undefined;
+}
+
+async function call(url: string, p: Probe, post?: unknown): Promise<Got> {
+  const { timeoutMs } = p;
   const res = await request(url, {
     method: post === undefined ? 'GET' : 'POST',
-    headers: post === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(post === undefined ? {} : { 'content-type': 'application/json' }), ...(p.apiKey ? { authorization: `Bearer ${p.apiKey}` } : {}) },
     body: post === undefined ? null : JSON.stringify(post),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     signal: AbortSignal.timeout(timeoutMs),
-    maxRedirections: 0,
-  } as Parameters<typeof request>[1]);
+  });
   const text = await res.body.text();
   let body: Json | null = null;
   try {
@@ -40,9 +47,9 @@ async function call(url: string, timeoutMs: number, post?: unknown): Promise<Got
 }
 
 /** A JSON 2xx answer, or null for anything else (404, HTML, refused, timeout). */
-async function getJson(url: string, timeoutMs: number, post?: unknown): Promise<Json | null> {
+async function getJson(url: string, p: Probe, post?: unknown): Promise<Json | null> {
   try {
-    const got = await call(url, timeoutMs, post);
+    const got = await call(url, p, post);
     return got.status >= 200 && got.status < 300 ? got.body : null;
   } catch {
     return null;
@@ -71,19 +78,20 @@ function paramsFromSize(size: unknown): number | undefined {
   return Number(m[1]) / (m[2]!.toUpperCase() === 'M' ? 1000 : 1);
 }
 
-export async function detectUpstream(name: string, rawUrl: string, timeoutMs: number): Promise<UpstreamFacts> {
+export async function detectUpstream(name: string, rawUrl: string, timeoutMs: number, apiKey?: string): Promise<UpstreamFacts> {
+  const p: Probe = { timeoutMs, apiKey };
   const url = baseUrlOf(rawUrl);
   const origin = new URL(url).origin;
   let models: Got;
   try {
-    models = await call(`${url}/models`, timeoutMs);
+    models = await call(`${url}/models`, p);
   } catch (err) {
     const e = err as Error & { code?: string };
     const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : (e.code ?? e.message);
     throw new UnreachableError(`${name}: cannot reach ${url}/models (${why})`);
   }
   if (models.status === 401 || models.status === 403) {
-    throw new UnreachableError(`${name}: ${url}/models answered ${models.status}: the server wants an API key (set the route's api_key_env after init, or run init against a server without one)`);
+    throw new UnreachableError(`${name}: ${url}/models answered ${models.status}: ${apiKey ? 'the API key was refused' : `the server wants an API key: put it in an environment variable and add --api-key-env ${name}=THAT_VARIABLE`}`);
   }
   const listed: Json[] = Array.isArray(models.body?.data) ? models.body.data : [];
   if (models.status !== 200 || !Array.isArray(models.body?.data)) {
@@ -93,10 +101,10 @@ export async function detectUpstream(name: string, rawUrl: string, timeoutMs: nu
   if (ids.length === 0) throw new UnreachableError(`${name}: ${url}/models lists no model: load one first`);
 
   const [props, lms, tags, version] = await Promise.all([
-    getJson(`${origin}/props`, timeoutMs),
-    getJson(`${origin}/api/v0/models`, timeoutMs),
-    getJson(`${origin}/api/tags`, timeoutMs),
-    getJson(`${origin}/version`, timeoutMs),
+    getJson(`${origin}/props`, p),
+    getJson(`${origin}/api/v0/models`, p),
+    getJson(`${origin}/api/tags`, p),
+    getJson(`${origin}/version`, p),
   ]);
 
   const base = { name, url };
@@ -106,7 +114,7 @@ export async function detectUpstream(name: string, rawUrl: string, timeoutMs: nu
   if (lms && Array.isArray(lms.data) && lms.data.some((m: Json) => typeof m?.type === 'string' || typeof m?.state === 'string')) {
     return fromLmStudio(base, ids, lms.data);
   }
-  if (tags && Array.isArray(tags.models)) return fromOllama(base, ids, origin, timeoutMs);
+  if (tags && Array.isArray(tags.models)) return fromOllama(base, ids, origin, p);
   const vllmCard = listed.find((m) => m?.owned_by === 'vllm') ?? (version && typeof version.version === 'string' ? listed.find((m) => num(m?.max_model_len)) : undefined);
   if (vllmCard) return fromVllm(base, listed, typeof version?.version === 'string' ? version.version : undefined);
   return {
@@ -176,12 +184,12 @@ function fromLmStudio(base: { name: string; url: string }, ids: string[], data: 
   };
 }
 
-async function fromOllama(base: { name: string; url: string }, ids: string[], origin: string, timeoutMs: number): Promise<UpstreamFacts> {
-  const [ps, ver] = await Promise.all([getJson(`${origin}/api/ps`, timeoutMs), getJson(`${origin}/api/version`, timeoutMs)]);
+async function fromOllama(base: { name: string; url: string }, ids: string[], origin: string, p: Probe): Promise<UpstreamFacts> {
+  const [ps, ver] = await Promise.all([getJson(`${origin}/api/ps`, p), getJson(`${origin}/api/version`, p)]);
   const running: Json[] = Array.isArray(ps?.models) ? ps.models : [];
   const loaded = running.find((m) => ids.includes(m?.model) || ids.includes(m?.name));
   const model: string = loaded ? (ids.includes(loaded.model) ? loaded.model : loaded.name) : ids[0]!;
-  const show = await getJson(`${origin}/api/show`, timeoutMs, { model });
+  const show = await getJson(`${origin}/api/show`, p, { model });
   const caps: unknown[] = Array.isArray(show?.capabilities) ? show.capabilities : [];
   const info = show?.model_info ?? {};
   const arch = info['general.architecture'];

@@ -25,6 +25,8 @@ export interface UpstreamFacts {
   context?: Fact<number>;
   vision?: Fact<boolean>;
   slots?: Fact<number>;
+  /** Environment variable holding the server's bearer key, when it needs one. */
+  apiKeyEnv?: string;
   /** Billions of parameters, where the runtime says (Ollama's parameter_size); else read from the model name. */
   paramsB?: number;
 }

@@ -130,6 +130,7 @@ export function planPolicy(upstreams: UpstreamFacts[], template: Template): Poli
       queue: s.slots.value,
       queue_timeout_ms: 2000,
       timeout_ms: 60000,
+      ...(f.apiKeyEnv ? { api_key_env: f.apiKeyEnv } : {}),
       aliases,
       fallback,
       recovery: { managed: false },

@@ -87,6 +87,7 @@ export function renderPolicy(plan: PolicyPlan, file: string): string {
       `    queue: ${r.queue}                       # requests that may wait for a slot, up to queue_timeout_ms`,
       `    queue_timeout_ms: ${r.queue_timeout_ms}`,
       `    timeout_ms: ${r.timeout_ms}              # connect + time to first byte`,
+      ...(r.api_key_env ? [`    api_key_env: ${q(r.api_key_env)}   # the bearer key is read from this variable when the router starts`] : []),
       `    aliases: [${(r.aliases as string[]).map(q).join(', ')}]`,
       `    fallback: ${r.fallback === 'terminal' ? 'terminal' : flow(r.fallback)}`,
       '    # init knows no SSH access: the watchdog never restarts it. See the README to add recovery.',

@@ -208,7 +208,7 @@ describe('homelab-router --help and bad flags', () => {
     const help = await runCli(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^ {2}explain \[--policy P\] \[--image\] \[--json\] "prompt"$/m);
-    assert.match(help.stdout, /^ {2}init --upstream NAME=URL \[\.\.\.\] \[--out FILE\] \[--force\]$/m);
+    assert.match(help.stdout, /^ {2}init --upstream NAME=URL \[\.\.\.\] \[--api-key-env NAME=VARIABLE\] \[--out FILE\] \[--force\]$/m);
     for (const verb of ['serve', 'demo', 'check', 'watchdog --once', 'drain', 'upstreams']) assert.match(help.stdout, new RegExp(`^  ${verb}`, 'm'), verb);
 
     // Before, an unknown flag was a stack-less exit 1 with no hint of the right ones.

@@ -140,6 +140,39 @@ describe('homelab-router init', () => {
     assert.equal(existsSync(out), false);
   });
 
+  test('a server that wants an API key: a hint without one, the key from --api-key-env with it', async (t) => {
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.headers.authorization !== 'Bearer s3cret') {
+        res.statusCode = 401;
+        return void res.end('{"error":"Unauthorized"}');
+      }
+      if (req.url === '/v1/models') return void res.end(JSON.stringify({ object: 'list', data: [{ id: 'locked-14b', object: 'model', owned_by: 'vllm', max_model_len: 16384 }] }));
+      if (req.url === '/version') return void res.end('{"version":"0.11.0"}');
+      res.statusCode = 404;
+      res.end('{"detail":"Not Found"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`;
+    const out = join(tempDir(t), 'p.yaml');
+
+    const refused = await runCli(['init', '--upstream', `locked=${url}`, '--out', out]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /answered 401: the server wants an API key: put it in an environment variable and add --api-key-env locked=THAT_VARIABLE/);
+    const unset = await runCli(['init', '--upstream', `locked=${url}`, '--api-key-env', 'locked=LOCKED_KEY', '--out', out]);
+    assert.equal(unset.code, 2);
+    assert.match(unset.stderr, /\$LOCKED_KEY is not set/);
+
+    const r = await runCli(['init', '--upstream', `locked=${url}`, '--api-key-env', 'locked=LOCKED_KEY', '--out', out], { env: cliEnv({ LOCKED_KEY: 's3cret' }) });
+    assert.equal(r.code, 0, r.stderr);
+    const text = readFileSync(out, 'utf8');
+    assert.match(text, /^ {4}api_key_env: "LOCKED_KEY"/m);
+    assert.match(text, /^ {4}context_tokens: 16384$/m);
+    assert.doesNotMatch(text, /s3cret/, 'the key itself is never written');
+    assert.equal((await runCli(['check', out])).code, 0);
+  });
+
   test('bad flags and arguments exit 2 with the usage line; --help answers', async () => {
     for (const args of [['init'], ['init', '--upstream', 'nourl'], ['init', '--upstream', 'a=ftp://x'], ['init', '--upstream', 'a=http://x/v1', '--upstream', 'a=http://y/v1'], ['init', '--bogus']]) {
       const r = await runCli(args);
@@ -148,7 +181,7 @@ describe('homelab-router init', () => {
     }
     const help = await runCli(['init', '--help']);
     assert.equal(help.code, 0);
-    assert.match(help.stdout, /init --upstream NAME=URL \[\.\.\.\] \[--out FILE\] \[--force\]/);
+    assert.match(help.stdout, /init --upstream NAME=URL \[\.\.\.\] \[--api-key-env NAME=VARIABLE\] \[--out FILE\] \[--force\]/);
   });
 });
 
