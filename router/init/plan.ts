@@ -5,12 +5,13 @@
 // Roles, from what each machine can do:
 //   strongest  most parameters (from the runtime or the model name), then context, vision, slots.
 //              reasoning, unknown and every bucket not named below; the end of every fallback chain.
-//   quick      with more than one route: the other route with the most slots (then context):
-//              chat, utility, summaries, notifications, fast JSON.
-//   coder      a route whose model name says code (coder, codestral, devstral, ...): coding, agentic.
-//              Else the strongest.
 //   eyes       a route that sees, preferring one that is not the strongest, then the most slots:
 //              vision and camera, and notification's images.
+//   coder      a route whose model name says code (coder, codestral, devstral, ...): coding, agentic.
+//              Else, with three routes or more, one with no role yet whose context is as long as
+//              the strongest's (long files and agent transcripts); else the strongest.
+//   quick      with more than one route: another route, one with no role yet if there is one, with
+//              the most slots (then context): chat, utility, summaries, notifications, fast JSON.
 import type { BucketConfig, Policy, RouteConfig } from '../policy/types.ts';
 import { guessed, type Fact, type UpstreamFacts } from './facts.ts';
 
@@ -98,10 +99,16 @@ export function planPolicy(upstreams: UpstreamFacts[], template: Template): Poli
   const ranked = [...sized].sort(byCapability);
   const strongest = ranked[0]!;
   const others = ranked.slice(1);
-  const quick = [...others].sort((a, b) => b.slots.value - a.slots.value || b.context.value - a.context.value)[0] ?? strongest;
-  const coder = ranked.find((s) => CODE_MODEL.test(s.facts.model)) ?? strongest;
   const seeing = ranked.filter((s) => s.vision.value);
   const eyes = [...seeing].sort((a, b) => Number(a === strongest) - Number(b === strongest) || b.slots.value - a.slots.value)[0];
+  // Each machine gets work where it can: a role goes to a route that has none yet when one fits.
+  const spare = (s: Sized, ...taken: Array<Sized | undefined>) => s !== strongest && !taken.includes(s);
+  const coder =
+    ranked.find((s) => CODE_MODEL.test(s.facts.model)) ??
+    (sized.length >= 3 ? others.filter((s) => spare(s, eyes) && s.context.value >= strongest.context.value).sort((a, b) => b.context.value - a.context.value || b.slots.value - a.slots.value)[0] : undefined) ??
+    strongest;
+  const bySlots = (a: Sized, b: Sized) => b.slots.value - a.slots.value || b.context.value - a.context.value;
+  const quick = others.filter((s) => spare(s, eyes, coder)).sort(bySlots)[0] ?? [...others].sort(bySlots)[0] ?? strongest;
   const roleRoute: Record<Role, Sized | undefined> = { strongest, quick, coder, eyes };
   const name = (s: Sized) => s.facts.name;
 

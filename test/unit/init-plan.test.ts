@@ -82,8 +82,25 @@ test('vision buckets go only to routes that see; the camera escalates to another
   for (const b of p.bucketNames) assert.ok(sees(p.bucket(b).image_route), `${b}.image_route sees`);
   // Images that spill from eyes go to brain (it sees), text to brain as well.
   assert.deepEqual(p.route('eyes').fallback, { busy: 'brain', busy_image: 'brain', outage: 'brain' });
-  assert.equal(p.bucket('general_chat').route, 'eyes', 'the most slots among the others takes chat');
+  assert.equal(p.bucket('general_chat').route, 'mouth', 'chat goes to the machine with no other job');
+  assert.equal(p.bucket('coding').route, 'brain', 'no code model, and no other route holds as long a context');
   assertChainsEndAt(p, 'brain');
+});
+
+test('the reference lab: each machine gets the job it has in routing_policy.yaml', () => {
+  const { policy: p } = compiled([
+    up('ubuntu-4090', 'qwen2.5-vl-7b-router-awq', { context: told(32768, 'x'), vision: told(true, 'x'), slots: told(8, 'x') }),
+    up('ubuntu-6000', 'glm-4.5-air-awq', { context: told(131072, 'x'), slots: told(4, 'x') }),
+    up('spark', 'qwen3.6-35b-a3b-fp8', { context: told(131072, 'x'), vision: told(true, 'x'), slots: told(4, 'x') }),
+    up('win-5090', 'gemma-4-31b', { runtime: 'lmstudio', runtimeLabel: 'LM Studio', context: told(32768, 'x'), vision: told(false, 'x'), slots: told(3, 'x') }),
+  ]);
+  const routeOf = (b: string) => p.bucket(b).route;
+  assert.deepEqual(
+    ['camera', 'vision', 'coding', 'agentic', 'reasoning', 'unknown', 'general_chat', 'medium_summary'].map(routeOf),
+    ['ubuntu-4090', 'ubuntu-4090', 'ubuntu-6000', 'ubuntu-6000', 'spark', 'spark', 'win-5090', 'win-5090'],
+  );
+  assert.equal(p.bucket('camera').escalate_to, 'spark');
+  assertChainsEndAt(p, 'spark');
 });
 
 test('one server takes every bucket and is terminal', () => {
