@@ -14,6 +14,8 @@ import type { RouterService } from './service.ts';
 export interface AppOptions {
   recovery?: RecoveryControl;
   host?: HostTelemetry;
+  /** More endpoints under a path prefix (the demo's /demo controls). */
+  extra?: { path: string; router: express.Router };
 }
 
 export function createExpressApp(svc: RouterService, opts: AppOptions = {}): express.Express {
@@ -21,6 +23,7 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use('/admin', adminRouter(svc, opts.recovery));
+  if (opts.extra) app.use(opts.extra.path, opts.extra.router);
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', svc.metrics.registry.contentType);

@@ -1,7 +1,7 @@
 // `homelab-router serve`: the production process. Loads the policy, binds the HTTP server,
 // then starts health checks, the in-process watchdog and the policy file watcher; drains on
 // SIGTERM.
-import { createRouterServer, formatListen, isLoopback, listen, parseListen, type ListenAddress } from '../app.ts';
+import { createRouterServer, formatListen, isLoopback, listen, parseListen, type AppOptions, type ListenAddress } from '../app.ts';
 import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
@@ -9,6 +9,7 @@ import { HostTelemetry } from '../obs/host.ts';
 import { RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { inProcessWatchdog } from './watchdog-wiring.ts';
+import type { runRemote } from '../recovery/ssh-exec.ts';
 
 // How long SIGTERM waits for in-flight requests before closing them.
 const DRAIN_MS = 30_000;
@@ -19,6 +20,10 @@ export interface ServeOptions {
   /** Printed after the listen line (the demo's walkthrough). */
   banner?: (base: string) => string;
   quiet?: boolean;
+  /** More endpoints (the demo's /demo controls). */
+  extra?: AppOptions['extra'];
+  /** Runs recovery commands instead of SSH (the demo acts on its simulators). */
+  exec?: typeof runRemote;
 }
 
 export async function serve(opts: ServeOptions): Promise<number> {
@@ -41,8 +46,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
-  const watchdog = inProcessWatchdog(svc);
-  const server = createRouterServer(svc, { recovery: watchdog, host });
+  const watchdog = inProcessWatchdog(svc, opts.exec);
+  const server = createRouterServer(svc, { recovery: watchdog, host, ...(opts.extra ? { extra: opts.extra } : {}) });
 
   // Bind first: a router that cannot take its address exits 1 (systemd restarts it) instead of
   // probing, watching and running the watchdog without serving anyone.

@@ -7,13 +7,14 @@ import { runRemote } from '../recovery/ssh-exec.ts';
 import type { RouterService } from '../service.ts';
 import { probeRoute } from '../upstream/probe.ts';
 
-export function inProcessWatchdog(svc: RouterService): Watchdog {
+/** `exec` runs recovery commands: over SSH, or the demo's stand-in. */
+export function inProcessWatchdog(svc: RouterService, exec: typeof runRemote = runRemote): Watchdog {
   const cfg = svc.policy.policy.watchdog;
   const statePath = isAbsolute(cfg.state_file) ? cfg.state_file : join(logDir(), cfg.state_file);
   const watchdog = new Watchdog({
     policy: () => svc.policy,
     probe: (route) => probeRoute(svc.policy.route(route), svc.policy.policy.health.timeout_ms),
-    exec: runRemote,
+    exec,
     log: svc.logs.recovery,
     statePath,
     onAction: (route, action, result) => svc.metrics.recoveries.inc({ route, action, result }),

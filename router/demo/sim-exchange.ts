@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Canned } from './sim-faults.ts';
+import type { SimToolCall } from './sim-replies.ts';
 
 export class Exchange {
   /** The response can no longer complete normally (client gone, connection dropped, shutdown). */
@@ -112,6 +113,8 @@ export interface ChatPlan {
   includeUsage: boolean;
   promptTokens: number;
   cut: Cut | null;
+  /** Answer with this tool call instead of content (finish_reason "tool_calls"). */
+  toolCall?: SimToolCall | null;
   /** Called just before the final bytes go out, so counters settle before the client sees the end. */
   onDone: () => void;
 }
@@ -144,6 +147,17 @@ function chatFrames(p: ChatPlan): string[] {
   const frame = (choices: unknown[], extra: object = {}): string =>
     JSON.stringify({ id, object: 'chat.completion.chunk', created, model: p.model, choices, ...extra });
   const frames = [frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])];
+  if (p.toolCall) {
+    // As OpenAI streams a call: id, type and name first, then the arguments in pieces.
+    const { id: callId, type, function: fn } = p.toolCall;
+    frames.push(frame([{ index: 0, delta: { tool_calls: [{ index: 0, id: callId, type, function: { name: fn.name, arguments: '' } }] }, finish_reason: null }]));
+    for (const piece of split(fn.arguments, Math.max(1, Math.min(p.chunks, fn.arguments.length)))) {
+      frames.push(frame([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: piece } }] }, finish_reason: null }]));
+    }
+    frames.push(frame([{ index: 0, delta: {}, finish_reason: 'tool_calls' }]));
+    if (p.includeUsage) frames.push(frame([], { usage: usage(p) }));
+    return frames;
+  }
   const parts = split(p.content, Math.max(1, p.chunks));
   parts.forEach((text, i) => {
     const last = i === parts.length - 1;
@@ -179,7 +193,11 @@ export async function replyChat(ex: Exchange, p: ChatPlan): Promise<void> {
     object: 'chat.completion',
     created,
     model: p.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: p.content }, logprobs: null, finish_reason: 'stop' }],
+    choices: [
+      p.toolCall
+        ? { index: 0, message: { role: 'assistant', content: null, tool_calls: [p.toolCall] }, logprobs: null, finish_reason: 'tool_calls' }
+        : { index: 0, message: { role: 'assistant', content: p.content }, logprobs: null, finish_reason: 'stop' },
+    ],
     usage: usage(p),
   };
   return finishJson(ex, body, p.cut, p.onDone);

@@ -202,3 +202,19 @@ describe('homelab-router serve', () => {
     assert.match(open.stderr(), /^WARNING: homelab-router is listening on 0\.0\.0\.0, not loopback\./m);
   });
 });
+
+describe('homelab-router --help and bad flags', () => {
+  test('--help lists every command, explain --json and init included; a bad flag is exit 2 with the usage', async () => {
+    const help = await runCli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^ {2}explain \[--policy P\] \[--image\] \[--json\] "prompt"$/m);
+    assert.match(help.stdout, /^ {2}init --upstream NAME=URL \[\.\.\.\] \[--api-key-env NAME=VARIABLE\] \[--out FILE\] \[--force\]$/m);
+    for (const verb of ['serve', 'demo', 'check', 'watchdog --once', 'drain', 'upstreams']) assert.match(help.stdout, new RegExp(`^  ${verb}`, 'm'), verb);
+
+    // Before, an unknown flag was a stack-less exit 1 with no hint of the right ones.
+    const bad = await runCli(['explain', '--imag', 'hello']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /Unknown option '--imag'/);
+    assert.match(bad.stderr, /usage: homelab-router <command>/);
+  });
+});

@@ -132,7 +132,8 @@ test('a primary that is down follows fallback.outage first, and that answer is v
 test('a down primary falls back to spark; an invalid answer there still gets its one escalation, then synthetic', async (t) => {
   const lab = await labFor(t);
   await lab.sims['ubuntu-4090']!.stop();
-  lab.sims.spark!.pushFault({ kind: 'reply', content: 'no json here' });
+  // Both of spark's answers ignore the schema (the simulators otherwise answer valid JSON).
+  lab.sims.spark!.pushFault({ kind: 'reply', content: 'no json here' }, { kind: 'reply', content: 'still no json' });
 
   const r = await chat(lab, cameraEvent());
   assert.equal(r.status, 200);
