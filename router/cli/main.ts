@@ -7,7 +7,8 @@ const USAGE = `usage: homelab-router <command> [options]
   serve [--policy P] [--listen HOST:PORT]   run the router (policy: $HOMELAB_ROUTER_POLICY or ./routing_policy.yaml)
   demo [--port N]                           router on 127.0.0.1:4000 plus four simulated GPU upstreams
   check <policy>                            validate a policy: exit 0 valid, 1 invalid (errors on stderr)
-  explain [--policy P] [--image] "prompt"   print the routing decision for a prompt
+  explain [--policy P] [--image] [--max-tokens N] "prompt"   print the routing decision for a prompt
+  explain [--policy P] --body request.json   ... for a whole chat completion body (what a client sends)
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
   drain <route> | undrain <route>           drain or undrain a route on a running router
   upstreams                                 show every route's state on a running router
@@ -32,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       once: { type: 'boolean' },
       url: { type: 'string' },
       json: { type: 'boolean' },
+      'max-tokens': { type: 'string' },
+      body: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -47,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       return (await import('./inspect.ts')).check(positionals[0] ?? defaultPolicyPath(values.policy));
     case 'explain':
-      return (await import('./inspect.ts')).explain(defaultPolicyPath(values.policy), positionals.join(' '), { image: values.image ?? false, json: values.json ?? false });
+      return (await import('./inspect.ts')).explain(defaultPolicyPath(values.policy), positionals.join(' '), { image: values.image ?? false, json: values.json ?? false, maxTokens: values['max-tokens'], bodyFile: values.body });
     case 'watchdog': {
       if (!values.once) {
         console.error('watchdog runs one round with --once (the systemd timer calls it every minute); `serve` runs the same logic in-process.');

@@ -99,6 +99,9 @@ export function explainBody(d: Decision, scope: Pick<RequestScope, 'policy'>): R
     has_image: d.hasImage,
     estimated_tokens: d.estimatedTokens,
     size_tier: d.sizeTier,
+    // SPEC §5 step 6: what the client asked for, and the lowered value `route` would get.
+    max_tokens_requested: d.requestedMaxTokens || null,
+    max_tokens_sent: d.maxTokensSent ?? null,
     fallback_chain: d.route === null ? { busy: staticChain(scope.policy, chainFrom, 'busy', d.hasImage), outage: staticChain(scope.policy, chainFrom, 'outage', d.hasImage) } : d.fallbackChain,
     fallback_path: [...d.skipped.map((s) => s.route), ...(d.route ? [d.route] : [])].join('>'),
     pinned: d.pinned,

@@ -61,6 +61,12 @@ export interface BucketConfig {
   escalate_to?: string;
 }
 
+/** SPEC §5 step 6: what a route too small for the requested output gets. */
+export interface ContextGuardConfig {
+  min_output_tokens: number;
+  mode: 'clamp' | 'skip';
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -80,6 +86,7 @@ export interface Policy {
     image_bucket: string;
   };
   size_tiers: { medium: number; large: number };
+  context_guard: ContextGuardConfig;
   health: { interval_s: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;
