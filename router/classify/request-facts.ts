@@ -22,6 +22,7 @@ export interface ChatBody {
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   tools?: unknown[];
+  tool_choice?: unknown;
   response_format?: { type?: string; json_schema?: { schema?: unknown; name?: string } };
   metadata?: { bucket?: unknown; [key: string]: unknown };
   [key: string]: unknown;
@@ -172,6 +173,33 @@ function isShortQuestion(text: string): boolean {
   return last === '?' || last === '？' || t.startsWith('¿');
 }
 
+/** tool_choice that names one function, or "required" (legacy: function_call naming one). */
+function isForcedTool(body: ChatBody): boolean {
+  const choice = body.tool_choice ?? body.function_call;
+  if (choice === 'required') return true;
+  return choice !== null && typeof choice === 'object' && ((choice as { type?: unknown }).type === 'function' || typeof (choice as { name?: unknown }).name === 'string');
+}
+
+function isToolResult(m: ChatMessage | undefined): boolean {
+  return m !== undefined && (m.role === 'tool' || m.role === 'function');
+}
+
+/** An assistant turn that called tools, or a tool result: a loop under way. */
+function isToolTurn(m: ChatMessage): boolean {
+  return isToolResult(m) || (m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0);
+}
+
+/** A code fence in any non-system message before the last user message. */
+function historyHasCode(messages: ChatMessage[]): boolean {
+  let last = messages.length - 1;
+  while (last >= 0 && messages[last]!.role !== 'user') last--;
+  for (let i = 0; i < last; i++) {
+    const m = messages[i]!;
+    if (m.role !== 'system' && messageText(m).includes('```')) return true;
+  }
+  return false;
+}
+
 export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTurns: number): RequestFacts {
   let chars = 0;
   let images = 0;
@@ -196,6 +224,11 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
       inline_code: hasInlineCode(primary),
       json_schema: format === 'json_schema' || format === 'json_object',
       question: isShortQuestion(primary),
+      forced_tool: isForcedTool(body),
+      tool_result: isToolResult(body.messages[body.messages.length - 1]),
+      agent_loop: body.messages.some(isToolTurn),
+      history_code: historyHasCode(body.messages),
+      image: images > 0,
     },
     metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
   };
