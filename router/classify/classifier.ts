@@ -2,7 +2,7 @@
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketConfig, SignalName } from '../policy/types.ts';
 import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
-import type { RequestFacts } from './request-facts.ts';
+import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
 import { TermIndex, type TermEntry } from './term-index.ts';
 
@@ -107,11 +107,13 @@ export class Classifier {
   classify(facts: RequestFacts): Classification {
     const texts = facts.scoredTexts.length > 0 ? facts.scoredTexts : [''];
     let turn = 0;
-    let parts = splitParts(texts[0]!, this.#parts);
+    // A forced tool_choice (structured output): the user message is the input, not the job.
+    const asInput = this.#parts.forced_tool_input && facts.signals.forced_tool;
+    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool' } : splitParts(texts[0]!, this.#parts);
     let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
     // borrows the newest earlier user turn that is decisive.
-    if (!this.#decisive(hits)) {
+    if (!asInput && !this.#decisive(hits)) {
       for (let t = 1; t < texts.length; t++) {
         const earlierParts = splitParts(texts[t]!, this.#parts);
         const earlier = this.#termHits(earlierParts.instruction);
@@ -141,18 +143,23 @@ export class Classifier {
     // for a fraction: it says what the job is about, not what the job is.
     const qw = this.#parts.quoted_weight;
     if (!fromInstruction && qw > 0 && parts.quoted !== '') {
+      const added = new Float64Array(n);
       for (const id of this.#termHits(parts.quoted)) {
         if (hits.has(id)) continue;
         const e = this.#entries[id]!;
-        score[e.bucket] += e.weight * qw;
+        added[e.bucket] += e.weight * qw;
         (matched[e.bucket] ??= []).push(`quoted:${e.term}`);
       }
+      for (let b = 0; b < n; b++) score[b] += Math.min(added[b]!, this.#parts.quoted_max);
     }
+    // Code syntax in quoted material (a chat history, a document) is not code the user wrote:
+    // inline_code counts only when the instruction itself has it.
+    const signals = parts.rule === 'whole' || !facts.signals.inline_code ? facts.signals : { ...facts.signals, inline_code: hasInlineCode(parts.instruction) };
     for (let b = 0; b < n; b++) {
       const weights = this.#signalWeights[b]!;
       for (const s of SIGNALS) {
         const w = weights[s];
-        if (w !== undefined && facts.signals[s]) {
+        if (w !== undefined && signals[s]) {
           score[b] += w;
           (matched[b] ??= []).push(`signal:${s}`);
         }

@@ -13,9 +13,13 @@ export interface PartsConfig {
   fences: boolean;
   /** Each term found in quoted material adds this fraction of its weight. */
   quoted_weight: number;
+  /** Most that quoted material adds to one bucket. */
+  quoted_max: number;
+  /** A forced tool_choice makes the whole user message quoted material (the input to process). */
+  forced_tool_input: boolean;
 }
 
-export const DEFAULT_PARTS: PartsConfig = { instruction_tags: [], quoted_tags: [], fences: false, quoted_weight: 1 };
+export const DEFAULT_PARTS: PartsConfig = { instruction_tags: [], quoted_tags: [], fences: false, quoted_weight: 1, quoted_max: Number.POSITIVE_INFINITY, forced_tool_input: false };
 
 export interface Parts {
   instruction: string;

@@ -154,7 +154,7 @@ const INLINE_CODE_AT: Array<[lead: string, pattern: RegExp]> = [
 // The other operators; their first characters are common in prose, so includes() beats a scan.
 const CODE_OPERATORS = ['::', '&&', '||'];
 
-function hasInlineCode(text: string): boolean {
+export function hasInlineCode(text: string): boolean {
   for (const op of CODE_OPERATORS) if (text.includes(op)) return true;
   for (const [lead, pattern] of INLINE_CODE_AT) {
     for (let at = text.indexOf(lead); at !== -1; at = text.indexOf(lead, at + 1)) {
