@@ -3,8 +3,8 @@
 //
 // Representation: the text lower-cased, every run of non-letters/digits one space; then each
 // character trigram (words padded by the spaces around them) and, for scripts written without
-// spaces (Han, kana, Hangul), each pair of adjacent such characters. Weights are tf-idf over the
-// policy's examples; similarity is the cosine. Only the first `max_chars` of the text are read,
+// spaces (Han, kana, Hangul), each such character and each pair of adjacent ones. Weights are
+// tf-idf over the policy's examples; similarity is the cosine. Only the first `max_chars` of the text are read,
 // so the cost does not grow with the prompt.
 
 export interface SimilarityConfig {
@@ -40,8 +40,12 @@ export function grams(text: string, maxChars: number): Map<string, number> {
     if (g.charCodeAt(1) === 32) continue; // " x " of a one-letter word, or a gap: no information
     out.set(g, (out.get(g) ?? 0) + 1);
   }
-  for (let i = 1; i + 2 <= s.length; i++) {
-    if (isSpaceless(s.charCodeAt(i)) && isSpaceless(s.charCodeAt(i + 1))) {
+  for (let i = 1; i + 1 < s.length; i++) {
+    if (!isSpaceless(s.charCodeAt(i))) continue;
+    // In these scripts one character is often a word (写 write, 程 program): unigrams too.
+    const one = '\u0002' + s[i];
+    out.set(one, (out.get(one) ?? 0) + 1);
+    if (isSpaceless(s.charCodeAt(i + 1))) {
       const g = '\u0001' + s.slice(i, i + 2);
       out.set(g, (out.get(g) ?? 0) + 1);
     }

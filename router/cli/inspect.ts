@@ -74,6 +74,11 @@ export function explain(path: string, prompt: string, opts: { image: boolean; js
     console.log(`${score.toFixed(2).padStart(5)}   ${bucket.padEnd(16)} ${(d.matched[bucket] ?? []).join(', ')}`);
   }
   if (rows.every(([, s]) => s === 0)) console.log(`(nothing matched: default bucket "${c.default_bucket}")`);
+  if (d.classified) {
+    console.log('');
+    console.log(`scored     turn ${d.classified.turn === 0 ? '0 (last user message)' : `-${d.classified.turn} (lookback)`}, ${d.classified.part}: "${d.classified.text}"`);
+    for (const x of d.classified.nearest) console.log(`nearest    ${x.similarity.toFixed(2)}  ${x.bucket.padEnd(16)} "${x.example}"`);
+  }
   if (d.error) console.log(`\nerror: ${d.error.message}`);
   return 0;
 }

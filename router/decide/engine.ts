@@ -47,6 +47,8 @@ export interface Decision {
   sizeTier: SizeTier;
   scores: Record<string, number>;
   matched: Record<string, string[]>;
+  /** What the classifier read (turn, instruction/quoted split, text) and the nearest examples; undefined when it did not run. */
+  classified: Pick<Classification, 'turn' | 'part' | 'text' | 'nearest'> | undefined;
   /** Routes passed over before `route`, in order (drained, unhealthy, too small, blind). */
   skipped: Skip[];
   fallbackChain: { busy: string[]; outage: string[] };
@@ -158,6 +160,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, view: State
     sizeTier: tier,
     scores: choice.classification?.scores ?? {},
     matched: choice.classification?.matched ?? {},
+    classified: choice.classification,
     skipped: landing.skipped,
     fallbackChain: route === null || choice.pinned
       ? { busy: [], outage: [] }

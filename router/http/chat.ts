@@ -96,6 +96,11 @@ export function explainBody(d: Decision, scope: Pick<RequestScope, 'policy'>): R
     reason: d.reason,
     scores: d.scores,
     matched: d.matched,
+    // Which text the classifier scored: the user turn (0 = last, n = n-th earlier by lookback),
+    // how it was split (whole, instruction_tag:<tag>, quoted:<tags>, input:forced_tool), the
+    // instruction's start, and the nearest example prompts when the similarity stage ran.
+    classified: d.classified ? { turn: d.classified.turn, part: d.classified.part, text: d.classified.text } : null,
+    nearest_examples: d.classified?.nearest ?? [],
     has_image: d.hasImage,
     estimated_tokens: d.estimatedTokens,
     size_tier: d.sizeTier,
