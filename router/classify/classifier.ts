@@ -206,7 +206,7 @@ export class Classifier {
       reason: best === -1 ? 'default_bucket' : 'bucket_match',
       turn: best === -1 ? 0 : turn,
       part: parts.rule,
-      text: clip(parts.instruction.trim().replace(/\s+/g, ' '), TEXT_SHOWN),
+      text: clip(parts.instruction.slice(0, 4 * TEXT_SHOWN).trim().replace(/\s+/g, ' '), TEXT_SHOWN),
       nearest,
     };
   }

@@ -30,22 +30,37 @@ export interface Parts {
 
 type Span = [start: number, end: number, innerStart: number, innerEnd: number];
 
-/** Spans of `<tag ...>...</tag>` (outer and inner bounds); an unclosed tag runs to the end. */
-function tagSpans(text: string, tag: string, out: Span[]): boolean {
-  const open = '<' + tag;
-  const close = '</' + tag + '>';
-  let found = false;
-  for (let at = text.indexOf(open); at !== -1; at = text.indexOf(open, at + 1)) {
-    const after = text.charCodeAt(at + open.length);
-    if (after !== 0x3e /* > */ && after !== 0x20 && after !== 0x0a) continue;
-    const innerStart = text.indexOf('>', at + open.length) + 1;
+/** A tag name's characters after '<'. */
+function isNameChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d || c === 0x2e;
+}
+
+/**
+ * Spans of `<tag ...>...</tag>` for the tags in `names` (outer and inner bounds; an unclosed tag
+ * runs to the end), and the names found. One pass over the '<' characters (indexOf is memchr
+ * fast; a search per tag name was ~0.3 ms each on a 500 KB prompt).
+ */
+function tagSpans(text: string, names: ReadonlySet<string>, out: Span[]): string[] {
+  const found: string[] = [];
+  let at = text.indexOf('<');
+  while (at !== -1) {
+    let k = at + 1;
+    while (k < text.length && isNameChar(text.charCodeAt(k))) k++;
+    const after = text.charCodeAt(k);
+    const name = k > at + 1 && (after === 0x3e /* > */ || after === 0x20 || after === 0x0a) ? text.slice(at + 1, k) : '';
+    if (name === '' || !names.has(name)) {
+      at = text.indexOf('<', at + 1);
+      continue;
+    }
+    const innerStart = text.indexOf('>', k) + 1;
     if (innerStart === 0) break;
+    const close = '</' + name + '>';
     const closeAt = text.indexOf(close, innerStart);
     const innerEnd = closeAt === -1 ? text.length : closeAt;
     const end = closeAt === -1 ? text.length : closeAt + close.length;
     out.push([at, end, innerStart, innerEnd]);
-    found = true;
-    at = end - 1;
+    if (!found.includes(name)) found.push(name);
+    at = end >= text.length ? -1 : text.indexOf('<', end);
   }
   return found;
 }
@@ -74,27 +89,36 @@ function outermost(spans: Span[]): Span[] {
 function removeQuoted(text: string, cfg: PartsConfig): { instruction: string; quoted: string; names: string[] } {
   if (!text.includes('<') && !(cfg.fences && text.includes('```'))) return { instruction: text, quoted: '', names: [] };
   const spans: Span[] = [];
-  const names: string[] = [];
-  for (const tag of cfg.quoted_tags) if (tagSpans(text, tag, spans)) names.push(tag);
+  const names = cfg.quoted_tags.length > 0 && text.includes('<') ? tagSpans(text, nameSet(cfg.quoted_tags), spans) : [];
   if (cfg.fences && fenceSpans(text, spans)) names.push('```');
   if (spans.length === 0) return { instruction: text, quoted: '', names };
-  let instruction = '';
+  // Array joins, not +=: a join gives a flat string, += a rope, which the scanner reads
+  // several times slower.
+  const instruction: string[] = [];
   const quoted: string[] = [];
   let from = 0;
   for (const [start, end, innerStart, innerEnd] of outermost(spans)) {
-    instruction += text.slice(from, start) + '\n';
+    instruction.push(text.slice(from, start));
     quoted.push(text.slice(innerStart, innerEnd));
     from = end;
   }
-  instruction += text.slice(from);
-  return { instruction, quoted: quoted.join('\n'), names };
+  instruction.push(text.slice(from));
+  return { instruction: instruction.join('\n'), quoted: quoted.join('\n'), names };
+}
+
+const nameSets = new WeakMap<string[], ReadonlySet<string>>();
+
+/** The tag list as a set, built once per (frozen) policy list. */
+function nameSet(tags: string[]): ReadonlySet<string> {
+  let set = nameSets.get(tags);
+  if (!set) nameSets.set(tags, (set = new Set(tags)));
+  return set;
 }
 
 export function splitParts(text: string, cfg: PartsConfig): Parts {
   if (text.includes('<') && cfg.instruction_tags.length > 0) {
     const spans: Span[] = [];
-    const names: string[] = [];
-    for (const tag of cfg.instruction_tags) if (tagSpans(text, tag, spans)) names.push(tag);
+    const names = tagSpans(text, nameSet(cfg.instruction_tags), spans);
     if (spans.length > 0) {
       const inner: string[] = [];
       const context: string[] = [];
@@ -106,7 +130,8 @@ export function splitParts(text: string, cfg: PartsConfig): Parts {
       }
       context.push(text.slice(from));
       const own = removeQuoted(inner.join('\n'), cfg);
-      return { instruction: own.instruction, quoted: context.join('\n') + (own.quoted ? '\n' + own.quoted : ''), rule: `instruction_tag:${names.join(',')}` };
+      if (own.quoted !== '') context.push(own.quoted);
+      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}` };
     }
   }
   const split = removeQuoted(text, cfg);
