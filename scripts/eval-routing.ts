@@ -88,6 +88,7 @@ export const DEFAULT_SETS = [
   '../shared/eval/routing-clients-dev.jsonl',
   'test/fixtures/routing-heldout.jsonl',
   'test/fixtures/routing-own-heldout.jsonl',
+  'test/fixtures/routing-own-heldout-2.jsonl',
   'test/fixtures/routing-stress.jsonl',
 ];
 

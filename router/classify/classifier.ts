@@ -109,7 +109,7 @@ export class Classifier {
     let turn = 0;
     // A forced tool_choice (structured output): the user message is the input, not the job.
     const asInput = this.#parts.forced_tool_input && facts.signals.forced_tool;
-    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool' } : splitParts(texts[0]!, this.#parts);
+    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false } : splitParts(texts[0]!, this.#parts);
     let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
     // borrows the newest earlier user turn that is decisive.
@@ -152,9 +152,13 @@ export class Classifier {
       }
       for (let b = 0; b < n; b++) score[b] += Math.min(added[b]!, this.#parts.quoted_max);
     }
-    // Code syntax in quoted material (a chat history, a document) is not code the user wrote:
-    // inline_code counts only when the instruction itself has it.
-    const signals = parts.rule === 'whole' || !facts.signals.inline_code ? facts.signals : { ...facts.signals, inline_code: hasInlineCode(parts.instruction) };
+    // Code in quoted material (a chat history to title, a document) is not code the user brought:
+    // code_block counts a ``` block only among the instruction's own material, inline_code only
+    // in the instruction's text.
+    const signals =
+      parts.rule === 'whole' || !(facts.signals.inline_code || facts.signals.code_block)
+        ? facts.signals
+        : { ...facts.signals, code_block: facts.signals.code_block && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(parts.instruction) };
     for (let b = 0; b < n; b++) {
       const weights = this.#signalWeights[b]!;
       for (const s of SIGNALS) {

@@ -26,6 +26,8 @@ export interface Parts {
   quoted: string;
   /** How the split was made, for explain: 'whole', 'instruction_tag:<name>', 'quoted:<names>'. */
   rule: string;
+  /** A ``` block among the instruction's own material (not inside a quoted tag or outside the instruction tags). */
+  fenced: boolean;
 }
 
 type Span = [start: number, end: number, innerStart: number, innerEnd: number];
@@ -86,24 +88,26 @@ function outermost(spans: Span[]): Span[] {
   return kept;
 }
 
-function removeQuoted(text: string, cfg: PartsConfig): { instruction: string; quoted: string; names: string[] } {
-  if (!text.includes('<') && !(cfg.fences && text.includes('```'))) return { instruction: text, quoted: '', names: [] };
+function removeQuoted(text: string, cfg: PartsConfig): { instruction: string; quoted: string; names: string[]; fenced: boolean } {
+  if (!text.includes('<') && !(cfg.fences && text.includes('```'))) return { instruction: text, quoted: '', names: [], fenced: false };
   const spans: Span[] = [];
   const names = cfg.quoted_tags.length > 0 && text.includes('<') ? tagSpans(text, nameSet(cfg.quoted_tags), spans) : [];
   if (cfg.fences && fenceSpans(text, spans)) names.push('```');
-  if (spans.length === 0) return { instruction: text, quoted: '', names };
+  if (spans.length === 0) return { instruction: text, quoted: '', names, fenced: false };
   // Array joins, not +=: a join gives a flat string, += a rope, which the scanner reads
   // several times slower.
   const instruction: string[] = [];
   const quoted: string[] = [];
   let from = 0;
+  let fenced = false;
   for (const [start, end, innerStart, innerEnd] of outermost(spans)) {
     instruction.push(text.slice(from, start));
     quoted.push(text.slice(innerStart, innerEnd));
+    fenced ||= innerStart === start + 3 && text.startsWith('```', start);
     from = end;
   }
   instruction.push(text.slice(from));
-  return { instruction: instruction.join('\n'), quoted: quoted.join('\n'), names };
+  return { instruction: instruction.join('\n'), quoted: quoted.join('\n'), names, fenced };
 }
 
 const nameSets = new WeakMap<string[], ReadonlySet<string>>();
@@ -131,9 +135,9 @@ export function splitParts(text: string, cfg: PartsConfig): Parts {
       context.push(text.slice(from));
       const own = removeQuoted(inner.join('\n'), cfg);
       if (own.quoted !== '') context.push(own.quoted);
-      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}` };
+      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}`, fenced: own.fenced };
     }
   }
   const split = removeQuoted(text, cfg);
-  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole' };
+  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced };
 }

@@ -41,6 +41,12 @@ describe('parts: instruction and quoted material', () => {
     assert.equal(p.rule, 'quoted:chat_history,```');
   });
 
+  it('a fence inside a quoted tag is quoted material, not the instruction\'s own code', () => {
+    assert.equal(splitParts('Suggest follow-ups.\n<chat_history>\n```py\nx = 1\n```\n</chat_history>', PARTS).fenced, false);
+    assert.equal(splitParts('Why does this fail?\n```py\nx = 1\n```', PARTS).fenced, true);
+    assert.equal(splitParts('<user_query>why?\n```log\nerror\n```</user_query>', PARTS).fenced, true);
+  });
+
   it('an unclosed tag runs to the end; a tag-like word is not a tag', () => {
     assert.equal(splitParts('Title this: <chat_history>USER: python', PARTS).instruction.trim(), 'Title this:');
     assert.equal(splitParts('see <documentation> here', PARTS).rule, 'whole');

@@ -51,6 +51,10 @@ describe('routing quality of routing_policy.yaml', () => {
     assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout.jsonl'), 90, 35);
   });
 
+  it('second own held-out set (written after tuning, never tuned on): at least 85%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout-2.jsonl'), 85, 25);
+  });
+
   it('stress set: at least 90%', () => {
     assertAccuracy(resolve(ROOT, 'test/fixtures/routing-stress.jsonl'), 90, 60);
   });
