@@ -1,4 +1,11 @@
-// Keyword classifier: scores the scoped text against every bucket's terms and signals.
+// The classifier: scores the request's job against every bucket, in this order.
+//   1. Parts (parts.ts): the last user message's instruction, apart from quoted material
+//      (a chat history, a RAG context, ``` blocks); the system prompt and tool results are never
+//      scored. A forced tool_choice makes the whole message input (quoted).
+//   2. Terms (term-index.ts) in the instruction at full weight, with lookback to earlier user
+//      turns and the decisive-instruction-line rule; terms in quoted material at a capped fraction.
+//   3. Structural signals of the request (request-facts.ts).
+//   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketConfig, SignalName } from '../policy/types.ts';
 import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
