@@ -4,8 +4,8 @@
 //   npm run eval:routing -- [--policy routing_policy.yaml] [--file F ...] [--min 95]
 //
 // Without --file it runs every labelled set it finds: the shared dev sets
-// (../shared/eval/routing-dev.jsonl, routing-clients-dev.jsonl; skipped with a message when this
-// checkout has no ../shared) and the repo's own fixtures (test/fixtures/routing-*.jsonl).
+// (../shared/eval/routing-dev.jsonl, routing-clients-dev.jsonl; in a checkout without ../shared,
+// their copies in test/fixtures, with a message) and the repo's own fixtures.
 // Each JSONL line: {"id", "request": <chat completion body>, "expect_routes": [routes], "note"}.
 // Exit code 0 unless --min is given and some set's accuracy falls below it (then 1), so CI can gate on it.
 import { existsSync, readFileSync } from 'node:fs';
@@ -82,14 +82,17 @@ export function percent(r: EvalResult): number {
   return r.total === 0 ? 0 : (100 * r.correct) / r.total;
 }
 
-/** The sets run when no --file is given: shared ones when present, then the repo's own. */
-export const DEFAULT_SETS = [
-  '../shared/eval/routing-dev.jsonl',
-  '../shared/eval/routing-clients-dev.jsonl',
-  'test/fixtures/routing-heldout.jsonl',
-  'test/fixtures/routing-own-heldout.jsonl',
-  'test/fixtures/routing-own-heldout-2.jsonl',
-  'test/fixtures/routing-stress.jsonl',
+/**
+ * The sets run when no --file is given: the shared dev sets when present (else their copies in
+ * test/fixtures, which may be older), then the repo's own.
+ */
+export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
+  ['../shared/eval/routing-dev.jsonl', 'test/fixtures/routing-dev.jsonl'],
+  ['../shared/eval/routing-clients-dev.jsonl', 'test/fixtures/routing-clients-dev.jsonl'],
+  ['test/fixtures/routing-heldout.jsonl'],
+  ['test/fixtures/routing-own-heldout.jsonl'],
+  ['test/fixtures/routing-own-heldout-2.jsonl'],
+  ['test/fixtures/routing-stress.jsonl'],
 ];
 
 function parseArgs(argv: string[]): { policy: string; files: string[]; min: number | undefined } {
@@ -114,13 +117,18 @@ function main(): void {
   const policy = loadPolicyFile(opts.policy);
   console.log(`policy: ${opts.policy}`);
   const explicit = opts.files.length > 0;
-  const files = explicit ? opts.files : DEFAULT_SETS.map((f) => resolve(REPO_ROOT, f));
+  const sets: Array<[string, string?]> = explicit ? opts.files.map((f) => [f]) : DEFAULT_SETS.map(([f, copy]) => [resolve(REPO_ROOT, f), copy && resolve(REPO_ROOT, copy)]);
   const summary: string[] = [];
-  for (const file of files) {
+  for (const [wanted, copy] of sets) {
+    let file = wanted;
     if (!existsSync(file)) {
       if (explicit) throw new Error(`${file}: no such file`);
-      console.log(`\nskipped: ${file} is not in this checkout`);
-      continue;
+      if (copy === undefined || !existsSync(copy)) {
+        console.log(`\nskipped: ${file} is not in this checkout`);
+        continue;
+      }
+      console.log(`\n${file} is not in this checkout: using the repo's copy`);
+      file = copy;
     }
     const result = evaluate(policy, readCases(file));
     console.log(`\nfile:   ${file}`);
