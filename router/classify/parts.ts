@@ -6,6 +6,8 @@
 // - Quoted tags (Open WebUI's <chat_history> / <context>, <source>, <document>,
 //   <file_contents>, <environment_details>) and ``` fences: material the instruction is about.
 
+import { fenceIsCode } from './request-facts.ts';
+
 export interface PartsConfig {
   instruction_tags: string[];
   quoted_tags: string[];
@@ -103,7 +105,7 @@ function removeQuoted(text: string, cfg: PartsConfig): { instruction: string; qu
   for (const [start, end, innerStart, innerEnd] of outermost(spans)) {
     instruction.push(text.slice(from, start));
     quoted.push(text.slice(innerStart, innerEnd));
-    fenced ||= innerStart === start + 3 && text.startsWith('```', start);
+    fenced ||= innerStart === start + 3 && text.startsWith('```', start) && fenceIsCode(text, start, innerEnd);
     from = end;
   }
   instruction.push(text.slice(from));

@@ -118,7 +118,36 @@ const INDENTED_CODE = /^(?: {4}|\t)\S/m;
 function hasCodeBlock(text: string): boolean {
   // The regex alone is a full pass (~0.7 ms on 500 KB), and so is includes('    ') on prose
   // full of single spaces; an indented line must follow a line break, which is rare.
-  return text.includes('```') || (someLineStartsWith(text, INDENTS) && INDENTED_CODE.test(text));
+  return hasCodeFence(text) || (someLineStartsWith(text, INDENTS) && INDENTED_CODE.test(text));
+}
+
+/** Fences looked at, and characters of each read, before giving up: bounds the cost. */
+const FENCES_READ = 16;
+const FENCE_CHARS = 2048;
+// Code punctuation prose rarely has: braces, semicolons, assignment, a call, a tag, a path.
+const CODE_CHARS = /[{};]|[^=!<>]=[^=]|\w\(|<\/?[a-z]|\w\/\w|::|->|=>/i;
+
+/**
+ * A ``` block that holds code: one with a language (```python) or whose text has code
+ * punctuation. A fence around prose (Open WebUI quotes the message to pick an emoji for as
+ * ```the build finally passed```) is quoted text, not code.
+ */
+export function fenceIsCode(text: string, open: number, close: number): boolean {
+  const infoEnd = text.indexOf('\n', open + 3);
+  if (infoEnd !== -1 && infoEnd < close && /^[\w+#.-]+\s*$/.test(text.slice(open + 3, infoEnd))) return true;
+  return CODE_CHARS.test(text.slice(open + 3, Math.min(close, open + 3 + FENCE_CHARS)));
+}
+
+function hasCodeFence(text: string): boolean {
+  let at = text.indexOf('```');
+  for (let n = 0; at !== -1 && n < FENCES_READ; n++) {
+    const close = text.indexOf('```', at + 3);
+    if (fenceIsCode(text, at, close === -1 ? text.length : close)) return true;
+    if (close === -1) return false;
+    at = text.indexOf('```', close + 3);
+  }
+  // Past FENCES_READ fences: a text this full of fences is code.
+  return at !== -1;
 }
 
 const INDENTS = ['    ', '\t'];

@@ -47,6 +47,13 @@ describe('parts: instruction and quoted material', () => {
     assert.equal(splitParts('<user_query>why?\n```log\nerror\n```</user_query>', PARTS).fenced, true);
   });
 
+  it('a fence around prose is quoted text, not code: Open WebUI quotes the message to pick an emoji for', () => {
+    assert.equal(splitParts('Pick one emoji.\n\nMessage: ```the build finally passed after hours of debugging```', PARTS).fenced, false);
+    assert.equal(splitParts('Why?\n```\nconst x = f(y);\n```', PARTS).fenced, true);
+    const facts = requestFacts({ model: 'homelab/auto', messages: [{ role: 'user', content: 'Message: ```what a lovely morning```' }] }, 'last_user', 2);
+    assert.equal(facts.signals.code_block, false);
+  });
+
   it('an unclosed tag runs to the end; a tag-like word is not a tag', () => {
     assert.equal(splitParts('Title this: <chat_history>USER: python', PARTS).instruction.trim(), 'Title this:');
     assert.equal(splitParts('see <documentation> here', PARTS).rule, 'whole');
