@@ -20,6 +20,23 @@ export interface ClassifierOptions {
   parts?: PartsConfig;
   /** classifier.similarity; undefined (or no bucket examples) turns the stage off. */
   similarity?: SimilarityConfig | undefined;
+  /** classifier.system: job words of a short system prompt. */
+  system?: SystemJobConfig | undefined;
+}
+
+/**
+ * A short system prompt that states the job (n8n's Text Classifier: "Please classify the text
+ * provided by the user into one of…"; LangChain's "You are an expert extraction algorithm")
+ * while the user message is only the data. Long system prompts (agent manuals, entity lists)
+ * are never read.
+ */
+export interface SystemJobConfig {
+  /** System prompts longer than this are not read (0: never). */
+  max_chars: number;
+  /** Only terms at least this heavy (job words) count. */
+  min_weight: number;
+  /** Fraction of each such term's weight added. */
+  weight: number;
 }
 
 export interface Classification {
@@ -68,6 +85,7 @@ export class Classifier {
   readonly #spaceless: Array<{ id: number; text: string }> = [];
   readonly #examples: ExampleIndex | undefined;
   readonly #similarity: SimilarityConfig | undefined;
+  readonly #system: SystemJobConfig | undefined;
 
   /**
    * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
@@ -96,6 +114,7 @@ export class Classifier {
     this.#entries = entries;
     this.#parts = opts.parts ?? DEFAULT_PARTS;
     this.#similarity = opts.similarity;
+    this.#system = opts.system;
     const examples: Array<{ bucket: number; text: string }> = [];
     this.#buckets.forEach((name, b) => {
       for (const text of buckets[name]!.examples ?? []) examples.push({ bucket: b, text });
@@ -158,6 +177,16 @@ export class Classifier {
         (matched[e.bucket] ??= []).push(`quoted:${e.term}`);
       }
       for (let b = 0; b < n; b++) score[b] += Math.min(added[b]!, this.#parts.quoted_max);
+    }
+    // Job words of a short system prompt (the user message being only the data).
+    const sys = this.#system;
+    if (sys && sys.max_chars > 0 && sys.weight > 0 && facts.systemText !== '' && facts.systemText.length <= sys.max_chars) {
+      for (const id of this.#termHits(facts.systemText)) {
+        const e = this.#entries[id]!;
+        if (e.weight < sys.min_weight || hits.has(id)) continue;
+        score[e.bucket] += e.weight * sys.weight;
+        (matched[e.bucket] ??= []).push(`system:${e.term}`);
+      }
     }
     // Code in quoted material (a chat history to title, a document) is not code the user brought:
     // code_block counts a ``` block only among the instruction's own material, inline_code only

@@ -40,6 +40,8 @@ export interface RequestFacts {
   scoredTexts: string[];
   signals: Record<SignalName, boolean>;
   metadataBucket: string | undefined;
+  /** The system (and developer) messages' text, joined; '' when there are none. */
+  systemText: string;
 }
 
 export const TOKENS_PER_IMAGE = 1000;
@@ -229,6 +231,12 @@ function historyHasCode(messages: ChatMessage[]): boolean {
   return false;
 }
 
+function systemText(messages: ChatMessage[]): string {
+  let text = '';
+  for (const m of messages) if (m.role === 'system' || m.role === 'developer') text += text === '' ? messageText(m) : '\n' + messageText(m);
+  return text;
+}
+
 export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTurns: number): RequestFacts {
   let chars = 0;
   let images = 0;
@@ -260,5 +268,6 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
       image: images > 0,
     },
     metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
+    systemText: systemText(body.messages),
   };
 }

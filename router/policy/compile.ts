@@ -39,6 +39,7 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
       lookbackBelow: policy.classifier.lookback_below,
       parts: policy.classifier.parts,
       similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,
+      system: policy.classifier.system,
     }),
     route: (name) => policy.routes[name]!,
     bucket: (name) => policy.buckets[name]!,

@@ -1,5 +1,6 @@
 // The policy as written in routing_policy.yaml, after schema defaults are applied.
 // Key names are the contract of SPEC §6; router/policy/compile.ts turns this into lookups.
+import type { SystemJobConfig } from '../classify/classifier.ts';
 import type { PartsConfig } from '../classify/parts.ts';
 import type { SimilarityConfig } from '../classify/similarity.ts';
 
@@ -105,6 +106,7 @@ export interface Policy {
     image_bucket: string;
     parts: PartsConfig;
     similarity: SimilarityConfig & { enabled: boolean };
+    system: SystemJobConfig;
   };
   size_tiers: { medium: number; large: number };
   context_guard: ContextGuardConfig;

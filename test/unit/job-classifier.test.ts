@@ -176,6 +176,16 @@ describe('ExampleIndex', () => {
 });
 
 describe('shipped policy: client shapes named in issue 13', () => {
+  it('a short system prompt that states the job counts (n8n Text Classifier); a long one is never read', () => {
+    const body = (system: string): ChatBody => ({ model: 'homelab/auto', messages: [{ role: 'system', content: system }, { role: 'user', content: 'Server room alarm: 38°C and rising, the AC failed at 02:10.' }] });
+    const short = route(shipped, body('Please classify the text provided by the user into one of: urgent, normal, spam. Only output the json.'));
+    assert.equal(short.bucket, 'fast');
+    assert.ok(short.matched.fast!.includes('system:classify'));
+    const long = route(shipped, body('Please classify the text provided by the user. ' + 'Entity: camera.front_door, alert.freezer. '.repeat(60)));
+    assert.notEqual(long.bucket, 'fast');
+    assert.equal(long.matched.fast, undefined);
+  });
+
   it('an Open WebUI title task over a Rust conversation is not coding', () => {
     const history = 'USER: how do I share a HashMap between threads in Rust?\nASSISTANT: use Arc<RwLock<HashMap<K, V>>> and tokio::sync::RwLock in async code';
     const d = route(shipped, `### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat history.\n### Output:\nJSON format: { "title": "your concise title here" }\n### Chat History:\n<chat_history>\n${history}\n</chat_history>`);
