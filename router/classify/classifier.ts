@@ -1,7 +1,8 @@
 // The classifier: scores the request's job against every bucket, in this order.
 //   1. Parts (parts.ts): the last user message's instruction, apart from quoted material
-//      (a chat history, a RAG context, ``` blocks); the system prompt and tool results are never
-//      scored. A forced tool_choice makes the whole message input (quoted).
+//      (a chat history, a RAG context, ``` blocks); tool results are never scored, a system
+//      prompt only when short and only for its job words. A forced tool_choice makes the whole
+//      message input (quoted).
 //   2. Terms (term-index.ts) in the instruction at full weight, with lookback to earlier user
 //      turns and the decisive-instruction-line rule; terms in quoted material at a capped fraction.
 //   3. Structural signals of the request (request-facts.ts).
