@@ -33,7 +33,8 @@ test('explain --body explains a whole request body: the instruction tag and the 
     JSON.stringify({
       model: 'homelab/auto',
       messages: [
-        { role: 'system', content: 'Always translate and summarize the changes.' },
+        // A coding agent's system prompt: long, and full of job words that are not this turn's job.
+        { role: 'system', content: 'You are a coding agent in the editor. Always translate user-facing strings and summarize the changes. '.repeat(20) },
         { role: 'user', content: '<attached_files>\n<file_contents path="a.tsx">export const A = () => null;</file_contents>\n</attached_files>\n<user_query>\nadd a reset password link under the login button\n</user_query>' },
       ],
       tools: [{ type: 'function', function: { name: 'edit_file' } }],
@@ -45,7 +46,7 @@ test('explain --body explains a whole request body: the instruction tag and the 
   assert.equal(d.route, 'ubuntu-6000');
   assert.equal(d.classified.part, 'instruction_tag:user_query');
   assert.match(d.classified.text, /reset password link/);
-  assert.equal(d.matched.utility, undefined, 'the system prompt is not scored');
+  assert.equal(d.matched.utility, undefined, 'a long system prompt is not scored');
   const missing = await runCli(['explain', '--body', join(dir, 'nope.json')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /--body .*nope\.json/);
