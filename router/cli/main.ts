@@ -9,8 +9,10 @@ const USAGE = `usage: homelab-router <command> [options]
   init --upstream NAME=URL [...] [--api-key-env NAME=VARIABLE] [--out FILE] [--force]
                                             probe your OpenAI-compatible servers and write a policy for them
   check <policy>                            validate a policy: exit 0 valid, 1 invalid (errors on stderr)
-  explain [--policy P] [--image] [--json] "prompt"
+  explain [--policy P] [--image] [--max-tokens N] [--json] "prompt"
                                             print the routing decision for a prompt (--json: as JSON)
+  explain [--policy P] [--json] --body request.json
+                                            ... for a whole chat completion body (what a client sends)
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
   drain <route> | undrain <route>           drain or undrain a route on a running router
   upstreams                                 show every route's state on a running router
@@ -30,6 +32,8 @@ const OPTIONS = {
   once: { type: 'boolean' },
   url: { type: 'string' },
   json: { type: 'boolean' },
+  'max-tokens': { type: 'string' },
+  body: { type: 'string' },
   upstream: { type: 'string', multiple: true },
   'api-key-env': { type: 'string', multiple: true },
   out: { type: 'string' },
@@ -72,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       return (await import('./inspect.ts')).check(positionals[0] ?? defaultPolicyPath(values.policy));
     case 'explain':
-      return (await import('./inspect.ts')).explain(defaultPolicyPath(values.policy), positionals.join(' '), { image: values.image ?? false, json: values.json ?? false });
+      return (await import('./inspect.ts')).explain(defaultPolicyPath(values.policy), positionals.join(' '), { image: values.image ?? false, json: values.json ?? false, maxTokens: values['max-tokens'], bodyFile: values.body });
     case 'watchdog': {
       if (!values.once) {
         console.error('watchdog runs one round with --once (the systemd timer calls it every minute); `serve` runs the same logic in-process.');

@@ -77,7 +77,7 @@ export function decideEmbeddings(model: string, policy: CompiledPolicy, view: St
   }
   return {
     bucket: 'embeddings', reason: pinned !== undefined ? 'pinned_model' : 'embeddings', route, intended: candidates[0]!, pinned: pinned !== undefined,
-    hasImage: false, estimatedTokens: 0, sizeTier: 'small', scores: {}, matched: {}, skipped, fallbackChain: { busy: [], outage: [] },
+    hasImage: false, estimatedTokens: 0, requestedMaxTokens: 0, maxTokensSent: undefined, sizeTier: 'small', scores: {}, matched: {}, classified: undefined, skipped, fallbackChain: { busy: [], outage: [] },
     failClosed: false, escalateTo: undefined,
     error: route === null ? new RouterError('upstream_unavailable', 'No embeddings route can take this request now.', { retryAfterS: Math.ceil(policy.policy.health.interval_s) }) : undefined,
   };

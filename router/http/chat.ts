@@ -96,9 +96,17 @@ export function explainBody(d: Decision, scope: Pick<RequestScope, 'policy'>): R
     reason: d.reason,
     scores: d.scores,
     matched: d.matched,
+    // Which text the classifier scored: the user turn (0 = last, n = n-th earlier by lookback),
+    // how it was split (whole, instruction_tag:<tag>, quoted:<tags>, input:forced_tool), the
+    // instruction's start, and the nearest example prompts when the similarity stage ran.
+    classified: d.classified ? { turn: d.classified.turn, part: d.classified.part, text: d.classified.text } : null,
+    nearest_examples: d.classified?.nearest ?? [],
     has_image: d.hasImage,
     estimated_tokens: d.estimatedTokens,
     size_tier: d.sizeTier,
+    // SPEC §5 step 6: what the client asked for, and the lowered value `route` would get.
+    max_tokens_requested: d.requestedMaxTokens || null,
+    max_tokens_sent: d.maxTokensSent ?? null,
     fallback_chain: d.route === null ? { busy: staticChain(scope.policy, chainFrom, 'busy', d.hasImage), outage: staticChain(scope.policy, chainFrom, 'outage', d.hasImage) } : d.fallbackChain,
     fallback_path: [...d.skipped.map((s) => s.route), ...(d.route ? [d.route] : [])].join('>'),
     pinned: d.pinned,

@@ -75,6 +75,7 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
     has_image: d?.hasImage ?? false,
     estimated_tokens: d?.estimatedTokens ?? null,
     size_tier: d?.sizeTier ?? null,
+    max_tokens_sent: o.result?.maxTokensSent,
     tokens: usage ? { prompt: usage.prompt, completion: usage.completion } : null,
     synthetic: o.synthetic || undefined,
     policy_hash: scope.policy.hash,

@@ -35,7 +35,12 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     routeNames: Object.keys(policy.routes),
     bucketNames: Object.keys(policy.buckets),
     modelToRoute,
-    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, policy.classifier.lookback_below),
+    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, {
+      lookbackBelow: policy.classifier.lookback_below,
+      parts: policy.classifier.parts,
+      similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,
+      system: policy.classifier.system,
+    }),
     route: (name) => policy.routes[name]!,
     bucket: (name) => policy.buckets[name]!,
   };

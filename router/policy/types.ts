@@ -1,5 +1,8 @@
 // The policy as written in routing_policy.yaml, after schema defaults are applied.
 // Key names are the contract of SPEC §6; router/policy/compile.ts turns this into lookups.
+import type { SystemJobConfig } from '../classify/classifier.ts';
+import type { PartsConfig } from '../classify/parts.ts';
+import type { SimilarityConfig } from '../classify/similarity.ts';
 
 export type Runtime = 'vllm' | 'lmstudio' | 'llamacpp' | 'ollama' | 'openai';
 export type NativeProtocol = 'messages' | 'responses' | 'completions';
@@ -51,11 +54,28 @@ export interface HostConfig {
 
 export type TermSpec = string | { term: string; weight?: number };
 
-export type SignalName = 'tools' | 'code_block' | 'inline_code' | 'json_schema' | 'question';
+export type SignalName =
+  | 'tools'
+  | 'code_block'
+  | 'inline_code'
+  | 'json_schema'
+  | 'question'
+  /** tool_choice names one function (or is "required"): structured output, not an agent. */
+  | 'forced_tool'
+  /** The last message is a tool result. */
+  | 'tool_result'
+  /** Earlier assistant turns called tools: an agent loop is under way. */
+  | 'agent_loop'
+  /** A code fence in an earlier message of the conversation. */
+  | 'history_code'
+  /** The request carries an image. */
+  | 'image';
 
 export interface BucketConfig {
   description?: string;
   keywords?: TermSpec[];
+  /** Example prompts of this bucket for the similarity stage (classifier.similarity). */
+  examples?: string[];
   signals?: Partial<Record<SignalName, number>>;
   route: string;
   medium?: string;
@@ -63,6 +83,12 @@ export interface BucketConfig {
   image_route?: string;
   fail_closed: boolean;
   escalate_to?: string;
+}
+
+/** SPEC §5 step 6: what a route too small for the requested output gets. */
+export interface ContextGuardConfig {
+  min_output_tokens: number;
+  mode: 'clamp' | 'skip';
 }
 
 export interface Policy {
@@ -87,8 +113,12 @@ export interface Policy {
     lookback_below: number;
     estimator: 'chars_div_4';
     image_bucket: string;
+    parts: PartsConfig;
+    similarity: SimilarityConfig & { enabled: boolean };
+    system: SystemJobConfig;
   };
   size_tiers: { medium: number; large: number };
+  context_guard: ContextGuardConfig;
   health: { interval_s: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;

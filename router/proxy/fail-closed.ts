@@ -96,6 +96,7 @@ function isClientError(r: ForwardResult): boolean {
 function send(ex: Exchange, r: ForwardResult): ForwardResult {
   const cap = r.delivery!.captured!;
   const own = decisionHeaders(ex, r.route, r.reason, r.path);
+  if (r.maxTokensSent !== undefined) own['x-homelab-max-tokens'] = String(r.maxTokensSent);
   if (ex.stream && cap.status === 200) {
     const sse = completionAsSse(JSON.parse(cap.bytes.toString('utf8')), (ex.body as ChatBody).stream_options);
     ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });

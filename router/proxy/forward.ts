@@ -15,7 +15,8 @@ import { DeadlineSignal, type Abortable } from './signals.ts';
 import { deliver, type Delivery } from './deliver.ts';
 import type { Dialect } from './dialect.ts';
 import { isEventStream } from './relay.ts';
-import { withModel } from './upstream-body.ts';
+import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from '../decide/context-guard.ts';
+import { MAX_TOKEN_KEYS, withTopLevel } from './upstream-body.ts';
 
 export interface ForwardDeps {
   states: RouteStates;
@@ -53,6 +54,8 @@ export interface ForwardResult {
   delivery: Delivery | null;
   error: RouterError | null;
   clientGone: boolean;
+  /** The lowered max_tokens the serving route got (SPEC §5 step 6), when the guard clamped. */
+  maxTokensSent?: number | undefined;
 }
 
 type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; retryAfterS?: number | undefined };
@@ -76,7 +79,7 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     policy,
     view: deps.states.view,
     hasImage: decision.hasImage,
-    tokensNeeded: decision.estimatedTokens + numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens),
+    tokensNeeded: tokensNeeded(cfg.context_guard ?? DEFAULT_CONTEXT_GUARD, decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens)),
     auto: !decision.pinned,
   };
   const path = decision.skipped.map((s) => s.route);
@@ -91,8 +94,10 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     path.push(route);
     const rt = deps.states.get(route);
     const own = decisionHeaders(ex, route, reason, path);
+    const sentMax = rt ? clampFor(ex, rt.config.context_tokens) : undefined;
+    if (sentMax !== undefined) own['x-homelab-max-tokens'] = String(sentMax);
     const outcome: RouteOutcome = rt
-      ? await tryRoute(rt, ex, signal, deadline, own)
+      ? await tryRoute(rt, ex, signal, deadline, own, sentMax)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
@@ -100,7 +105,7 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     if (outcome.kind === 'delivered') {
       if (rt && outcome.delivery.upstreamError) noteFailure(rt, { kind: 'failure', detail: outcome.delivery.upstreamError, upstreamCaused: true, cuda: false, failure: 'mid_stream' }, ex, deps, 'after_first_byte');
       else if (rt) recordSuccess(rt);
-      return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone };
+      return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone, maxTokensSent: sentMax };
     }
     // Busy or failed: note it, then move along the chain unless the request may not move.
     if (outcome.kind === 'busy') {
@@ -127,7 +132,7 @@ type RouteOutcome =
   | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
-async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
+async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
   if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
   const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
   if (!slot.ok) {
@@ -141,11 +146,11 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { kind: 'failure', detail: 'request deadline passed', upstreamCaused: false, cuda: false, failure: 'deadline' };
     const headersTimeoutMs = Math.min(rt.config.timeout_ms, remaining);
-    const call = ex.dialect?.forRoute(rt.config);
+    const call = ex.dialect?.forRoute(rt.config, maxTokens);
     const outcome: AttemptOutcome = await attempt({
       route: rt,
       path: rt.basePath + (call ? call.path : ex.upstreamPath),
-      body: call ? call.body : upstreamBody(ex, rt.config.model),
+      body: call ? call.body : upstreamBody(ex, rt.config.model, maxTokens),
       headersTimeoutMs,
       idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
       signal: deadlineSignal,
@@ -221,9 +226,20 @@ function finalError(cause: Cause | null, decision: Decision, deadline: number, i
   return new RouterError('upstream_unavailable', `${who === 'the pinned route' ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use'} is unavailable (${cause?.detail ?? 'no route'}). Retry later.`, { retryAfterS });
 }
 
-/** The client's own bytes with the route's model when they can be edited, else the body re-serialised. */
-function upstreamBody(ex: Exchange, model: string): string {
-  return (ex.rawBody !== undefined ? withModel(ex.rawBody, model) : undefined) ?? JSON.stringify({ ...ex.body, model });
+/**
+ * The client's own bytes with the route's model (and the clamped max_tokens, when the context
+ * guard lowered it) when they can be edited, else the body re-serialised.
+ */
+function upstreamBody(ex: Exchange, model: string, maxTokens: number | undefined): string {
+  const values: Record<string, string | number> = { model };
+  if (maxTokens !== undefined) for (const key of MAX_TOKEN_KEYS) if (typeof ex.body[key] === 'number') values[key] = maxTokens;
+  return (ex.rawBody !== undefined ? withTopLevel(ex.rawBody, values) : undefined) ?? JSON.stringify({ ...ex.body, ...values });
+}
+
+/** SPEC §5 step 6: the max_tokens a route of `contextTokens` gets, when lower than the client's. */
+function clampFor(ex: Exchange, contextTokens: number): number | undefined {
+  const guard = ex.policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD;
+  return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens));
 }
 
 function numberOr0(v: unknown): number {
