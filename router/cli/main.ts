@@ -9,8 +9,9 @@ const USAGE = `usage: homelab-router <command> [options]
   init --upstream NAME=URL [...] [--api-key-env NAME=VARIABLE] [--out FILE] [--force]
                                             probe your OpenAI-compatible servers and write a policy for them
   check <policy>                            validate a policy: exit 0 valid, 1 invalid (errors on stderr)
-  explain [--policy P] [--image] [--max-tokens N] [--json] "prompt"
-                                            print the routing decision for a prompt (--json: as JSON)
+  explain [--policy P] [--image] [--json] "prompt"
+                                            print the routing decision for a prompt (--json: as JSON;
+                                            --max-tokens N: as if the client asked for N output tokens)
   explain [--policy P] [--json] --body request.json
                                             ... for a whole chat completion body (what a client sends)
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
