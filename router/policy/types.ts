@@ -61,6 +61,16 @@ export interface BucketConfig {
   escalate_to?: string;
 }
 
+/** Top-level `fail_closed`: bounds on a client's response_format schema and its checks. */
+export interface FailClosedLimits {
+  max_schema_bytes: number;
+  max_schema_depth: number;
+  max_schema_keywords: number;
+  compile_timeout_ms: number;
+  validate_timeout_ms: number;
+  workers: number;
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -84,6 +94,7 @@ export interface Policy {
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;
   buckets: Record<string, BucketConfig>;
+  fail_closed: FailClosedLimits;
   watchdog: {
     interval_s: number;
     restart_after_failures: number;
