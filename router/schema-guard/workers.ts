@@ -1,13 +1,15 @@
 // A small, bounded pool of schema worker threads. Compiling a client's schema and checking a
 // model's output against it run here, never on the event loop, each with a time budget: a job
 // past its budget has its worker terminated (V8 stops the running code wherever it is) and is
-// answered `timeout`; the next job starts a fresh worker. Jobs wait FIFO when every worker is
-// busy, at most MAX_QUEUED of them and none longer than its own budget (then `busy`).
+// answered `timeout`; the next job starts a fresh worker. A budget starts when a started and
+// warmed-up worker takes the job, so starting a worker is never charged to a client. Jobs wait
+// FIFO when every worker is busy, at most MAX_QUEUED of them for at most MAX_WAIT_MS (then `busy`).
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { MAX_CACHED_PER_WORKER, SCHEMA_WORKER, type WorkerJob, type WorkerReply } from './worker-source.ts';
 
 export const MAX_QUEUED = 256;
+export const MAX_WAIT_MS = 10_000;
 /** Heap of one worker: a schema within the bounds compiles in a few MB. */
 const WORKER_HEAP_MB = 128;
 
@@ -27,6 +29,8 @@ interface Slot {
   /** Schema keys this worker has compiled (mirrors its cache, most recent last). */
   keys: Set<string>;
   job: Pending | null;
+  /** Set once the worker has loaded ajv and re2js and compiled its warm-up schema. */
+  ready: boolean;
 }
 
 interface Pending {
@@ -80,12 +84,11 @@ export class SchemaWorkers {
     if (this.#queue.length >= MAX_QUEUED) return Promise.resolve({ kind: 'busy' });
     return new Promise<JobOutcome>((resolve) => {
       const p: Pending = { job: { ...job, id: nextId++ }, budget, resolve, timer: null };
-      // Waiting counts against the same budget: a job that cannot start in time is `busy`.
       p.timer = setTimeout(() => {
         const at = this.#queue.indexOf(p);
         if (at !== -1) this.#queue.splice(at, 1);
         resolve({ kind: 'busy' });
-      }, budget.runMs + budget.compileMs);
+      }, MAX_WAIT_MS);
       this.#queue.push(p);
       this.#pump();
     });
@@ -103,9 +106,14 @@ export class SchemaWorkers {
   #pump(): void {
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
-      const idle = this.#slots.filter((s) => s.job === null);
-      const slot = idle.find((s) => s.keys.has(next.job.key)) ?? idle[0] ?? (this.#slots.length < this.#max ? this.#spawn() : undefined);
-      if (!slot) return;
+      const idle = this.#slots.filter((s) => s.ready && s.job === null);
+      const slot = idle.find((s) => s.keys.has(next.job.key)) ?? idle[0];
+      if (!slot) {
+        // Start one more worker while fewer are starting than jobs wait; it pumps when ready.
+        const starting = this.#slots.filter((s) => !s.ready).length;
+        if (this.#slots.length < this.#max && starting < this.#queue.length) this.#spawn();
+        return;
+      }
       this.#queue.shift();
       this.#start(slot, next);
     }
@@ -141,8 +149,13 @@ export class SchemaWorkers {
   #spawn(): Slot {
     const worker = new Worker(SCHEMA_WORKER, { eval: true, workerData: modulePaths(), resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     worker.unref();
-    const slot: Slot = { worker, keys: new Set(), job: null };
+    const slot: Slot = { worker, keys: new Set(), job: null, ready: false };
     worker.on('message', (reply: WorkerReply) => {
+      if (reply.kind === 'ready') {
+        slot.ready = true;
+        this.#pump();
+        return;
+      }
       if (slot.job?.job.id !== reply.id) return;
       const { id: _id, ...outcome } = reply;
       this.#finish(slot, outcome as JobOutcome);
@@ -150,10 +163,19 @@ export class SchemaWorkers {
       this.#pump();
     });
     // Out of memory, or any other death: the job in hand fails, the slot is gone.
-    worker.on('error', (err) => this.#finish(slot, { kind: 'crashed', message: err.message }));
+    let death = 'the schema worker exited';
+    worker.on('error', (err) => {
+      death = err.message;
+      this.#finish(slot, { kind: 'crashed', message: err.message });
+    });
     worker.once('exit', () => {
-      this.#finish(slot, { kind: 'crashed', message: 'the schema worker exited' });
+      this.#finish(slot, { kind: 'crashed', message: death });
       this.#remove(slot);
+      // One that died starting up would die again: the waiting jobs fail rather than loop.
+      if (!slot.ready && !this.#closed) for (const p of this.#queue.splice(0)) {
+        clearTimeout(p.timer!);
+        p.resolve({ kind: 'crashed', message: `the schema worker could not start (${death})` });
+      }
       this.#pump();
     });
     this.#slots.push(slot);
