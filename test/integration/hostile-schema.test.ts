@@ -231,3 +231,33 @@ describe('schemas within the bounds keep working', () => {
     assert.equal(lab.svc.schemas.stats().queued, 0);
   });
 });
+
+describe('a check that runs out of time', () => {
+  test('is the outcome validation_timeout: escalated like invalid output, and the escalation answer is served', async (t) => {
+    const lab = await labFor(t, { edit: (doc) => (doc.fail_closed = { validate_timeout_ms: 10 }) });
+    // uniqueItems over objects compares every pair: 30,000 items take seconds, the budget is 10 ms.
+    const schema = { type: 'array', uniqueItems: true, items: { type: 'object' } };
+    const slow = JSON.stringify(Array.from({ length: 30_000 }, (_, i) => ({ id: i })));
+    const quick = JSON.stringify([{ id: 1 }, { id: 2 }]);
+    lab.sims['ubuntu-4090']!.pushFault({ kind: 'reply', content: slow });
+    lab.sims.spark!.pushFault({ kind: 'reply', content: quick });
+
+    const r = await chat(lab, cameraEvent(schema), { ...CAMERA, 'x-request-id': 'slow-check' });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.choices[0].message.content, quick);
+    assert.equal(r.headers.get('x-homelab-route'), 'spark');
+    assert.equal(r.headers.get('x-homelab-reason'), 'escalated_validation_timeout');
+    assert.equal(r.headers.get('x-homelab-synthetic'), null);
+    const lines = await logLines(lab, 'validation');
+    assert.deepEqual(lines.map((l) => [l.request_id, l.route, l.outcome, l.action, l.errors[0]]), [
+      ['slow-check', 'ubuntu-4090', 'validation_timeout', 'escalate', 'checking the output took longer than fail_closed.validate_timeout_ms (10 ms)'],
+    ]);
+    assert.equal(lab.sims['ubuntu-4090']!.received.length, 1);
+    assert.equal(lab.sims.spark!.received.length, 1);
+    await assertSettled(lab);
+    // The worker that ran out of time was terminated; nothing waits or runs.
+    assert.deepEqual({ ...lab.svc.schemas.stats(), workers: undefined }, { workers: undefined, busy: 0, queued: 0, terminated: 1 });
+    // Invalid or unchecked output is the model's doing, not an outage.
+    assert.equal(lab.svc.states.get('ubuntu-4090')!.health.consecutiveFailures, 0);
+  });
+});
