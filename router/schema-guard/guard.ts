@@ -70,6 +70,8 @@ export class SchemaGuard {
         throw refuse(`could not be compiled (${out.message})`);
       case 'busy':
         throw new RouterError('upstream_saturated', 'fail-closed schema checks are saturated; retry shortly', { retryAfterS: 1 });
+      case 'unavailable':
+        throw new RouterError('upstream_unavailable', `fail-closed schema checks are unavailable: ${out.message}`, { retryAfterS: 5 });
       default:
         throw new Error(`unexpected schema worker answer ${out.kind}`);
     }
@@ -90,6 +92,7 @@ export class SchemaGuard {
       case 'busy':
         return { ok: false, outcome: 'validation_timeout', errors: ['schema checks are saturated: the output could not be checked in time'] };
       case 'crashed':
+      case 'unavailable':
         return { ok: false, outcome: 'validation_timeout', errors: [`the output could not be checked (${out.message})`] };
       case 'compile_error':
         return { ok: false, outcome: 'schema_mismatch', errors: [`the schema no longer compiles (${out.message})`] };

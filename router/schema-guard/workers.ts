@@ -15,7 +15,8 @@ const WORKER_HEAP_MB = 128;
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
-export type JobOutcome = WithoutId<WorkerReply> | { kind: 'timeout' } | { kind: 'busy' } | { kind: 'crashed'; message: string };
+/** `crashed`: the worker died on this job (out of memory); `unavailable`: no worker could start. */
+export type JobOutcome = WithoutId<WorkerReply> | { kind: 'timeout' } | { kind: 'busy' } | { kind: 'crashed'; message: string } | { kind: 'unavailable'; message: string };
 
 export interface JobBudget {
   /** Budget when the worker has the schema compiled already. */
@@ -71,7 +72,7 @@ export class SchemaWorkers {
   /** The pool's size follows the policy (a reload may change it); extra idle workers are stopped. */
   resize(max: number): void {
     this.#max = max;
-    for (const s of [...this.#slots]) if (this.#slots.length > this.#max && s.job === null) this.#drop(s);
+    for (const s of [...this.#slots]) if (this.#slots.length > this.#max && s.ready && s.job === null) void this.#drop(s);
     this.#pump();
   }
 
@@ -111,7 +112,13 @@ export class SchemaWorkers {
       if (!slot) {
         // Start one more worker while fewer are starting than jobs wait; it pumps when ready.
         const starting = this.#slots.filter((s) => !s.ready).length;
-        if (this.#slots.length < this.#max && starting < this.#queue.length) this.#spawn();
+        if (this.#slots.length < this.#max && starting < this.#queue.length) {
+          try {
+            this.#spawn();
+          } catch (err) {
+            this.#failQueue(`the schema worker could not start (${(err as Error).message})`);
+          }
+        }
         return;
       }
       this.#queue.shift();
@@ -172,14 +179,18 @@ export class SchemaWorkers {
       this.#finish(slot, { kind: 'crashed', message: death });
       this.#remove(slot);
       // One that died starting up would die again: the waiting jobs fail rather than loop.
-      if (!slot.ready && !this.#closed) for (const p of this.#queue.splice(0)) {
-        clearTimeout(p.timer!);
-        p.resolve({ kind: 'crashed', message: `the schema worker could not start (${death})` });
-      }
+      if (!slot.ready && !this.#closed) this.#failQueue(`the schema worker could not start (${death})`);
       this.#pump();
     });
     this.#slots.push(slot);
     return slot;
+  }
+
+  #failQueue(message: string): void {
+    for (const p of this.#queue.splice(0)) {
+      clearTimeout(p.timer!);
+      p.resolve({ kind: 'unavailable', message });
+    }
   }
 
   #remove(slot: Slot): void {
