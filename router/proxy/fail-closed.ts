@@ -38,8 +38,10 @@ export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps, guard: 
 
   const first = await forward(captureEx, deps);
   if (first.clientGone) return { result: first, synthetic: false };
+  // An upstream 4xx goes back as it is, unchecked.
+  if (isClientError(first)) return { result: send(ex, first), synthetic: false };
   const firstCheck = await check(first, schema, guard, ex);
-  if (firstCheck.ok || isClientError(first)) return { result: send(ex, first), synthetic: false };
+  if (firstCheck.ok) return { result: send(ex, first), synthetic: false };
   const escalateTo = ex.decision.escalateTo;
   // No second try on a route the outage chain has just found unavailable.
   const escalating = escalateTo !== undefined && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo));
