@@ -6,6 +6,7 @@ import { openLogs, type RouterLogs } from './obs/logs.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
+import { SchemaGuard } from './schema-guard/guard.ts';
 
 export interface ServiceOptions {
   policy: CompiledPolicy;
@@ -28,6 +29,8 @@ export class RouterService {
   readonly metrics: RouterMetrics;
   readonly logs: RouterLogs;
   readonly health: HealthChecker;
+  /** Fail-closed requests' JSON Schemas: bounds, and compile/validate on worker threads. */
+  readonly schemas: SchemaGuard;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
@@ -40,6 +43,7 @@ export class RouterService {
     this.metrics.zeroFor(opts.policy.routeNames);
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);
     this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
+    this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
   }
 
@@ -82,6 +86,7 @@ export class RouterService {
   async close(): Promise<void> {
     this.health.stop();
     await this.states.close();
+    await this.schemas.close();
     this.logs.flush();
   }
 }

@@ -55,7 +55,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
     read = undefined;
     const deps = forwardDeps(svc);
     if (isFailClosedRequest(decision, body)) {
-      const fc = await forwardFailClosed(exchange, deps);
+      const fc = await forwardFailClosed(exchange, deps, svc.schemas);
       result = fc.result;
       synthetic = fc.synthetic;
     } else {

@@ -9,6 +9,7 @@ import type { Dialect } from '../proxy/dialect.ts';
 import { forwardFailClosed } from '../proxy/fail-closed.ts';
 import type { Exchange, ForwardDeps, ForwardResult } from '../proxy/forward.ts';
 import { completionAsSse } from '../proxy/synthetic.ts';
+import type { SchemaGuard } from '../schema-guard/guard.ts';
 
 /** Holds what fail-closed writes (it only ever calls writeHead and end once each). */
 class AnswerSink {
@@ -43,11 +44,11 @@ function ownHeaders(headers: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
-export async function forwardFailClosedTranslated(ex: Exchange & { dialect: Dialect }, deps: ForwardDeps, clientStream: boolean): Promise<{ result: ForwardResult; synthetic: boolean }> {
+export async function forwardFailClosedTranslated(ex: Exchange & { dialect: Dialect }, deps: ForwardDeps, guard: SchemaGuard, clientStream: boolean): Promise<{ result: ForwardResult; synthetic: boolean }> {
   const sink = new AnswerSink();
   const { dialect: _d, ...rest } = ex;
   const chatEx: Exchange = { ...rest, res: sink as unknown as ServerResponse, body: { ...(ex.body as ChatBody), stream: false }, rawBody: undefined, stream: false };
-  const fc = await forwardFailClosed(chatEx, deps);
+  const fc = await forwardFailClosed(chatEx, deps, guard);
   if (fc.result.clientGone || fc.result.error || !sink.headersSent) return fc;
   const { res } = ex;
   const own = ownHeaders(sink.headers);

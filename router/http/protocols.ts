@@ -105,7 +105,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
       dialect,
     };
     if (isFailClosedRequest(decision, parsed.chat)) {
-      const fc = await forwardFailClosedTranslated(exchange, forwardDeps(svc), parsed.stream);
+      const fc = await forwardFailClosedTranslated(exchange, forwardDeps(svc), svc.schemas, parsed.stream);
       result = fc.result;
       synthetic = fc.synthetic;
     } else {

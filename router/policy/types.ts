@@ -91,6 +91,16 @@ export interface ContextGuardConfig {
   mode: 'clamp' | 'skip';
 }
 
+/** Top-level `fail_closed`: bounds on a client's response_format schema and its checks. */
+export interface FailClosedLimits {
+  max_schema_bytes: number;
+  max_schema_depth: number;
+  max_schema_keywords: number;
+  compile_timeout_ms: number;
+  validate_timeout_ms: number;
+  workers: number;
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -123,6 +133,7 @@ export interface Policy {
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;
   buckets: Record<string, BucketConfig>;
+  fail_closed: FailClosedLimits;
   watchdog: {
     interval_s: number;
     restart_after_failures: number;
