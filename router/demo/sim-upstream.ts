@@ -5,7 +5,7 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Exchange, completionTokens, embed, finishJson, replyChat, streamChat, type Cut } from './sim-exchange.ts';
+import { Exchange, completionTokens, embed, finishJson, replyChat, sendEndless, streamChat, type Cut } from './sim-exchange.ts';
 import {
   healthAnswer,
   healthPaths,
@@ -123,6 +123,7 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 function cutOf(f: Fault | null): Cut | null {
   if (f?.kind === 'die_after') return { after: f.chunks, mode: 'die' };
   if (f?.kind === 'stall_after') return { after: f.chunks, mode: 'stall' };
+  if (f?.kind === 'die_mid_event') return { after: f.chunks, mode: 'die_mid_event' };
   return null;
 }
 
@@ -212,6 +213,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
 
     const fault = faults.shift() ?? standing;
     if (fault?.kind === 'refuse') return ex.drop(true);
+    if (fault?.kind === 'endless') return sendEndless(ex, fault.status, fault.contentType ?? 'application/json', fault.head ?? '', fault.trickleMs);
     const canned = fault ? immediateAnswer(fault) : null;
     if (canned) return ex.send(canned);
     if (body?.model !== opts.model) {
@@ -288,7 +290,10 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     });
 
     const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method === 'GET' && health.has(path)) return ex.send(healthAnswer(runtime, healthState, path, opts.model));
+    if (req.method === 'GET' && health.has(path)) {
+      if (healthState === 'endless') return void sendEndless(ex, 200, 'application/json', '{"status":"ok"', 0);
+      return ex.send(healthAnswer(runtime, healthState, path, opts.model));
+    }
     if (req.method === 'POST' && (path === CHAT || (path === EMBEDDINGS && opts.embeddings))) {
       work(ex, path).catch((err: unknown) => {
         if (!ex.gone && !res.headersSent) ex.send(json(500, openaiError(String(err), 'server_error', 500)));

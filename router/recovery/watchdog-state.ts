@@ -41,8 +41,16 @@ export type StateLoad = { state: WatchdogState; status: 'loaded' } | { state: Wa
 
 export const HOUR_MS = 3_600_000;
 
+/**
+ * Routes by name in an object without a prototype: a route may be called `constructor` or
+ * `toString`, and `routes[name] ??= ...` must not find Object.prototype's member instead.
+ */
+export function routeTable(): Record<string, RouteState> {
+  return Object.create(null) as Record<string, RouteState>;
+}
+
 export function emptyState(): WatchdogState {
-  return { version: 1, updated_at: null, routes: {} };
+  return { version: 1, updated_at: null, routes: routeTable() };
 }
 
 export function emptyRouteState(): RouteState {
@@ -66,7 +74,7 @@ export function loadState(path: string): StateLoad {
   if (!isObject(doc) || doc.version !== 1 || !isObject(doc.routes)) {
     return { state: emptyState(), status: 'corrupt', detail: `${path} is not a version 1 watchdog state` };
   }
-  const routes: Record<string, RouteState> = {};
+  const routes = routeTable();
   for (const [name, value] of Object.entries(doc.routes)) routes[name] = sanitizeRoute(value);
   return { state: { version: 1, updated_at: num(doc.updated_at), routes }, status: 'loaded' };
 }
