@@ -151,7 +151,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
       case 'aborted':
         return outcome;
       case 'busy':
-        rt.noteBusy((outcome.retryAfterS ?? 1) * 1000, isLoadingAnswer(outcome.detail));
+        rt.noteBusy((outcome.retryAfterS ?? 1) * 1000, isLoadingAnswer(outcome.detail), outcome.detail);
         return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}` };
       case 'failure': {
         // The overall deadline is the router's limit, not the upstream's fault: whether it fired,

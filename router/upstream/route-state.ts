@@ -105,7 +105,7 @@ class Machine {
   }
 
   /** After any change: report a new condition once, start slow start, arm the next timer. */
-  after(cause: RouteChange['cause'], now = Date.now()): void {
+  after(cause: RouteChange['cause'], now = Date.now(), detail?: string): void {
     if (this.#disposed) return;
     const h = this.health;
     settle(h, now);
@@ -113,7 +113,7 @@ class Machine {
     const from = this.#condition;
     if (to !== from) {
       this.#condition = to;
-      const change: RouteChange = { route: this.name, from, to, cause, url: this.probeUrl, error: to === 'healthy' ? null : h.lastError, until: untilOf(h, to, now) };
+      const change: RouteChange = { route: this.name, from, to, cause, url: this.probeUrl, error: to === 'healthy' ? null : (detail ?? h.lastError), until: untilOf(h, to, now) };
       if (to === 'down' || to === 'loading') this.#comingBack = true;
       if (h.ejectedUntil > now) change.ejections = h.ejections;
       if (to === 'healthy' && this.#comingBack) {
@@ -240,17 +240,17 @@ export class RouteRuntime {
   }
 
   /** The upstream said busy (429, loading) for `ms`; believed for at most health.max_busy_s. */
-  noteBusy(ms: number, loading = false): void {
+  noteBusy(ms: number, loading = false, detail?: string): void {
     const m = this.#machine;
     const now = Date.now();
     applyBusy(m.health, ms, m.rules, now, loading);
-    m.after('request', now);
+    m.after('request', now, detail);
   }
 
   recordProbe(result: ProbeResult): void {
     const m = this.#machine;
     applyProbe(m.health, result, m.rules);
-    m.after('probe');
+    m.after('probe', Date.now(), result.error);
   }
 
   /** A recovery command is about to run on this route's host: out of service until probes pass. */
