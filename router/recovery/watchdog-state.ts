@@ -42,15 +42,21 @@ export type StateLoad = { state: WatchdogState; status: 'loaded' } | { state: Wa
 export const HOUR_MS = 3_600_000;
 
 /**
- * Routes by name in an object without a prototype: a route may be called `constructor` or
- * `toString`, and `routes[name] ??= ...` must not find Object.prototype's member instead.
+ * A route's entry, created when missing. Looked up as an own property only: a route may be
+ * called `constructor`, `toString` or `__proto__`, and `routes[name] ??= ...` would find (or
+ * set) Object.prototype's member instead.
  */
-export function routeTable(): Record<string, RouteState> {
-  return Object.create(null) as Record<string, RouteState>;
+export function routeStateOf(routes: Record<string, RouteState>, name: string): RouteState {
+  if (!Object.hasOwn(routes, name)) setRoute(routes, name, emptyRouteState());
+  return routes[name]!;
+}
+
+function setRoute(routes: Record<string, RouteState>, name: string, value: RouteState): void {
+  Object.defineProperty(routes, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
 export function emptyState(): WatchdogState {
-  return { version: 1, updated_at: null, routes: routeTable() };
+  return { version: 1, updated_at: null, routes: {} };
 }
 
 export function emptyRouteState(): RouteState {
@@ -74,8 +80,8 @@ export function loadState(path: string): StateLoad {
   if (!isObject(doc) || doc.version !== 1 || !isObject(doc.routes)) {
     return { state: emptyState(), status: 'corrupt', detail: `${path} is not a version 1 watchdog state` };
   }
-  const routes = routeTable();
-  for (const [name, value] of Object.entries(doc.routes)) routes[name] = sanitizeRoute(value);
+  const routes: Record<string, RouteState> = {};
+  for (const [name, value] of Object.entries(doc.routes)) setRoute(routes, name, sanitizeRoute(value));
   return { state: { version: 1, updated_at: num(doc.updated_at), routes }, status: 'loaded' };
 }
 

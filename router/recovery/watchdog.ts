@@ -9,7 +9,7 @@ import type { ProbeResult } from '../upstream/probe.ts';
 import type { runRemote } from './ssh-exec.ts';
 import { WatchdogLock } from './watchdog-lock.ts';
 import { planAction, type PlannedAction } from './watchdog-plan.ts';
-import { emptyRouteState, loadState, observe, recentActions, saveState, stateMtime, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
+import { loadState, routeStateOf, observe, recentActions, saveState, stateMtime, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
 
 export { planAction, type Plan, type PlannedAction } from './watchdog-plan.ts';
 
@@ -208,7 +208,7 @@ export class Watchdog {
       const probe = probes[i]!;
       const cfg = compiled.route(name);
       const rec = cfg.recovery;
-      const s = (state.routes[name] ??= emptyRouteState());
+      const s = routeStateOf(state.routes, name);
       const wd = compiled.policy.watchdog;
       const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: wd.restart_after_failures, now, loadingGraceMs: wd.loading_grace_s * 1000 });
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
@@ -294,7 +294,7 @@ export class Watchdog {
   /** Runs a recovery command; the caller has already taken the host lock, released here. */
   private async act(compiled: CompiledPolicy, route: string, action: RecoveryAction, hostName: string, ctx: ActionContext): Promise<RecoveryOutcome> {
     const started = this.now();
-    const s = (this.ensureState().state.routes[route] ??= emptyRouteState());
+    const s = routeStateOf(this.ensureState().state.routes, route);
     s.last_action_at = started;
     s.actions = [...recentActions(s.actions, started), started];
     const command = compiled.route(route).recovery?.[action];
