@@ -5,6 +5,7 @@ import type { RequestFacts } from '../classify/request-facts.ts';
 import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import { RouterError } from '../errors.ts';
 import { settle, staticChain, type ChainContext, type Skip, type StateView } from './chain.ts';
+import { clampSeconds } from '../upstream/retry-estimate.ts';
 
 export type SizeTier = 'small' | 'medium' | 'large';
 
@@ -169,7 +170,9 @@ function settlePinned(ctx: ChainContext, route: string) {
 }
 
 function noRouteError(skipped: Skip[], ctx: ChainContext, policy: CompiledPolicy): RouterError {
-  const retryAfterS = Math.max(1, Math.ceil(policy.policy.health.interval_s));
+  // The router's own estimate: the soonest any route passed over as unhealthy may be back.
+  const back = skipped.filter((s) => s.why === 'unhealthy').map((s) => ctx.view(s.route).backInMs ?? policy.policy.health.interval_s * 1000);
+  const retryAfterS = clampSeconds((back.length > 0 ? Math.min(...back) : policy.policy.health.interval_s * 1000) / 1000);
   if (skipped.length > 0 && skipped.every((s) => s.why === 'too_small' || s.why === 'blind')) {
     const largest = Math.max(...skipped.map((s) => policy.route(s.route).context_tokens));
     return new RouterError(

@@ -19,13 +19,17 @@ export function retryAfterSeconds(rt: RetryView | undefined, kind: 'busy' | 'out
   else if (kind === 'busy') {
     // The upstream's own busy window, or (every slot and queue place taken) about one queue wait.
     ms = rt.health.busyUntil > now ? rt.health.busyUntil - now : rt.config.queue_timeout_ms;
-  } else if (rt.health.ejectedUntil > now) ms = rt.health.ejectedUntil - now;
-  else {
-    // Down or just failed: the next probe round is the soonest it can be seen back.
-    const last = rt.health.lastProbeAt;
-    ms = last === null ? intervalMs : Math.max(0, last + intervalMs - now);
-  }
+  } else ms = backInMs(rt.health, intervalMs, now);
   return clampSeconds(ms / 1000);
+}
+
+/** When a route that is out (ejected, down, or just failed) may take requests again, in ms. */
+export function backInMs(h: Readonly<HealthState>, intervalMs: number, now: number): number {
+  // Ejected: until the ejection ends. Down or just failed: the next probe round is the
+  // soonest it can be seen back.
+  const nextProbe = h.lastProbeAt === null ? intervalMs : Math.max(0, h.lastProbeAt + intervalMs - now);
+  const ejected = h.ejectedUntil > now ? h.ejectedUntil - now : 0;
+  return h.down ? Math.max(nextProbe, ejected) : ejected > 0 ? ejected : nextProbe;
 }
 
 export function clampSeconds(s: number): number {

@@ -18,6 +18,7 @@ import type { RouteStatus, StateView } from '../decide/chain.ts';
 import { adapterFor } from './adapters.ts';
 import { Admission } from './admission.ts';
 import { mayEject } from './ejection-cap.ts';
+import { backInMs } from './retry-estimate.ts';
 import type { ProbeResult } from './probe.ts';
 import {
   applyBusy,
@@ -213,7 +214,8 @@ export class RouteRuntime {
     const h = this.#machine.health;
     // An ejection whose time is up ends here too, should its timer be late.
     if (h.ejectedUntil !== 0 && h.ejectedUntil <= Date.now()) this.#machine.after('timer');
-    return { healthy: h.healthy, drained: this.#machine.drained };
+    if (h.healthy) return { healthy: true, drained: this.#machine.drained };
+    return { healthy: false, drained: this.#machine.drained, backInMs: backInMs(h, this.#machine.rules.intervalMs, Date.now()) };
   }
 
   /** ms left of an upstream's busy window (0 when not busy). */

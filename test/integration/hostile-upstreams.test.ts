@@ -197,3 +197,17 @@ test('an upstream 3xx is never relayed or followed: it is an outage of that rout
   assert.equal(lab.svc.states.get('ubuntu-6000')!.health.consecutiveFailures, 1);
   await assertSettled(lab);
 });
+
+test('a route out of service: Retry-After is when the router expects it back, not a fixed interval', async (t) => {
+  const lab = await labFor(t);
+  lab.sims.spark!.pushFault({ kind: 'status', status: 500 }, { kind: 'status', status: 500 });
+  for (let i = 0; i < 2; i++) assert.equal((await chat(lab, pinned('homelab/reasoning'))).status, 503);
+  const rt = lab.svc.states.get('spark')!;
+  assert.equal(rt.health.healthy, false);
+  const e = errorOf(await chat(lab, pinned('homelab/reasoning')));
+  assert.equal(e.status, 503);
+  assert.equal(e.code, 'upstream_unavailable');
+  // Ejected for ejection_base_s (30 s by default): that is the estimate, give or take the second under way.
+  assert.ok(Number(e.retryAfter) > 15 && Number(e.retryAfter) <= 30, `Retry-After: ${e.retryAfter}`);
+  await assertSettled(lab);
+});
