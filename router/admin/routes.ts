@@ -31,10 +31,6 @@ export function upstreamView(r: RouteRuntime) {
     last_error: r.health.lastError,
     last_probe_at: r.health.lastProbeAt === null ? null : new Date(r.health.lastProbeAt).toISOString(),
     latency_ms: r.health.latencyMs,
-    // Ejected by failing requests until then (null when not); requests admitted at once now
-    // (below slots while slow start ramps up after the route came back).
-    ejected_until: r.health.ejectedUntil > Date.now() ? new Date(r.health.ejectedUntil).toISOString() : null,
-    admitting: r.admission.limit,
   };
 }
 

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
-import { upstreamView } from '../../router/admin/routes.ts';
 import { cliEnv, startServe } from '../helpers/cli.ts';
 import { assertSettled, chat, coding, hold, labFor, logLines, requestFailures, routeChanges, until } from '../helpers/faults.ts';
 import { freePort } from '../helpers/net.ts';
@@ -23,7 +22,6 @@ test('S21: repeated ejections of a route back off (base × n) and it returns by 
   for (let i = 0; i < 2; i++) assert.equal((await chat(lab, coding())).headers.get('x-homelab-route'), 'spark');
   assert.equal(rt.health.healthy, false);
   assert.equal(rt.health.ejections, 1);
-  assert.ok(!Number.isNaN(Date.parse(upstreamView(rt).ejected_until ?? '')), 'the admin view says until when');
   const skipped = await chat(lab, coding());
   assert.equal(skipped.headers.get('x-homelab-reason'), 'ubuntu-6000_unhealthy');
   assert.equal(hands.received.length, 2, 'not called while ejected');
@@ -107,7 +105,6 @@ test('S24/S26: a route that comes back (down, loading, or after a recovery) ramp
   await lab.svc.health.probeAll();
   assert.equal(rt.health.healthy, true);
   assert.equal(rt.admission.limit, 1, 'slow start begins at one slot');
-  assert.equal(upstreamView(rt).admitting, 1);
   const held = await hold(lab, 'ubuntu-6000', 1, coding());
   const spilled = await chat(lab, coding());
   assert.equal(spilled.headers.get('x-homelab-route'), 'win-5090', 'past the ramp the request spills');
