@@ -275,6 +275,8 @@ export interface RouteStatesOptions {
 
 export class RouteStates {
   #routes = new Map<string, RouteRuntime>();
+  /** Routes a reload removed while they still had requests: a reload that brings one back reuses its state. */
+  #retired = new Map<string, RouteRuntime>();
   #policy: CompiledPolicy;
   readonly #fleet: Fleet;
   /** The same object every time: decide() reads state through it once per request. */
@@ -302,6 +304,11 @@ export class RouteStates {
   /** Applies a new policy; returns the routes that were replaced, added or removed. */
   sync(policy: CompiledPolicy): { kept: string[]; replaced: string[]; added: string[]; removed: string[] } {
     this.#policy = policy;
+    for (const [name, gone] of this.#retired) {
+      if (gone.admission.inFlight + gone.admission.queued > 0) continue;
+      gone.dispose();
+      this.#retired.delete(name);
+    }
     const next = new Map<string, RouteRuntime>();
     const result = { kept: [] as string[], replaced: [] as string[], added: [] as string[], removed: [] as string[] };
     for (const name of policy.routeNames) {
@@ -312,12 +319,19 @@ export class RouteStates {
         result.kept.push(name);
         continue;
       }
+      const gone = this.#retired.get(name);
+      this.#retired.delete(name);
       if (old) {
         // Same machine, new settings: admission, health and drain carry over.
         next.set(name, old.successor(config));
         result.replaced.push(name);
         retire(old);
+      } else if (gone && gone.admission.inFlight + gone.admission.queued > 0) {
+        // Removed by an earlier reload while its requests ran, and back before they ended.
+        next.set(name, gone.successor(config));
+        result.added.push(name);
       } else {
+        if (gone) gone.dispose();
         next.set(name, new RouteRuntime(name, config, this.#fleet));
         result.added.push(name);
       }
@@ -326,7 +340,8 @@ export class RouteStates {
       if (!next.has(name)) {
         result.removed.push(name);
         retire(old);
-        old.dispose();
+        if (old.admission.inFlight + old.admission.queued > 0) this.#retired.set(name, old);
+        else old.dispose();
       }
     }
     this.#routes = next;
@@ -334,7 +349,8 @@ export class RouteStates {
   }
 
   async close(): Promise<void> {
-    for (const r of this.all()) r.dispose();
+    for (const r of [...this.all(), ...this.#retired.values()]) r.dispose();
+    this.#retired.clear();
     await Promise.all(this.all().map((r) => r.pool.destroy().catch(() => undefined)));
   }
 }

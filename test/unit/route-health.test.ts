@@ -7,6 +7,7 @@ import { Admission } from '../../router/upstream/admission.ts';
 import { mayEject } from '../../router/upstream/ejection-cap.ts';
 import { applyBusy, applyFailure, applyProbe, condition, freshHealth, nextEjection, type HealthRules } from '../../router/upstream/route-health.ts';
 import { clampSeconds } from '../../router/upstream/retry-estimate.ts';
+import { RouteStates } from '../../router/upstream/route-state.ts';
 import { labPolicy } from '../helpers/policies.ts';
 
 const RULES: HealthRules = { unhealthyAfter: 2, healthyAfter: 1, intervalMs: 15_000, maxBusyMs: 60_000, ejectionBaseMs: 30_000, ejectionMaxMs: 300_000 };
@@ -111,4 +112,31 @@ test('SSE event boundary: after the last blank line, LF or CRLF', () => {
   assert.equal(eventBoundary(Buffer.from('data: a\r\n\r\ndata: b')), 11);
   assert.equal(eventBoundary(Buffer.from('data: {"half')), 0);
   assert.equal(eventBoundary(Buffer.from('data: a\r\n\r\n')), 11);
+});
+
+test('a route removed by a reload while its requests run, then brought back, keeps counting them', async () => {
+  const full = labPolicy();
+  const without = labPolicy((doc) => {
+    delete doc.routes.mouth;
+    doc.routes.eyes.fallback.busy = 'brain';
+    doc.routes.hands.fallback.busy = 'brain';
+    doc.buckets.notification.route = 'brain';
+    doc.buckets.chat.route = 'brain';
+  });
+  const states = new RouteStates(full);
+  try {
+    const a = states.get('mouth')!.admission.tryAcquire()!;
+    const b = states.get('mouth')!.admission.tryAcquire()!;
+    states.sync(without);
+    assert.equal(states.get('mouth'), undefined);
+    states.sync(full);
+    const back = states.get('mouth')!;
+    assert.equal(back.admission.inFlight, 2);
+    assert.equal(back.admission.tryAcquire(), null, 'slots: 2, both still taken');
+    a();
+    b();
+    assert.equal(back.admission.inFlight, 0);
+  } finally {
+    await states.close();
+  }
 });
