@@ -4,6 +4,7 @@ import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
 import { RouterMetrics } from './obs/metrics.ts';
+import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
 import { SchemaGuard } from './schema-guard/guard.ts';
@@ -37,8 +38,8 @@ export class RouterService {
 
   constructor(opts: ServiceOptions) {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
-    this.states = new RouteStates(opts.policy);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
+    this.states = new RouteStates(opts.policy, { onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }) });
     this.metrics = new RouterMetrics(() => this.states, { processMetrics: opts.processMetrics ?? true });
     this.metrics.zeroFor(opts.policy.routeNames);
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);

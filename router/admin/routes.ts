@@ -54,7 +54,7 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
 
   const setDrain = (drained: boolean) => (req: Request, res: Response) => {
     const rt = routeOf(req);
-    rt.drained = drained;
+    rt.setDrained(drained);
     audit(req, drained ? 'drain' : 'undrain', { route: rt.name });
     res.json({ route: rt.name, drained, in_flight: rt.admission.inFlight, queued: rt.admission.queued });
   };

@@ -17,7 +17,13 @@ export function inProcessWatchdog(svc: RouterService, exec: typeof runRemote = r
     exec,
     log: svc.logs.recovery,
     statePath,
-    onAction: (route, action, result) => svc.metrics.recoveries.inc({ route, action, result }),
+    onAction: (route, action, result) => {
+      svc.metrics.recoveries.inc({ route, action, result });
+      // After a restart or CUDA recovery: probe at once; passing probes (then slow start) bring it back.
+      if (action !== 'page' && result !== 'skipped') void svc.health.probeAll();
+    },
+    // During a recovery the route takes no traffic (reliability anchor S26).
+    onRecoveryStart: (route, action, host) => svc.states.get(route)?.beginRecovery(`recovery.${action} running on host ${host}`),
   });
   svc.onCudaFault((route) => watchdog.noteCudaFault(route));
   return watchdog;

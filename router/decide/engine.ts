@@ -6,6 +6,7 @@ import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import { RouterError } from '../errors.ts';
 import { settle, staticChain, type ChainContext, type Skip, type StateView } from './chain.ts';
 import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from './context-guard.ts';
+import { clampSeconds } from '../upstream/retry-estimate.ts';
 
 export type SizeTier = 'small' | 'medium' | 'large';
 
@@ -178,8 +179,15 @@ function settlePinned(ctx: ChainContext, route: string) {
   return landing.route === route ? landing : { route: null, skipped: landing.skipped.slice(0, 1) };
 }
 
+/** Retry-After when no route could be tried: the soonest any route passed over as unhealthy may be back (1-60 s). */
+export function retryAfterForSkips(skipped: Skip[], view: StateView, policy: CompiledPolicy): number {
+  const intervalMs = policy.policy.health.interval_s * 1000;
+  const back = skipped.filter((s) => s.why === 'unhealthy').map((s) => view(s.route).backInMs ?? intervalMs);
+  return clampSeconds((back.length > 0 ? Math.min(...back) : intervalMs) / 1000);
+}
+
 function noRouteError(skipped: Skip[], ctx: ChainContext, policy: CompiledPolicy): RouterError {
-  const retryAfterS = Math.max(1, Math.ceil(policy.policy.health.interval_s));
+  const retryAfterS = retryAfterForSkips(skipped, ctx.view, policy);
   if (skipped.length > 0 && skipped.every((s) => s.why === 'too_small' || s.why === 'blind')) {
     const largest = Math.max(...skipped.map((s) => policy.route(s.route).context_tokens));
     return new RouterError(

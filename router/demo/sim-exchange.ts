@@ -99,10 +99,10 @@ export class Exchange {
   }
 }
 
-/** Where a reply stops short: `die` drops the connection, `stall` goes silent. */
+/** Where a reply stops short: `die` drops the connection, `stall` goes silent, `die_mid_event` drops it halfway through the next event. */
 export interface Cut {
   after: number;
-  mode: 'die' | 'stall';
+  mode: 'die' | 'stall' | 'die_mid_event';
 }
 
 export interface ChatPlan {
@@ -179,6 +179,10 @@ export async function streamChat(ex: Exchange, p: ChatPlan): Promise<void> {
     await ex.write(`data: ${frames[i]}\n\n`);
   }
   if (ex.gone) return;
+  if (p.cut?.mode === 'die_mid_event') {
+    const next = `data: ${frames[limit] ?? frames[0]}\n\n`;
+    await ex.write(next.slice(0, Math.floor(next.length / 2)));
+  }
   if (p.cut) return cutShort(ex, p.cut);
   p.onDone();
   ex.res.end('data: [DONE]\n\n');
@@ -217,8 +221,25 @@ export async function finishJson(ex: Exchange, body: unknown, cut: Cut | null, o
   if (!ex.gone) await cutShort(ex, cut);
 }
 
+/**
+ * Headers, `head`, then filler until the client goes away (bounded at `maxBytes` all the same),
+ * each piece after `trickleMs` when set, else as fast as the client reads.
+ */
+export async function sendEndless(ex: Exchange, status: number, contentType: string, head: string, trickleMs = 0, maxBytes = 1024 * 1024 * 1024): Promise<void> {
+  if (ex.gone) return;
+  ex.res.writeHead(status, { 'content-type': contentType });
+  ex.res.flushHeaders();
+  await ex.write(head);
+  const filler = trickleMs > 0 ? 'x' : 'x'.repeat(16 * 1024);
+  for (let sent = 0; sent < maxBytes && !ex.gone; sent += filler.length) {
+    if (trickleMs > 0) await ex.sleep(trickleMs);
+    await ex.write(filler);
+  }
+  if (!ex.gone) ex.res.end();
+}
+
 async function cutShort(ex: Exchange, cut: Cut): Promise<void> {
-  if (cut.mode === 'die') ex.drop(false);
+  if (cut.mode === 'die' || cut.mode === 'die_mid_event') ex.drop(false);
   else await ex.untilGone();
 }
 

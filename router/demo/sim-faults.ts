@@ -27,9 +27,17 @@ export type Fault =
   /** A non-JSON error page, as a reverse proxy in front of the engine would send. */
   | { kind: 'html'; status: number }
   /** Extra time before the headers. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /**
+   * Headers with this status, then `head`, then filler without end (every `trickleMs`, or as
+   * fast as the client reads) until the client goes away: an error page that never finishes.
+   */
+  | { kind: 'endless'; status: number; head?: string; contentType?: string; trickleMs?: number }
+  /** As die_after, but the connection drops in the middle of the next event (half a `data:` line). */
+  | { kind: 'die_mid_event'; chunks: number };
 
-export type HealthState = null | 'down' | 'cuda' | 'loading';
+/** 'endless': the health path answers 200 and a body that never ends. */
+export type HealthState = null | 'down' | 'cuda' | 'loading' | 'endless';
 
 export interface Canned {
   status: number;

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Exchange, completionTokens, embed, finishJson, replyChat, streamChat, type Cut } from './sim-exchange.ts';
+import { Exchange, completionTokens, embed, finishJson, replyChat, sendEndless, streamChat, type Cut } from './sim-exchange.ts';
 import {
   healthAnswer,
   healthPaths,
@@ -135,6 +135,7 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 function cutOf(f: Fault | null): Cut | null {
   if (f?.kind === 'die_after') return { after: f.chunks, mode: 'die' };
   if (f?.kind === 'stall_after') return { after: f.chunks, mode: 'stall' };
+  if (f?.kind === 'die_mid_event') return { after: f.chunks, mode: 'die_mid_event' };
   return null;
 }
 
@@ -225,6 +226,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
 
     const fault = faults.shift() ?? standing;
     if (fault?.kind === 'refuse') return ex.drop(true);
+    if (fault?.kind === 'endless') return sendEndless(ex, fault.status, fault.contentType ?? 'application/json', fault.head ?? '', fault.trickleMs);
     const canned = fault ? immediateAnswer(fault) : null;
     if (canned) return ex.send(canned);
     if (body?.model !== opts.model) {
@@ -310,7 +312,10 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     });
 
     const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method === 'GET' && health.has(path)) return ex.send(healthAnswer(runtime, healthState, path, opts.model, opts.contextTokens));
+    if (req.method === 'GET' && health.has(path)) {
+      if (healthState === 'endless') return void sendEndless(ex, 200, 'application/json', '{"status":"ok"', 0);
+      return ex.send(healthAnswer(runtime, healthState, path, opts.model, opts.contextTokens));
+    }
     const about = req.method === 'GET' && healthState === null ? introspectGet(identity, path) : null;
     if (about) return ex.send(about);
     if (req.method === 'POST' && path === '/api/show' && runtime === 'ollama') {

@@ -1,6 +1,6 @@
 // GET /v1/models, POST /v1/embeddings, GET /healthz, GET /readyz.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Decision } from '../decide/engine.ts';
+import { retryAfterForSkips, type Decision } from '../decide/engine.ts';
 import { settle } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
 import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
@@ -79,7 +79,7 @@ export function decideEmbeddings(model: string, policy: CompiledPolicy, view: St
     bucket: 'embeddings', reason: pinned !== undefined ? 'pinned_model' : 'embeddings', route, intended: candidates[0]!, pinned: pinned !== undefined,
     hasImage: false, estimatedTokens: 0, requestedMaxTokens: 0, maxTokensSent: undefined, sizeTier: 'small', scores: {}, matched: {}, classified: undefined, skipped, fallbackChain: { busy: [], outage: [] },
     failClosed: false, escalateTo: undefined,
-    error: route === null ? new RouterError('upstream_unavailable', 'No embeddings route can take this request now.', { retryAfterS: Math.ceil(policy.policy.health.interval_s) }) : undefined,
+    error: route === null ? new RouterError('upstream_unavailable', 'No embeddings route can take this request now.', { retryAfterS: retryAfterForSkips(skipped, view, policy) }) : undefined,
   };
 }
 

@@ -122,6 +122,7 @@ export function semanticErrors(p: Policy): string[] {
     const vb = p.buckets[c.image_bucket]!;
     if (exists(vb.route) && !routes[vb.route]!.vision) errors.push(`buckets.${c.image_bucket}.route: the image bucket's route "${vb.route}" has no vision: true`);
   }
+  if (p.health.ejection_max_s < p.health.ejection_base_s) errors.push(`health.ejection_max_s: must be at least health.ejection_base_s (${p.health.ejection_base_s})`);
   if (p.size_tiers.medium >= p.size_tiers.large) errors.push(`size_tiers.large: must be greater than size_tiers.medium (${p.size_tiers.medium})`);
   return errors;
 }

@@ -129,7 +129,21 @@ export interface Policy {
   };
   size_tiers: { medium: number; large: number };
   context_guard: ContextGuardConfig;
-  health: { interval_s: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
+  health: {
+    interval_s: number;
+    timeout_ms: number;
+    unhealthy_after: number;
+    healthy_after: number;
+    /** Cap on an upstream's own busy signal (Retry-After), seconds. */
+    max_busy_s: number;
+    /** Passive ejection after unhealthy_after request failures: base × n seconds, at most max. */
+    ejection_base_s: number;
+    ejection_max_s: number;
+    /** Of one outage chain's non-terminal routes, the most that may be ejected at once (%, at least one). */
+    max_ejected_percent: number;
+    /** Admission ramp from 1 slot to `slots` after a route comes back, seconds. */
+    slow_start_s: number;
+  };
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;
   buckets: Record<string, BucketConfig>;

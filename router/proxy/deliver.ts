@@ -77,7 +77,9 @@ export async function deliver(
   outcome.body.destroy();
   const detail = `${rt.name} failed after ${end.chunks} chunk(s): ${end.detail}`;
   const message = `Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`;
-  if (!res.destroyed) res.end(call?.native ? call.native.failEvent(message) : sseErrorEvent(message));
+  // A blank line first when the last bytes relayed did not end an event: the error is then an
+  // event of its own, not glued onto a half line the client's parser would discard.
+  if (!res.destroyed) res.end((end.midEvent ? '\n\n' : '') + (call?.native ? call.native.failEvent(message) : sseErrorEvent(message)));
   const failed = done(outcome.status, end.usage, ttfbMs, true, ex);
   failed.upstreamError = detail;
   return failed;

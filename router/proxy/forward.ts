@@ -7,8 +7,9 @@ import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
-import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
 import { withoutBodyText } from '../upstream/redact.ts';
+import { isLoadingAnswer } from '../upstream/adapters.ts';
+import { retryAfterSeconds } from '../upstream/retry-estimate.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
@@ -58,7 +59,7 @@ export interface ForwardResult {
   maxTokensSent?: number | undefined;
 }
 
-type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; retryAfterS?: number | undefined };
+type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; rt: RouteRuntime | undefined };
 
 export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardResult> {
   const deadline = ex.startedAt + ex.policy.policy.server.request_timeout_ms;
@@ -104,14 +105,14 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     }
     if (outcome.kind === 'delivered') {
       if (rt && outcome.delivery.upstreamError) noteFailure(rt, { kind: 'failure', detail: outcome.delivery.upstreamError, upstreamCaused: true, cuda: false, failure: 'mid_stream' }, ex, deps, 'after_first_byte');
-      else if (rt) recordSuccess(rt);
+      else if (rt) rt.noteSuccess();
       return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone, maxTokensSent: sentMax };
     }
     // Busy or failed: note it, then move along the chain unless the request may not move.
     if (outcome.kind === 'busy') {
-      lastCause = { kind: 'busy', route, detail: outcome.detail, retryAfterS: outcome.retryAfterS };
+      lastCause = { kind: 'busy', route, detail: outcome.detail, rt };
     } else {
-      lastCause = { kind: 'outage', route, detail: outcome.detail };
+      lastCause = { kind: 'outage', route, detail: outcome.detail, rt };
       if (rt && outcome.upstreamCaused) noteFailure(rt, outcome, ex, deps);
     }
     if (decision.pinned || Date.now() >= deadline) break;
@@ -121,23 +122,23 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     if (next.route !== null) deps.metrics.fallbacks.inc({ from: route, to: next.route, kind: lastCause.kind });
     route = next.route;
   }
-  const error = finalError(lastCause, decision, deadline, cfg.health.interval_s);
+  const error = finalError(lastCause, decision, deadline, policy);
   return { status: error.status, route: path.at(-1) ?? null, reason, path, delivery: null, error, clientGone: false };
 }
 
 type RouteOutcome =
   | { kind: 'delivered'; delivery: Delivery }
   | { kind: 'aborted' }
-  | { kind: 'busy'; detail: string; retryAfterS: number | undefined }
+  | { kind: 'busy'; detail: string }
   | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
 async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
-  if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
+  if (rt.busyForMs() > 0) return { kind: 'busy', detail: `${rt.name} said busy` };
   const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
   if (!slot.ok) {
     if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
-    return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}`, retryAfterS: undefined };
+    return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}` };
   }
   // The overall deadline bounds the search for an answer, not a stream already under way: it
   // is disarmed once a stream is committed to the client, after which only a stall
@@ -161,8 +162,8 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
       case 'aborted':
         return outcome;
       case 'busy':
-        recordBusy(rt, (outcome.retryAfterS ?? 1) * 1000);
-        return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}`, retryAfterS: outcome.retryAfterS };
+        rt.noteBusy((outcome.retryAfterS ?? 1) * 1000, isLoadingAnswer(outcome.detail), outcome.detail);
+        return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}` };
       case 'failure': {
         // The overall deadline is the router's limit, not the upstream's fault: whether it fired,
         // or cut this attempt's wait for headers below the route's own timeout_ms.
@@ -189,9 +190,10 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {
-  recordFailure(rt, outcome.detail, thresholds(ex.policy));
+  const verdict = rt.noteFailure(outcome.detail);
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
-  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy });
+  const ejection = verdict === 'counted' ? {} : { ejection: verdict === 'ejected' ? 'ejected' : 'capped: max_ejected_percent keeps it in service' };
+  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
   if (outcome.cuda) deps.onCudaFault?.(rt.name);
 }
 
@@ -218,8 +220,8 @@ function recordDecisionFallbacks(d: Decision, metrics: RouterMetrics): void {
   if (kind && d.intended !== d.route) metrics.fallbacks.inc({ from: d.intended, to: d.route, kind });
 }
 
-function finalError(cause: Cause | null, decision: Decision, deadline: number, intervalS: number): RouterError {
-  const retryAfterS = Math.max(1, Math.ceil(cause?.retryAfterS ?? Math.min(intervalS, 30)));
+function finalError(cause: Cause | null, decision: Decision, deadline: number, policy: CompiledPolicy): RouterError {
+  const retryAfterS = retryAfterSeconds(cause?.rt, cause?.kind ?? 'outage', policy, Date.now());
   const who = decision.pinned ? 'the pinned route' : 'every route this request may use';
   if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${cause?.detail ?? 'no attempt'}).`, { retryAfterS });
   if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who === 'the pinned route' ? `Route ${cause.route}` : 'Every route this request may use'} is busy (${cause.detail}). Retry later.`, { retryAfterS });

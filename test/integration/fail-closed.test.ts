@@ -6,7 +6,7 @@
 // in structured-validation.jsonl.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertSettled, chat, type ChatBody, labFor, logLines, readToEnd, sdk, send, sseEvents, streamedContent, type Lab } from '../helpers/faults.ts';
+import { assertSettled, chat, type ChatBody, labFor, logLines, readToEnd, sdk, send, sseEvents, streamedContent, type Lab, requestFailures } from '../helpers/faults.ts';
 
 const SCHEMA = {
   type: 'object',
@@ -124,7 +124,7 @@ test('a primary that is down follows fallback.outage first, and that answer is v
   assert.equal(r.headers.get('x-homelab-synthetic'), null);
   assert.equal(lab.sims.spark!.received.length, 1);
   assert.deepEqual(await logLines(lab, 'validation'), []);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.kind]), [['ubuntu-4090', 'refused']]);
   await assertSettled(lab);
 });
