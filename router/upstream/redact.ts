@@ -15,8 +15,12 @@ export function withoutBodyText(detail: string): string {
   const m = /\bHTTP \d{3}: /.exec(detail);
   if (!m) return detail;
   const cuda = cudaErrorWords(detail.slice(m.index + m[0].length));
-  return `${detail.slice(0, m.index + m[0].length - 2)}${cuda ? `: ${cuda}` : ''} (body not logged: logging.prompts is false)`;
+  // The router's own note on a body it stopped reading (router/proxy/attempt.ts) is kept.
+  const note = ROUTER_NOTE.exec(detail)?.[0] ?? '';
+  return `${detail.slice(0, m.index + m[0].length - 2)}${cuda ? `: ${cuda}` : ''} (body not logged: logging.prompts is false)${note}`;
 }
+
+const ROUTER_NOTE = / \[body [^[\]]*\]$/;
 
 /** What an unauthenticated viewer may know of an error: its HTTP status or error code, nothing else. */
 export function publicErrorSummary(detail: string | null): string | null {
