@@ -3,6 +3,7 @@
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
+import { KeyService } from './keys/service.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
@@ -11,6 +12,8 @@ export interface ServiceOptions {
   policy: CompiledPolicy;
   policyPath?: string | undefined;
   logDir: string;
+  /** $HOMELAB_ROUTER_DATA_DIR: keys.db lives here. Undefined: keys in memory only (tests). */
+  dataDir?: string | undefined;
   adminToken?: string | undefined;
   quiet?: boolean;
   /** Replace the HTTP probe (tests of health logic only). */
@@ -28,6 +31,7 @@ export class RouterService {
   readonly metrics: RouterMetrics;
   readonly logs: RouterLogs;
   readonly health: HealthChecker;
+  readonly keys: KeyService;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
@@ -41,6 +45,7 @@ export class RouterService {
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);
     this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
     this.adminToken = opts.adminToken;
+    this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg) });
   }
 
   get policy(): CompiledPolicy {
@@ -82,6 +87,7 @@ export class RouterService {
   async close(): Promise<void> {
     this.health.stop();
     await this.states.close();
+    this.keys.close();
     this.logs.flush();
   }
 }

@@ -6,7 +6,7 @@ import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
 import { HostTelemetry } from '../obs/host.ts';
-import { RUNNING_BUILT } from '../paths.ts';
+import { dataDir, RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { inProcessWatchdog } from './watchdog-wiring.ts';
 
@@ -38,7 +38,13 @@ export async function serve(opts: ServeOptions): Promise<number> {
     return 2;
   }
   const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN || undefined;
-  const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
+  let svc: RouterService;
+  try {
+    svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), dataDir: dataDir(), adminToken: token, quiet: opts.quiet ?? false });
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  }
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
   const watchdog = inProcessWatchdog(svc);
@@ -73,6 +79,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
     const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
     console.error(warning);
     log.warn({ listen: base }, warning);
+    if (svc.policy.policy.auth.mode === 'open') {
+      const open = `WARNING: auth.mode is open: any client that reaches ${addr.host} can use every GPU without a key. Set auth: {mode: keys} in the policy and give each application a key (homelab-router keys create NAME).`;
+      console.error(open);
+      log.warn({ listen: base }, open);
+    }
   }
   if (!token) log.warn('HOMELAB_ROUTER_ADMIN_TOKEN is not set: every /admin/* call answers 403 until it is.');
   if (opts.banner) console.log(opts.banner(base));

@@ -10,7 +10,7 @@ import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
 import { openScope, recordOutcome } from './exchange.ts';
 import { sendError, sendJson } from './respond.ts';
-import { validateEmbeddingsBody } from './validate.ts';
+import { validateEmbeddingsBody, type EmbeddingsBody } from './validate.ts';
 
 export function modelList(policy: CompiledPolicy, created: number): unknown {
   const data: unknown[] = [{ id: AUTO_MODEL, object: 'model', created, owned_by: 'homelab-router', homelab: { kind: 'auto' } }];
@@ -67,6 +67,14 @@ export function decideEmbeddings(model: string, policy: CompiledPolicy, view: St
   };
 }
 
+/** The token estimate of an embeddings input: characters / 4 for text, the count for token ids. */
+function embeddingTokens(input: EmbeddingsBody['input']): number {
+  if (typeof input === 'string') return Math.ceil(input.length / 4);
+  let n = 0;
+  for (const item of input) n += typeof item === 'string' ? Math.ceil(item.length / 4) : Array.isArray(item) ? item.length : 1;
+  return n;
+}
+
 export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
   let decision: Decision | undefined;
@@ -76,6 +84,7 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   try {
     const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
     const body = validateEmbeddingsBody(value);
+    if (scope.grant) await svc.keys.checkModel(scope.grant, body.model, { prompt: embeddingTokens(body.input), answer: 0 });
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
     result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });

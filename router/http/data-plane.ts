@@ -5,6 +5,7 @@ import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
 import { handleEmbeddings, handleHealthz, handleModels, handleReadyz } from './catalogue.ts';
+import { keyGate } from '../keys/gate.ts';
 import { sendError } from './respond.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
@@ -30,9 +31,22 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
     sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${Object.keys(methods).join(' or ')}.`), { allow: Object.keys(methods).join(', ') });
     return true;
   }
+  // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
+  if (path.startsWith('/v1/')) {
+    const pass = keyGate(req, res, path, svc.keys);
+    if (pass === false) return true;
+    if (pass !== true) {
+      pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));
+      return true;
+    }
+  }
+  run(handler, req, res, svc, path);
+  return true;
+}
+
+function run(handler: Handler, req: IncomingMessage, res: ServerResponse, svc: RouterService, path: string): void {
   Promise.resolve(handler(req, res, svc)).catch((err: unknown) => {
     svc.logs.service.error({ err, path }, 'unhandled error in data plane');
     sendError(res, err);
   });
-  return true;
 }

@@ -18,6 +18,8 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   }
   const extra: Record<string, string> = { ...headers };
   if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
+  // A spent monthly budget does not come back on retry: SDKs that honour this header stop.
+  if (e.code === 'budget_exceeded') extra['x-should-retry'] = 'false';
   // A body we stopped reading (413) cannot be left on a keep-alive connection.
   if (e.code === 'payload_too_large') extra.connection = 'close';
   sendJson(res, e.status, e.toBody(), extra);

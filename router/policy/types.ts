@@ -61,6 +61,25 @@ export interface BucketConfig {
   escalate_to?: string;
 }
 
+/** A key kept in the policy by hash (SPEC §12); read-only at run time. */
+export interface StaticKeyConfig {
+  name: string;
+  key_sha256: string;
+  models?: string[];
+  endpoints?: string[];
+  rpm?: number;
+  max_in_flight?: number;
+  monthly_tokens?: number;
+  expires_at?: string;
+  admin: boolean;
+}
+
+export interface AuthConfig {
+  mode: 'open' | 'keys';
+  answer_reserve_tokens: number;
+  keys: StaticKeyConfig[];
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -93,4 +112,5 @@ export interface Policy {
     command_timeout_ms: number;
     loading_grace_s: number;
   };
+  auth: AuthConfig;
 }
