@@ -11,6 +11,9 @@ const USAGE = `usage: homelab-router <command> [options]
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
   drain <route> | undrain <route>           drain or undrain a route on a running router
   upstreams                                 show every route's state on a running router
+  keys create NAME [--models M1,M2] [--endpoints E1,E2] [--rpm N] [--max-in-flight N]
+       [--monthly-tokens N] [--expires ISO] [--admin]     create an API key (shown once)
+  keys list | keys rotate NAME | keys revoke NAME     manage the keys of a running router
 
   Running-router commands use --url (default $HOMELAB_ROUTER_URL or http://127.0.0.1:4000)
   and $HOMELAB_ROUTER_ADMIN_TOKEN.`;
@@ -32,6 +35,13 @@ async function main(argv: string[]): Promise<number> {
       once: { type: 'boolean' },
       url: { type: 'string' },
       json: { type: 'boolean' },
+      models: { type: 'string' },
+      endpoints: { type: 'string' },
+      rpm: { type: 'string' },
+      'max-in-flight': { type: 'string' },
+      'monthly-tokens': { type: 'string' },
+      expires: { type: 'string' },
+      admin: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -61,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
     case 'undrain':
     case 'upstreams':
       return (await import('./admin-client.ts')).adminCommand(command, positionals[0], { url: values.url, json: values.json ?? false });
+    case 'keys':
+      return (await import('./keys.ts')).keysCommand(positionals, { ...values, url: values.url, json: values.json ?? false });
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
