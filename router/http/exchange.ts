@@ -66,7 +66,8 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   const usage = o.result?.delivery?.usage ?? null;
   const ttfbMs = o.result?.delivery?.ttfbMs ?? null;
   const status = o.result?.clientGone ? 499 : o.status;
-  if (scope.grant) svc.keys.finish(scope.grant, usage, o.result?.delivery != null);
+  // Reached: an upstream answered, or was asked when the client left (it may have generated).
+  if (scope.grant) svc.keys.finish(scope.grant, usage, o.result != null && (o.result.delivery != null || (o.result.clientGone && o.result.path.length > 0)));
   svc.logs.decision({
     request_id: scope.requestId,
     client: scope.keyName,

@@ -169,11 +169,21 @@ export class KeyService {
     grant.bodyChecked = true;
     const now = Date.now();
     grant.month = this.clock.monthOf(now);
-    const answer = tokens.answer ?? this.#policy().policy.auth.answer_reserve_tokens;
+    const answer = tokens.answer ?? this.#answerReserve(tokens.prompt);
     grant.expected = tokens.prompt + answer;
     const r = this.limits.reserve(key.id, grant.month, Math.max(1, tokens.prompt), grant.expected, key.monthlyTokens);
     if (r instanceof Promise) return r.then((v) => this.#reserved(grant, v, now));
     this.#reserved(grant, r, now);
+  }
+
+  /** The answer of a request without max_tokens is bounded by the largest context in the policy. */
+  #answerReserve(prompt: number): number {
+    const p = this.#policy();
+    const set = p.policy.auth.answer_reserve_tokens;
+    if (set !== undefined) return set;
+    let largest = 0;
+    for (const name of p.routeNames) largest = Math.max(largest, p.route(name).context_tokens);
+    return Math.max(0, largest - prompt);
   }
 
   #reserved(grant: KeyGrant, r: Reservation, now: number): void {

@@ -76,7 +76,7 @@ export interface StaticKeyConfig {
 
 export interface AuthConfig {
   mode: 'open' | 'keys';
-  answer_reserve_tokens: number;
+  answer_reserve_tokens?: number;
   keys: StaticKeyConfig[];
 }
 
