@@ -21,6 +21,14 @@ export interface ServeOptions {
   quiet?: boolean;
 }
 
+/** What an operator must hear at start about who can reach the router. Pure. */
+export function exposureWarnings(host: string, authMode: 'open' | 'keys'): string[] {
+  if (isLoopback(host)) return [];
+  const out = [`WARNING: homelab-router is listening on ${host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`];
+  if (authMode === 'open') out.push(`WARNING: auth.mode is open: any client that reaches ${host} can use every GPU without a key. Set auth: {mode: keys} in the policy and give each application a key (homelab-router keys create NAME).`);
+  return out;
+}
+
 export async function serve(opts: ServeOptions): Promise<number> {
   let policy;
   try {
@@ -75,15 +83,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
 
   const base = `http://${formatListen(addr)}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
-  if (!isLoopback(addr.host)) {
-    const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
+  for (const warning of exposureWarnings(addr.host, svc.policy.policy.auth.mode)) {
     console.error(warning);
     log.warn({ listen: base }, warning);
-    if (svc.policy.policy.auth.mode === 'open') {
-      const open = `WARNING: auth.mode is open: any client that reaches ${addr.host} can use every GPU without a key. Set auth: {mode: keys} in the policy and give each application a key (homelab-router keys create NAME).`;
-      console.error(open);
-      log.warn({ listen: base }, open);
-    }
   }
   if (!token) log.warn('HOMELAB_ROUTER_ADMIN_TOKEN is not set: every /admin/* call answers 403 until it is.');
   if (opts.banner) console.log(opts.banner(base));
