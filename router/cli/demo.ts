@@ -35,6 +35,7 @@ export async function demo(opts: { port: number }): Promise<number> {
   writeFileSync(policyPath, dumpYaml(doc));
   process.env.HOMELAB_ROUTER_ADMIN_TOKEN ||= randomBytes(16).toString('hex');
   process.env.HOMELAB_ROUTER_LOG_DIR ||= join(dir, 'logs');
+  process.env.HOMELAB_ROUTER_DATA_DIR ||= join(dir, 'data');
   return serve({ policyPath, quiet: true, banner: (base) => walkthrough(base, policyPath) });
 }
 
