@@ -53,7 +53,10 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
     body = read.body;
     const facts = factsFor(body, scope);
     // The key's model allowlist and token reservation, before any routing work (SPEC §12).
-    if (scope.grant) await svc.keys.checkModel(scope.grant, body.model, { prompt: facts.estimatedTokens, answer: facts.maxTokens > 0 ? facts.maxTokens : undefined });
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model, { prompt: facts.estimatedTokens, answer: facts.maxTokens > 0 ? facts.maxTokens : undefined });
+    }
     decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
     const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
@@ -87,7 +90,10 @@ export async function handleExplain(req: IncomingMessage, res: ServerResponse, s
   const scope = openScope(req, res, svc);
   try {
     const { body } = await readChat(req, scope);
-    if (scope.grant) await svc.keys.checkModel(scope.grant, body.model);
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model);
+    }
     const d = decideFor(req, factsFor(body, scope), scope, svc);
     sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
   } catch (err) {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import { RouterError, type ErrorCode } from '../errors.ts';
-import type { CompiledPolicy } from '../policy/compile.ts';
+import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import type { StaticKeyConfig } from '../policy/types.ts';
 import { KeyDb, type KeyLimitsFields, type StoredKey, type UsageDelta } from './db.ts';
 import { compileEntry, type KeyEntry } from './entry.ts';
@@ -174,6 +174,23 @@ export class KeyService {
     const r = this.limits.reserve(key.id, grant.month, Math.max(1, tokens.prompt), grant.expected, key.monthlyTokens);
     if (r instanceof Promise) return r.then((v) => this.#reserved(grant, v, now));
     this.#reserved(grant, r, now);
+  }
+
+  /**
+   * The routing headers must not lead a key past its models: `x-homelab-route` pins a route, so
+   * that route's served model or one of its aliases must be allowed; `x-homelab-bucket` makes
+   * the request auto traffic, so `homelab/auto` must be. Checked before checkModel reserves.
+   */
+  checkOverrides(grant: KeyGrant, policy: CompiledPolicy, routeHeader: string | undefined, bucketHeader: string | undefined): void {
+    const key = grant.key;
+    let refusal: string | undefined;
+    if (routeHeader !== undefined && Object.hasOwn(policy.policy.routes, routeHeader)) {
+      const r = policy.route(routeHeader);
+      if (!key.modelAllowed(r.model) && !(r.aliases ?? []).some((a) => key.modelAllowed(a))) refusal = `route "${routeHeader}" (x-homelab-route)`;
+    } else if (bucketHeader !== undefined && !key.modelAllowed(AUTO_MODEL)) refusal = `automatic routing (x-homelab-bucket needs "${AUTO_MODEL}")`;
+    if (refusal === undefined) return;
+    this.#refuseAdmitted(grant);
+    throw new KeyRefusal('model_not_allowed', `The key "${key.name}" may not use ${refusal} (allowed: ${key.record.models.join(', ')}).`, key.name);
   }
 
   /** The answer of a request without max_tokens is bounded by the largest context in the policy. */

@@ -155,6 +155,23 @@ describe('keys: allowlists (403 model_not_allowed)', () => {
     await settled(lab, id);
   });
 
+  test('routing headers cannot lead a key past its models: x-homelab-route to another route, x-homelab-bucket without homelab/auto', async (t) => {
+    const lab = await keysLab('keys');
+    t.after(() => lab.close());
+    const { key, id } = await createKey(lab, { name: 'narrow', models: ['homelab/chat'] });
+    const pinSpark = await chat(lab, { ...bearer(key), 'x-homelab-route': 'spark' }, { model: 'homelab/chat' });
+    assert.equal(pinSpark.status, 403);
+    assert.equal(pinSpark.json.error.code, 'model_not_allowed');
+    const bucket = await chat(lab, { ...bearer(key), 'x-homelab-bucket': 'coding' }, { model: 'homelab/chat' });
+    assert.equal(bucket.status, 403);
+    assert.equal(upstreamHits(lab), 0);
+    // The route the key may use, pinned by header, is fine.
+    const own = await chat(lab, { ...bearer(key), 'x-homelab-route': 'win-5090' }, { model: 'homelab/chat' });
+    assert.equal(own.status, 200, own.text);
+    assert.equal(own.headers.get('x-homelab-route'), 'win-5090');
+    await settled(lab, id);
+  });
+
   test('endpoints: a key limited to chat gets 403 on embeddings, and may still list models', async (t) => {
     const lab = await keysLab('keys', { edit: (doc) => (doc.routes['ubuntu-4090'].embeddings = true), sim: { 'ubuntu-4090': { embeddings: true } } });
     t.after(() => lab.close());

@@ -150,3 +150,47 @@ test('keys – keys.db is created at the current schema version, reopened withou
   raw.close();
   assert.throws(() => new KeyDb(dir), /newer than this homelab-router knows/);
 });
+
+test('keys – refusals use the endpoint protocol: OpenAI envelope by default, Anthropic on /v1/messages', async () => {
+  const { createServer } = await import('node:http');
+  const { sendRefusal } = await import('../../router/keys/gate.ts');
+  const { RouterError } = await import('../../router/errors.ts');
+  const server = createServer((req, res) => sendRefusal(res, req.url!, new RouterError('rate_limited', 'slow down', { retryAfterS: 7 }), {}));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const openai = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`);
+    assert.equal(openai.status, 429);
+    assert.equal(openai.headers.get('retry-after'), '7');
+    assert.deepEqual(await openai.json(), { error: { message: 'slow down', type: 'rate_limit_error', code: 'rate_limited', param: null } });
+    const anthropic = await fetch(`http://127.0.0.1:${port}/v1/messages`);
+    assert.equal(anthropic.status, 429);
+    assert.equal(anthropic.headers.get('retry-after'), '7');
+    assert.deepEqual(await anthropic.json(), { type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } });
+  } finally {
+    server.close();
+  }
+});
+
+test('keys – static keys in the policy: names and hashes unique, dates that parse; bad ones name the key', async () => {
+  const { labDoc, compile } = await import('../helpers/policies.ts');
+  const { PolicyError } = await import('../../router/policy/load.ts');
+  const hash = 'ab'.repeat(32);
+  const doc = labDoc();
+  doc.auth = { mode: 'keys', keys: [{ name: 'grafana', key_sha256: `sha256:${hash}`, rpm: 60 }] };
+  const ok = compile(doc);
+  assert.equal(ok.policy.auth.keys[0]!.admin, false);
+  assert.equal(compile(labDoc()).policy.auth.mode, 'open');
+  const bad = labDoc();
+  bad.auth = { keys: [{ name: 'a', key_sha256: hash }, { name: 'a', key_sha256: hash.toUpperCase(), expires_at: 'someday' }] };
+  assert.throws(() => compile(bad), (err: unknown) => {
+    const errors = (err as InstanceType<typeof PolicyError>).errors.join('\n');
+    return /auth\.keys\[1\]\.name: "a" is used by another key/.test(errors) && /auth\.keys\[1\]\.key_sha256: the same hash/.test(errors) && /auth\.keys\[1\]\.expires_at/.test(errors);
+  });
+  const badHash = labDoc();
+  badHash.auth = { keys: [{ name: 'a', key_sha256: 'plaintext-key' }] };
+  assert.throws(() => compile(badHash), /key_sha256/);
+  const badMode = labDoc();
+  badMode.auth = { mode: 'closed' };
+  assert.throws(() => compile(badMode), /auth\.mode|auth/);
+});
