@@ -24,7 +24,8 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
-  const methods = ROUTES[path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path];
+  const endpoint = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  const methods = ROUTES[endpoint];
   if (!methods) return false;
   const handler = methods[req.method ?? 'GET'];
   if (!handler) {
@@ -32,8 +33,8 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
     return true;
   }
   // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
-  if (path.startsWith('/v1/')) {
-    const pass = keyGate(req, res, path, svc.keys);
+  if (endpoint.startsWith('/v1/')) {
+    const pass = keyGate(req, res, endpoint, svc.keys);
     if (pass === false) return true;
     if (pass !== true) {
       pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));
