@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { LocalKeyLimits } from '../../router/keys/limits.ts';
-import { leftovers, postJson, startLab, type Lab, type LabOptions } from '../helpers/lab.ts';
+import { leftovers, postJson, readJsonLines, startLab, type Lab, type LabOptions } from '../helpers/lab.ts';
 import { pollUntil } from '../helpers/poll.ts';
 import { parseExposition } from '../helpers/prom.ts';
 
@@ -21,7 +21,7 @@ function keysLab(mode: 'open' | 'keys', opts: LabOptions = {}): Promise<Lab> {
     adminToken: TOKEN,
     ...opts,
     edit: (doc) => {
-      doc.auth = { mode, ...(doc.auth ?? {}) };
+      doc.auth = { ...(doc.auth ?? {}), mode };
       opts.edit?.(doc);
     },
   });
@@ -474,8 +474,6 @@ describe('keys: attribution', () => {
     assert.deepEqual(by, { 'frigate:200': 1, 'frigate:403': 1, 'none:401': 1 });
     const tokens = parseExposition(text).filter((s) => s.name === 'homelab_router_client_tokens_total' && s.labels.client === 'frigate');
     assert.ok(tokens.some((s) => s.labels.type === 'completion' && s.value > 0));
-    lab.svc.logs.flush();
-    const lines = readFileSync(join(lab.logDir, 'router-decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(lines.some((l) => l.client === 'frigate' && l.status === 200));
+    await pollUntil('the decision line naming the client', () => (readJsonLines(join(lab.logDir, 'router-decisions.jsonl')).some((l) => l.client === 'frigate' && l.status === 200) ? true : undefined));
   });
 });
