@@ -2,7 +2,8 @@
 // secret is in the answer of create and rotate only; the audit log gets names and ids.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { RouterError } from '../errors.ts';
-import { parseKeyInput, type KeyService } from '../keys/service.ts';
+import { parseKeyInput } from '../keys/input.ts';
+import type { KeyService } from '../keys/service.ts';
 
 type Audit = (req: Request, action: string, detail: Record<string, unknown>) => void;
 
