@@ -28,8 +28,8 @@ export class KeyRefusal extends RouterError {
 export class KeyGrant {
   month = '';
   reserved = 0;
-  /** What the request may cost (prompt estimate + answer), charged when no usage comes back. */
-  expected = 0;
+  /** The prompt estimate: charged to a key without a budget when no usage comes back. */
+  prompt = 0;
   /** A handler took over settling (checkModel was called): it settles through recordOutcome. */
   bodyChecked = false;
   settled = false;
@@ -170,8 +170,8 @@ export class KeyService {
     const now = Date.now();
     grant.month = this.clock.monthOf(now);
     const answer = tokens.answer ?? this.#answerReserve(tokens.prompt);
-    grant.expected = tokens.prompt + answer;
-    const r = this.limits.reserve(key.id, grant.month, Math.max(1, tokens.prompt), grant.expected, key.monthlyTokens);
+    grant.prompt = tokens.prompt;
+    const r = this.limits.reserve(key.id, grant.month, Math.max(1, tokens.prompt), tokens.prompt + answer, key.monthlyTokens);
     if (r instanceof Promise) return r.then((v) => this.#reserved(grant, v, now));
     this.#reserved(grant, r, now);
   }
@@ -220,14 +220,15 @@ export class KeyService {
   }
 
   /**
-   * Settles a request once: the upstream's usage when it reported one; otherwise what was
-   * expected if an upstream answered (a stream without usage, a client that left, a death
-   * mid-stream), nothing if none did. Gives back the reservation either way.
+   * Settles a request once: the upstream's usage when it reported one; otherwise, if an
+   * upstream answered (a stream without usage, a client that left, a death mid-stream), what
+   * was reserved (never more than the budget had left), or the prompt estimate for a key
+   * without a budget; nothing if no upstream answered. Gives back the reservation either way.
    */
   finish(grant: KeyGrant, usage: { prompt: number; completion: number } | null, reachedUpstream: boolean): void {
     if (grant.settled) return;
     grant.settled = true;
-    const used = usage ? usage.prompt + usage.completion : reachedUpstream ? Math.max(grant.reserved, grant.expected) : 0;
+    const used = usage ? usage.prompt + usage.completion : reachedUpstream ? grant.reserved || grant.prompt : 0;
     const month = grant.month || this.clock.monthOf(Date.now());
     void this.limits.settle(grant.key.id, month, grant.reserved, used);
     if (this.#metrics && usage) {

@@ -59,7 +59,7 @@ describe('homelab-router keys', () => {
     assert.match(missing.stderr, /no live key named "nobody"/);
     const bad = await runCli(['keys', 'create', 'bad name'], { env });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /^400: name/);
+    assert.match(bad.stderr, /^400: name/m);
     assert.equal((await runCli(['keys', 'list', '--json'], { env })).stdout.includes('"keys": []'), true);
   });
 });
