@@ -8,6 +8,7 @@ import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.t
 import type { StateView } from '../decide/chain.ts';
 import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
+import { grantOf } from '../keys/gate.ts';
 import { openScope, recordOutcome } from './exchange.ts';
 import { sendError, sendJson } from './respond.ts';
 import { validateEmbeddingsBody, type EmbeddingsBody } from './validate.ts';
@@ -25,8 +26,11 @@ export function modelList(policy: CompiledPolicy, created: number): unknown {
   return { object: 'list', data };
 }
 
-export function handleModels(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
-  sendJson(res, 200, modelList(svc.policy, Math.floor(svc.startedAt / 1000)));
+export function handleModels(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
+  const list = modelList(svc.policy, Math.floor(svc.startedAt / 1000)) as { object: string; data: Array<{ id: string }> };
+  // A key sees the models it may use (SPEC §12), so a client's model picker offers only those.
+  const key = grantOf(req)?.key;
+  sendJson(res, 200, key ? { ...list, data: list.data.filter((m) => key.modelAllowed(m.id)) } : list);
 }
 
 export function handleHealthz(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {

@@ -152,6 +152,10 @@ describe('keys: allowlists (403 model_not_allowed)', () => {
     assert.equal((await chat(lab, bearer(key), { model: 'homelab/chat' })).status, 200);
     assert.equal((await chat(lab, bearer(key), { model: 'qwen2.5-vl-7b-router-awq' })).status, 200);
     assert.equal((await chat(lab, bearer(key), { model: 'homelab/chat' })).json.error.code, 'rate_limited');
+    // The catalogue lists what the key may use.
+    const lister = await createKey(lab, { name: 'lister', models: ['homelab/chat', 'qwen*'] });
+    const models = (await (await fetch(`${lab.url}/models`, { headers: bearer(lister.key) })).json()) as any;
+    assert.deepEqual(models.data.map((m: any) => m.id), ['homelab/chat', 'qwen2.5-vl-7b-router-awq', 'qwen3.6-35b-a3b-fp8']);
     await settled(lab, id);
   });
 
