@@ -354,6 +354,25 @@ describe('keys: managed at run time (admin API), kept across restarts', () => {
     assert.ok(!bytes.includes(key.slice(4)), 'keys.db must not hold the secret');
   });
 
+  test('after the first use of a key no request reads keys.db', async (t) => {
+    const lab = await keysLab('keys');
+    t.after(() => lab.close());
+    const { key, id } = await createKey(lab, { name: 'hot', rpm: 100, monthly_tokens: 100_000 });
+    assert.equal((await chat(lab, bearer(key), { max_tokens: 5 })).status, 200);
+    const db = lab.svc.keys.db as any;
+    const reads: string[] = [];
+    for (const m of ['all', 'usage']) {
+      const original = db[m].bind(db);
+      db[m] = (...args: unknown[]) => {
+        reads.push(m);
+        return original(...args);
+      };
+    }
+    for (let i = 0; i < 5; i++) assert.equal((await chat(lab, bearer(key), { max_tokens: 5 })).status, 200);
+    await settled(lab, id);
+    assert.deepEqual(reads, []);
+  });
+
   test('bad input changes nothing: unknown field, bad limit, duplicate name, unknown id', async (t) => {
     const lab = await keysLab('keys');
     t.after(() => lab.close());
