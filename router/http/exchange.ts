@@ -17,9 +17,9 @@ export interface RequestScope {
   /** Aborts when the client goes away (an emitter, not an AbortController: see proxy/signals.ts). */
   client: Abortable;
   /** The API key's hold on this request (SPEC §12): settled by recordOutcome. */
-  grant: KeyGrant | undefined;
+  grant?: KeyGrant | undefined;
   /** The API key's name: the request log's `client` (undefined: no key was used). */
-  keyName: string | undefined;
+  keyName?: string | undefined;
 }
 
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
