@@ -505,7 +505,7 @@ async function main(): Promise<number> {
   const token = randomBytes(16).toString('hex');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HOMELAB_ROUTER_')) env[k] = v;
-  Object.assign(env, { HOMELAB_ROUTER_LOG_DIR: join(work, 'logs'), HOMELAB_ROUTER_ADMIN_TOKEN: token });
+  Object.assign(env, { HOMELAB_ROUTER_LOG_DIR: join(work, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(work, 'data'), HOMELAB_ROUTER_ADMIN_TOKEN: token });
 
   const router = await startRouter(policyPath, env);
   const base = router.base;

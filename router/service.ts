@@ -3,6 +3,7 @@
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
+import { KeyService } from './keys/service.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
@@ -13,6 +14,8 @@ export interface ServiceOptions {
   policy: CompiledPolicy;
   policyPath?: string | undefined;
   logDir: string;
+  /** $HOMELAB_ROUTER_DATA_DIR: keys.db lives here. Undefined: keys in memory only (tests). */
+  dataDir?: string | undefined;
   adminToken?: string | undefined;
   quiet?: boolean;
   /** Replace the HTTP probe (tests of health logic only). */
@@ -32,6 +35,7 @@ export class RouterService {
   readonly health: HealthChecker;
   /** Fail-closed requests' JSON Schemas: bounds, and compile/validate on worker threads. */
   readonly schemas: SchemaGuard;
+  readonly keys: KeyService;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
@@ -46,6 +50,7 @@ export class RouterService {
     this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
+    this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg) });
   }
 
   get policy(): CompiledPolicy {
@@ -88,6 +93,7 @@ export class RouterService {
     this.health.stop();
     await this.states.close();
     await this.schemas.close();
+    this.keys.close();
     this.logs.flush();
   }
 }

@@ -65,6 +65,7 @@ export async function demo(opts: { port: number }): Promise<number> {
     writeFileSync(policyPath, dumpYaml(demoPolicy(shipped, sims, opts.port, dir)));
     process.env.HOMELAB_ROUTER_ADMIN_TOKEN ||= randomBytes(16).toString('hex');
     process.env.HOMELAB_ROUTER_LOG_DIR ||= join(dir, 'logs');
+    process.env.HOMELAB_ROUTER_DATA_DIR ||= join(dir, 'data');
     const lab = new DemoLab(sims);
     const extra = { path: '/demo', router: demoRouter(lab, process.env.HOMELAB_ROUTER_ADMIN_TOKEN) };
     const code = await serve({ policyPath, quiet: true, extra, exec: lab.exec, banner: (base) => walkthrough(base, policyPath) });
@@ -94,6 +95,7 @@ export function walkthrough(base: string, policyPath: string): string {
 homelab-router demo on ${base}: four simulated GPUs behind one endpoint.
   policy   ${policyPath}  (edit it: the router reloads on save; removed when the demo exits)
   logs     ${process.env.HOMELAB_ROUTER_LOG_DIR}
+  data     ${process.env.HOMELAB_ROUTER_DATA_DIR}
   admin    export HOMELAB_ROUTER_ADMIN_TOKEN=${token}
            export HOMELAB_ROUTER_URL=${base}
 

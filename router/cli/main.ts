@@ -17,6 +17,9 @@ const USAGE = `usage: homelab-router <command> [options]
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
   drain <route> | undrain <route>           drain or undrain a route on a running router
   upstreams                                 show every route's state on a running router
+  keys create NAME [--models M1,M2] [--endpoints E1,E2] [--rpm N] [--max-in-flight N]
+       [--monthly-tokens N] [--expires ISO] [--admin]     create an API key (shown once)
+  keys list | keys rotate NAME | keys revoke NAME     manage the keys of a running router
 
   Running-router commands use --url (default $HOMELAB_ROUTER_URL or http://127.0.0.1:4000)
   and $HOMELAB_ROUTER_ADMIN_TOKEN.`;
@@ -35,6 +38,13 @@ const OPTIONS = {
   json: { type: 'boolean' },
   'max-tokens': { type: 'string' },
   body: { type: 'string' },
+  models: { type: 'string' },
+  endpoints: { type: 'string' },
+  rpm: { type: 'string' },
+  'max-in-flight': { type: 'string' },
+  'monthly-tokens': { type: 'string' },
+  expires: { type: 'string' },
+  admin: { type: 'boolean' },
   upstream: { type: 'string', multiple: true },
   'api-key-env': { type: 'string', multiple: true },
   out: { type: 'string' },
@@ -91,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
     case 'undrain':
     case 'upstreams':
       return (await import('./admin-client.ts')).adminCommand(command, positionals[0], { url: values.url, json: values.json ?? false });
+    case 'keys':
+      return (await import('./keys.ts')).keysCommand(positionals, { ...values, url: values.url, json: values.json ?? false });
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;

@@ -1,7 +1,7 @@
 // POST /v1/chat/completions and POST /v1/route/explain: read → validate → facts → decide →
 // forward (or, for explain, describe). One policy snapshot per request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requestFacts, type ChatBody, messageText } from '../classify/request-facts.ts';
+import { requestFacts, type ChatBody, type RequestFacts, messageText } from '../classify/request-facts.ts';
 import { decide, type Decision } from '../decide/engine.ts';
 import { staticChain } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
@@ -18,9 +18,12 @@ async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ bo
   return { body: validateChatBody(value), text };
 }
 
-export function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
+export function factsFor(body: ChatBody, scope: RequestScope): RequestFacts {
   const c = scope.policy.policy.classifier;
-  const facts = requestFacts(body, c.scope, c.lookback_turns);
+  return requestFacts(body, c.scope, c.lookback_turns);
+}
+
+export function decideFor(req: IncomingMessage, facts: RequestFacts, scope: RequestScope, svc: RouterService): Decision {
   return decide({ facts, headerRoute: header(req, 'x-homelab-route'), headerBucket: header(req, 'x-homelab-bucket') }, scope.policy, svc.states.view);
 }
 
@@ -48,7 +51,13 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
   try {
     let read: { body: ChatBody; text: string } | undefined = await readChat(req, scope);
     body = read.body;
-    decision = decideFor(req, body, scope, svc);
+    const facts = factsFor(body, scope);
+    // The key's model allowlist and token reservation, before any routing work (SPEC §12).
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model, { prompt: facts.estimatedTokens, answer: facts.maxTokens > 0 ? facts.maxTokens : undefined });
+    }
+    decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
     const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
     // The text is the exchange's alone from here, so it can let go of it (see forward.ts).
@@ -81,7 +90,11 @@ export async function handleExplain(req: IncomingMessage, res: ServerResponse, s
   const scope = openScope(req, res, svc);
   try {
     const { body } = await readChat(req, scope);
-    const d = decideFor(req, body, scope, svc);
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model);
+    }
+    const d = decideFor(req, factsFor(body, scope), scope, svc);
     sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
   } catch (err) {
     sendError(res, err, { 'x-request-id': scope.requestId });

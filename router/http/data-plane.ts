@@ -6,6 +6,7 @@ import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
 import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
 import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
+import { keyGate } from '../keys/gate.ts';
 import { sendError } from './respond.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
@@ -41,7 +42,8 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
     const q = url.indexOf('?');
     path = q === -1 ? url : url.slice(0, q);
   }
-  let methods = ROUTES[path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path];
+  const endpoint = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  let methods = ROUTES[endpoint];
   if (!methods) {
     if (!path.startsWith(MODEL_PREFIX) || path.length === MODEL_PREFIX.length) return false;
     methods = MODEL_ROUTE;
@@ -54,11 +56,24 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
     sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.replace(/, /g, ' or ')}.`), { allow });
     return true;
   }
+  // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
+  if (endpoint.startsWith('/v1/')) {
+    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys);
+    if (pass === false) return true;
+    if (pass !== true) {
+      pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));
+      return true;
+    }
+  }
+  run(handler, req, res, svc, path);
+  return true;
+}
+
+function run(handler: Handler, req: IncomingMessage, res: ServerResponse, svc: RouterService, path: string): void {
   Promise.resolve(handler(req, res, svc)).catch((err: unknown) => {
     svc.logs.service.error({ err, path }, 'unhandled error in data plane');
     sendError(res, err);
   });
-  return true;
 }
 
 const MODEL_ROUTE: Partial<Record<string, Handler>> = { GET: handleModel };

@@ -18,10 +18,10 @@ import { responsesToChat, type ResponsesRequest } from '../protocol/responses-re
 import type { RouterService } from '../service.ts';
 import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
 import { decodeJson, readBody } from './body.ts';
-import { decideFor, forwardDeps } from './chat.ts';
+import { decideFor, factsFor, forwardDeps } from './chat.ts';
 import { forwardFailClosedTranslated } from './protocol-fail-closed.ts';
 import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
-import { sendError, sendJson } from './respond.ts';
+import { header, sendError, sendJson } from './respond.ts';
 
 interface Parsed {
   chat: ChatBody;
@@ -89,7 +89,13 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
   try {
     const { value, text } = await readJson(req, scope);
     parsed = ep.parse(value);
-    decision = decideFor(req, parsed.chat, scope, svc);
+    const facts = factsFor(parsed.chat, scope);
+    if (scope.grant) {
+      // The key's model allowlist and budget (SPEC §12), as for chat.
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, parsed.chat.model, { prompt: facts.estimatedTokens, answer: facts.maxTokens > 0 ? facts.maxTokens : undefined });
+    }
+    decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
     const dialect = ep.dialect(parsed, decision.estimatedTokens, text, value as Record<string, unknown>);
     const exchange: Exchange & { dialect: Dialect } = {
@@ -158,7 +164,7 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
     // A model this router does not know still gets a count (the estimate), not a 404.
     let decision: Decision | undefined;
     try {
-      decision = decideFor(req, parsed.chat, scope, svc);
+      decision = decideFor(req, factsFor(parsed.chat, scope), scope, svc);
     } catch {
       decision = undefined;
     }

@@ -19,6 +19,8 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   }
   const extra: Record<string, string> = { ...headers };
   if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
+  // A spent monthly budget does not come back on retry: SDKs that honour this header stop.
+  if (e.code === 'budget_exceeded') extra['x-should-retry'] = 'false';
   // A body we stopped reading (413 past the drain bound, 408) cannot be left on a keep-alive connection.
   if ((e.code === 'payload_too_large' && !isLingering(res.req)) || e.code === 'request_timeout') extra.connection = 'close';
   sendJson(res, e.status, e.toBody(), extra);

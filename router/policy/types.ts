@@ -101,6 +101,25 @@ export interface FailClosedLimits {
   workers: number;
 }
 
+/** A key kept in the policy by hash (SPEC §12); read-only at run time. */
+export interface StaticKeyConfig {
+  name: string;
+  key_sha256: string;
+  models?: string[];
+  endpoints?: string[];
+  rpm?: number;
+  max_in_flight?: number;
+  monthly_tokens?: number;
+  expires_at?: string;
+  admin: boolean;
+}
+
+export interface AuthConfig {
+  mode: 'open' | 'keys';
+  answer_reserve_tokens?: number;
+  keys: StaticKeyConfig[];
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -157,4 +176,5 @@ export interface Policy {
     command_timeout_ms: number;
     loading_grace_s: number;
   };
+  auth: AuthConfig;
 }

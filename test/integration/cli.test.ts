@@ -167,7 +167,7 @@ describe('homelab-router serve', () => {
     t.after(() => taken.close());
     const port = (taken.address() as AddressInfo).port;
     const dir = mkdtempSync(join(tmpdir(), 'hr-serve-'));
-    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') });
+    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') });
 
     // Before binding came first, the router kept probing and watching without serving anyone,
     // and never exited: runCli's deadline turns that into a failure here.
@@ -189,7 +189,7 @@ describe('homelab-router serve', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hr-serve-'));
     const policy = join(dir, 'routing_policy.yaml');
     writeFileSync(policy, lab.policyYaml);
-    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') });
+    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') });
 
     const loopback = await startServe(['--policy', policy, '--listen', '127.0.0.1:0'], env);
     t.after(() => loopback.stop());
@@ -200,6 +200,8 @@ describe('homelab-router serve', () => {
     const open = await startServe(['--policy', policy, '--listen', '0.0.0.0:0'], env);
     t.after(() => open.stop());
     assert.match(open.stderr(), /^WARNING: homelab-router is listening on 0\.0\.0\.0, not loopback\./m);
+    // auth.mode open (the default) off loopback: anyone on that network can use the GPUs.
+    assert.match(open.stderr(), /^WARNING: auth\.mode is open: any client that reaches 0\.0\.0\.0 can use every GPU without a key\./m);
   });
 });
 

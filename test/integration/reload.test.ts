@@ -288,7 +288,7 @@ describe('policy file watcher (homelab-router serve)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hr-watch-'));
     const policyPath = join(dir, 'routing_policy.yaml');
     writeFileSync(policyPath, lab.policyYaml);
-    const router = await startServe(['--policy', policyPath, '--listen', '127.0.0.1:0'], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') }));
+    const router = await startServe(['--policy', policyPath, '--listen', '127.0.0.1:0'], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') }));
     t.after(() => router.stop());
 
     const h0 = await policyHash(router.base);
