@@ -684,7 +684,7 @@ async function main(): Promise<void> {
     const policyPath = join(work, `${name}-policy.yaml`);
     writeFileSync(policyPath, benchPolicy(root, upstream.port));
     const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
-    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
+    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
   const targets: Target[] = [upstream, passthrough, buffered, tcp];

@@ -495,14 +495,17 @@ async function main(): Promise<number> {
   }
   doc.hosts = {};
   doc.server = { ...doc.server, listen: '127.0.0.1:0', request_timeout_ms: REQUEST_TIMEOUT_MS, stream_idle_timeout_ms: STREAM_IDLE_MS };
-  doc.health = { interval_s: 0.5, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1 };
+  // Ejections, their back-off and slow start scaled to the half-second probe cadence: at the
+  // shipped 30 s ejections, the fault rate below would keep every route out for most of a
+  // short run, and the run would exercise little but fast 503s.
+  doc.health = { interval_s: 0.5, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1, ejection_base_s: 0.5, ejection_max_s: 5, slow_start_s: 1 };
   const policyPath = join(work, 'routing_policy.yaml');
   writeFileSync(policyPath, dumpYaml(doc));
 
   const token = randomBytes(16).toString('hex');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HOMELAB_ROUTER_')) env[k] = v;
-  Object.assign(env, { HOMELAB_ROUTER_LOG_DIR: join(work, 'logs'), HOMELAB_ROUTER_ADMIN_TOKEN: token });
+  Object.assign(env, { HOMELAB_ROUTER_LOG_DIR: join(work, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(work, 'data'), HOMELAB_ROUTER_ADMIN_TOKEN: token });
 
   const router = await startRouter(policyPath, env);
   const base = router.base;

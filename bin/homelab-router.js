@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs the build in dist/ (`npm run build`) when it is at least as new as every source file in
 // router/; otherwise the TypeScript sources through tsx's loader, so a checkout works with no
-// build step. The build starts faster and uses less memory and CPU (README "Performance").
-// HOMELAB_ROUTER_FROM_SOURCE=1 always runs the sources.
+// build step, and says so on stderr. The build starts faster and uses less memory and CPU
+// (README "Performance"). HOMELAB_ROUTER_FROM_SOURCE=1 always runs the sources, quietly.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ function buildIsFresh() {
   try {
     builtAt = statSync(stamp).mtimeMs;
   } catch {
+    process.stderr.write('homelab-router: no build in dist/; running the sources through tsx, which starts slower (npm run build makes one)\n');
     return false;
   }
   const sources = join(root, 'router');

@@ -5,12 +5,17 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { asRouterError, RouterError } from './errors.ts';
 import { adminRouter, upstreamView, type RecoveryControl } from './admin/routes.ts';
 import { serveDataPlane } from './http/data-plane.ts';
+import { admitAtEdge } from './http/edge.ts';
+import { applyConnectionLimits, checkingIntervalMs } from './http/connections.ts';
+import { publicUpstreamView, statsDetail } from './admin/stats-view.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
 
 export interface AppOptions {
   recovery?: RecoveryControl;
   host?: HostTelemetry;
+  /** More endpoints under a path prefix (the demo's /demo controls). */
+  extra?: { path: string; router: express.Router };
 }
 
 export function createExpressApp(svc: RouterService, opts: AppOptions = {}): express.Express {
@@ -18,18 +23,21 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use('/admin', adminRouter(svc, opts.recovery));
+  if (opts.extra) app.use(opts.extra.path, opts.extra.router);
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', svc.metrics.registry.contentType);
     res.end(await svc.metrics.registry.metrics());
   });
 
-  app.get('/stats', async (_req, res) => {
+  app.get('/stats', async (req, res) => {
+    // Without the admin token: no GPU URLs and no upstream error text (which can echo prompts).
+    const full = statsDetail(req.headers.authorization, svc.adminToken);
     const metrics = (await svc.metrics.registry.getMetricsAsJSON()).filter((m) => m.name.startsWith('homelab_router_') && !m.name.startsWith('homelab_router_process_') && !m.name.startsWith('homelab_router_nodejs_'));
     res.json({
       uptime_s: Math.round((Date.now() - svc.startedAt) / 1000),
       policy_hash: svc.policy.hash,
-      upstreams: svc.states.all().map(upstreamView),
+      upstreams: full ? svc.states.all().map(upstreamView) : svc.states.all().map(publicUpstreamView),
       host: opts.host?.sample ?? null,
       metrics: Object.fromEntries(metrics.map((m) => [m.name, { type: m.type, help: m.help, values: m.values }])),
     });
@@ -41,8 +49,9 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
 
   // Express 5 routes rejected promises here too, so handlers just throw.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = asRouterError(isBodyParserError(err) ? new RouterError('invalid_request', `The request body is not valid JSON: ${(err as Error).message}`) : err);
-    if (!(err instanceof RouterError) && !isBodyParserError(err)) svc.logs.service.error({ err, path: req.path }, 'unexpected error');
+    const parserError = bodyParserError(err);
+    const e = asRouterError(parserError ?? err);
+    if (!(err instanceof RouterError) && !parserError) svc.logs.service.error({ err, path: req.path }, 'unexpected error');
     if (res.headersSent) return void res.destroy();
     if (e.retryAfterS !== undefined) res.setHeader('retry-after', String(e.retryAfterS));
     res.status(e.status).json(e.toBody());
@@ -50,25 +59,44 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   return app;
 }
 
-function isBodyParserError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
+/** express.json's failures (they carry `type`) as the router's own errors; null for anything else. */
+function bodyParserError(err: unknown): RouterError | null {
+  const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
+  switch (type) {
+    case 'entity.parse.failed':
+      return new RouterError('invalid_request', `The request body is not valid JSON: ${(err as Error).message}`);
+    case 'entity.too.large':
+      return new RouterError('payload_too_large', `The request body is larger than this endpoint accepts (${(err as { limit?: number }).limit ?? '?'} bytes).`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new RouterError('unsupported_media_type', `${(err as Error).message}: send the body uncompressed, as UTF-8 JSON.`);
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new RouterError('invalid_request', `The request body could not be read: ${(err as Error).message}`);
+    default:
+      return null;
+  }
 }
 
 export function createRouterServer(svc: RouterService, opts: AppOptions = {}): Server {
   const app = createExpressApp(svc, opts);
-  const server = createServer((req, res) => {
-    if (!serveDataPlane(req, res, svc)) app(req, res);
+  const limits = svc.policy.policy.server;
+  // Refused at the edge: counted like any request answered without a route.
+  const refused = (err: RouterError) => svc.metrics.requests.inc({ route: 'none', bucket: 'none', reason: err.code, code: String(err.status) });
+  const server = createServer({ connectionsCheckingInterval: checkingIntervalMs(limits) }, (req, res) => {
+    const path = admitAtEdge(req, res, svc.policy, refused);
+    if (path !== null && !serveDataPlane(req, res, svc, path)) app(req, res);
   });
-  // A stream may run for minutes; the router's own deadlines govern requests, not Node's.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  applyConnectionLimits(server, limits, (max, dropped) => svc.logs.service.warn({ max_connections: max, dropped }, `server.max_connections (${max}) reached: new connections are closed as they arrive`));
   return server;
 }
 
 export interface ListenAddress {
   host: string;
   port: number;
+  /** The address actually bound (what the host name resolved to), once listening. */
+  address?: string;
 }
 
 /** HOST:PORT as the policy's server.listen and `serve --listen` spell it ("[::1]:4000" for IPv6). */
@@ -92,7 +120,7 @@ export function listen(server: Server, at: ListenAddress): Promise<ListenAddress
     server.listen(at.port, at.host, () => {
       server.off('error', onError);
       const addr = server.address();
-      resolve({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port });
+      resolve({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port, address: typeof addr === 'object' && addr ? addr.address : at.host });
     });
   });
 }

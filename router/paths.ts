@@ -14,3 +14,8 @@ export const PACKAGE_ROOT = RUNNING_BUILT ? dirname(dirname(dirname(here))) : di
 export function packagePath(relative: string): string {
   return join(PACKAGE_ROOT, relative);
 }
+
+/** $HOMELAB_ROUTER_DATA_DIR (default ./data): the router's databases (keys.db, the request log). */
+export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HOMELAB_ROUTER_DATA_DIR || './data';
+}

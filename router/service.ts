@@ -3,14 +3,19 @@
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
+import { KeyService } from './keys/service.ts';
 import { RouterMetrics } from './obs/metrics.ts';
+import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
+import { SchemaGuard } from './schema-guard/guard.ts';
 
 export interface ServiceOptions {
   policy: CompiledPolicy;
   policyPath?: string | undefined;
   logDir: string;
+  /** $HOMELAB_ROUTER_DATA_DIR: keys.db lives here. Undefined: keys in memory only (tests). */
+  dataDir?: string | undefined;
   adminToken?: string | undefined;
   quiet?: boolean;
   /** Replace the HTTP probe (tests of health logic only). */
@@ -28,19 +33,24 @@ export class RouterService {
   readonly metrics: RouterMetrics;
   readonly logs: RouterLogs;
   readonly health: HealthChecker;
+  /** Fail-closed requests' JSON Schemas: bounds, and compile/validate on worker threads. */
+  readonly schemas: SchemaGuard;
+  readonly keys: KeyService;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
 
   constructor(opts: ServiceOptions) {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
-    this.states = new RouteStates(opts.policy);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
+    this.states = new RouteStates(opts.policy, { onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }) });
     this.metrics = new RouterMetrics(() => this.states, { processMetrics: opts.processMetrics ?? true });
     this.metrics.zeroFor(opts.policy.routeNames);
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);
     this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
+    this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
+    this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg) });
   }
 
   get policy(): CompiledPolicy {
@@ -82,6 +92,8 @@ export class RouterService {
   async close(): Promise<void> {
     this.health.stop();
     await this.states.close();
+    await this.schemas.close();
+    this.keys.close();
     this.logs.flush();
   }
 }

@@ -1,11 +1,14 @@
 // Routing quality check: runs labelled prompts through the real classifier and decision engine
 // (every route healthy, none drained) and reports accuracy and every miss.
 //
-//   npm run eval:routing -- [--policy routing_policy.yaml] [--file ../shared/eval/routing-dev.jsonl] [--min 95]
+//   npm run eval:routing -- [--policy routing_policy.yaml] [--file F ...] [--min 95]
 //
+// Without --file it runs every labelled set it finds: the shared dev sets
+// (../shared/eval/routing-dev.jsonl, routing-clients-dev.jsonl; in a checkout without ../shared,
+// their copies in test/fixtures, with a message) and the repo's own fixtures.
 // Each JSONL line: {"id", "request": <chat completion body>, "expect_routes": [routes], "note"}.
-// Exit code 0 unless --min is given and accuracy falls below it (then 1), so CI can gate on it.
-import { readFileSync } from 'node:fs';
+// Exit code 0 unless --min is given and some set's accuracy falls below it (then 1), so CI can gate on it.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requestFacts, type ChatBody } from '../router/classify/request-facts.ts';
@@ -79,17 +82,30 @@ export function percent(r: EvalResult): number {
   return r.total === 0 ? 0 : (100 * r.correct) / r.total;
 }
 
-function parseArgs(argv: string[]): { policy: string; file: string; min: number | undefined } {
-  const opts = { policy: resolve(REPO_ROOT, 'routing_policy.yaml'), file: resolve(REPO_ROOT, '../shared/eval/routing-dev.jsonl'), min: undefined as number | undefined };
+/**
+ * The sets run when no --file is given: the shared dev sets when present (else their copies in
+ * test/fixtures, which may be older), then the repo's own.
+ */
+export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
+  ['../shared/eval/routing-dev.jsonl', 'test/fixtures/routing-dev.jsonl'],
+  ['../shared/eval/routing-clients-dev.jsonl', 'test/fixtures/routing-clients-dev.jsonl'],
+  ['test/fixtures/routing-heldout.jsonl'],
+  ['test/fixtures/routing-own-heldout.jsonl'],
+  ['test/fixtures/routing-own-heldout-2.jsonl'],
+  ['test/fixtures/routing-stress.jsonl'],
+];
+
+function parseArgs(argv: string[]): { policy: string; files: string[]; min: number | undefined } {
+  const opts = { policy: resolve(REPO_ROOT, 'routing_policy.yaml'), files: [] as string[], min: undefined as number | undefined };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[i + 1];
     if (value === undefined || !['--policy', '--file', '--min'].includes(flag)) {
-      throw new Error(`usage: eval-routing [--policy P] [--file F] [--min PCT] (bad argument "${flag}")`);
+      throw new Error(`usage: eval-routing [--policy P] [--file F ...] [--min PCT] (bad argument "${flag}")`);
     }
     i++;
     if (flag === '--policy') opts.policy = resolve(value);
-    else if (flag === '--file') opts.file = resolve(value);
+    else if (flag === '--file') opts.files.push(resolve(value));
     else if (Number.isFinite(Number(value))) opts.min = Number(value);
     else throw new Error(`--min needs a number, got "${value}"`);
   }
@@ -98,15 +114,35 @@ function parseArgs(argv: string[]): { policy: string; file: string; min: number 
 
 function main(): void {
   const opts = parseArgs(process.argv.slice(2));
-  const result = evaluate(loadPolicyFile(opts.policy), readCases(opts.file));
-  console.log(`policy: ${opts.policy}\nfile:   ${opts.file}`);
-  for (const m of result.misses) console.log(formatMiss(m));
-  const pct = percent(result);
-  console.log(`accuracy: ${result.correct}/${result.total} (${pct.toFixed(1)}%)`);
-  if (opts.min !== undefined && pct < opts.min) {
-    console.error(`accuracy ${pct.toFixed(1)}% is below --min ${opts.min}%`);
-    process.exitCode = 1;
+  const policy = loadPolicyFile(opts.policy);
+  console.log(`policy: ${opts.policy}`);
+  const explicit = opts.files.length > 0;
+  const sets: Array<[string, string?]> = explicit ? opts.files.map((f) => [f]) : DEFAULT_SETS.map(([f, copy]) => [resolve(REPO_ROOT, f), copy && resolve(REPO_ROOT, copy)]);
+  const summary: string[] = [];
+  for (const [wanted, copy] of sets) {
+    let file = wanted;
+    if (!existsSync(file)) {
+      if (explicit) throw new Error(`${file}: no such file`);
+      if (copy === undefined || !existsSync(copy)) {
+        console.log(`\nskipped: ${file} is not in this checkout`);
+        continue;
+      }
+      console.log(`\n${file} is not in this checkout: using the repo's copy`);
+      file = copy;
+    }
+    const result = evaluate(policy, readCases(file));
+    console.log(`\nfile:   ${file}`);
+    for (const m of result.misses) console.log(formatMiss(m));
+    const pct = percent(result);
+    const line = `accuracy: ${result.correct}/${result.total} (${pct.toFixed(1)}%)`;
+    console.log(line);
+    summary.push(`${line.padEnd(30)} ${file.startsWith(REPO_ROOT) ? file.slice(REPO_ROOT.length + 1) : file}`);
+    if (opts.min !== undefined && pct < opts.min) {
+      console.error(`accuracy ${pct.toFixed(1)}% is below --min ${opts.min}% on ${file}`);
+      process.exitCode = 1;
+    }
   }
+  if (summary.length > 1) console.log(`\n${summary.join('\n')}`);
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -12,8 +12,14 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export function requireAdminToken(expected: string | undefined) {
+/** `isAdminKey`: also accepts an API key marked `admin: true` (SPEC §12) as the bearer token. */
+export function requireAdminToken(expected: string | undefined, isAdminKey: (bearer: string) => boolean = () => false) {
   return (req: Request, res: Response, next: NextFunction): void => {
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim();
+    if (bearer !== undefined && isAdminKey(bearer)) {
+      next();
+      return;
+    }
     if (!expected) {
       next(new RouterError('admin_disabled', 'The admin API is disabled: no token is configured. Set HOMELAB_ROUTER_ADMIN_TOKEN (e.g. `export HOMELAB_ROUTER_ADMIN_TOKEN=$(openssl rand -hex 32)`) and restart the router.'));
       return;

@@ -6,6 +6,7 @@ import { PolicyError } from '../policy/load.ts';
 import type { RouterService } from '../service.ts';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { requireAdminToken } from './auth.ts';
+import { keysRouter } from './keys.ts';
 
 export interface RecoveryControl {
   recoverCuda(route: string, trigger: 'admin'): Promise<unknown>;
@@ -36,7 +37,8 @@ export function upstreamView(r: RouteRuntime) {
 
 export function adminRouter(svc: RouterService, recovery: RecoveryControl | undefined): Router {
   const router = express.Router();
-  router.use(requireAdminToken(svc.adminToken));
+  router.use(requireAdminToken(svc.adminToken, (bearer) => svc.keys.isAdminKey(bearer)));
+  router.use('/keys', keysRouter(svc.keys, (req, action, detail) => audit(req, action, detail)));
   const routeOf = (req: Request): RouteRuntime => {
     const name = String(req.params.route);
     const rt = svc.states.get(name);
@@ -54,7 +56,7 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
 
   const setDrain = (drained: boolean) => (req: Request, res: Response) => {
     const rt = routeOf(req);
-    rt.drained = drained;
+    rt.setDrained(drained);
     audit(req, drained ? 'drain' : 'undrain', { route: rt.name });
     res.json({ route: rt.name, drained, in_flight: rt.admission.inFlight, queued: rt.admission.queued });
   };

@@ -1,8 +1,44 @@
-// Keyword classifier: scores the scoped text against every bucket's terms and signals.
+// The classifier: scores the request's job against every bucket, in this order.
+//   1. Parts (parts.ts): the last user message's instruction, apart from quoted material
+//      (a chat history, a RAG context, ``` blocks); tool results are never scored, a system
+//      prompt only when short and only for its job words. A forced tool_choice makes the whole
+//      message input (quoted).
+//   2. Terms (term-index.ts) in the instruction at full weight, with lookback to earlier user
+//      turns and the decisive-instruction-line rule; terms in quoted material at a capped fraction.
+//   3. Structural signals of the request (request-facts.ts).
+//   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketConfig, SignalName } from '../policy/types.ts';
-import type { RequestFacts } from './request-facts.ts';
+import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
+import { hasInlineCode, type RequestFacts } from './request-facts.ts';
+import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
 import { TermIndex, type TermEntry } from './term-index.ts';
+
+export interface ClassifierOptions {
+  /** classifier.lookback_below. */
+  lookbackBelow?: number;
+  /** classifier.parts: which part of a message is the instruction. */
+  parts?: PartsConfig;
+  /** classifier.similarity; undefined (or no bucket examples) turns the stage off. */
+  similarity?: SimilarityConfig | undefined;
+  /** classifier.system: job words of a short system prompt. */
+  system?: SystemJobConfig | undefined;
+}
+
+/**
+ * A short system prompt that states the job (n8n's Text Classifier: "Please classify the text
+ * provided by the user into one of…"; LangChain's "You are an expert extraction algorithm")
+ * while the user message is only the data. Long system prompts (agent manuals, entity lists)
+ * are never read.
+ */
+export interface SystemJobConfig {
+  /** System prompts longer than this are not read (0: never). */
+  max_chars: number;
+  /** Only terms at least this heavy (job words) count. */
+  min_weight: number;
+  /** Fraction of each such term's weight added. */
+  weight: number;
+}
 
 export interface Classification {
   bucket: string;
@@ -14,22 +50,43 @@ export interface Classification {
   reason: 'bucket_match' | 'default_bucket';
   /** 0 = the last user message decided; n = the n-th earlier user turn did (lookback). */
   turn: number;
+  /** How that turn was split into instruction and quoted material (see parts.ts). */
+  part: string;
+  /** The start of the instruction text that was scored (for explain). */
+  text: string;
+  /** Nearest example prompts, when the similarity stage was consulted. */
+  nearest: Neighbour[];
 }
 
 // A message this long is likely an instruction plus pasted material.
 const LONG_TEXT_CHARS = 600;
 const INSTRUCTION_CHARS = 200;
 
-const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question'];
+const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question', 'forced_tool', 'tool_result', 'agent_loop', 'history_code', 'image'];
+const NEAREST_SHOWN = 3;
+const TEXT_SHOWN = 160;
+
+// Scripts written without spaces between words (Han, kana) and Hangul, whose endings attach to
+// the word: a term in these scripts matches anywhere in the text, not only at a word start.
+const SPACELESS = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]/;
+/** Characters searched for spaceless terms: the start and the end of a long text. */
+const SPACELESS_WINDOW = 4096;
 
 export class Classifier {
   readonly #buckets: string[];
   readonly #index: TermIndex;
+  readonly #entries: TermEntry[];
   readonly #signalWeights: Array<Partial<Record<SignalName, number>>>;
   /** Lower rank wins a tie. */
   readonly #tieRank: number[];
   readonly #defaultBucket: string;
   readonly #lookbackBelow: number;
+  readonly #parts: PartsConfig;
+  /** Term ids matched by substring (SPACELESS terms), not by the index. */
+  readonly #spaceless: Array<{ id: number; text: string }> = [];
+  readonly #examples: ExampleIndex | undefined;
+  readonly #similarity: SimilarityConfig | undefined;
+  readonly #system: SystemJobConfig | undefined;
 
   /**
    * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
@@ -37,17 +94,34 @@ export class Classifier {
    * user turn that has one. 0 keeps the plain rule: only a message that matched no term at all
    * looks back.
    */
-  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string, lookbackBelow = 0) {
+  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string, options: number | ClassifierOptions = 0) {
+    const opts: ClassifierOptions = typeof options === 'number' ? { lookbackBelow: options } : options;
     this.#buckets = Object.keys(buckets);
     const entries: TermEntry[] = [];
+    const spaced: TermEntry[] = [];
     this.#buckets.forEach((name, b) => {
       for (const spec of buckets[name]!.keywords ?? []) {
         const term = typeof spec === 'string' ? spec : spec.term;
         const weight = typeof spec === 'string' ? 1 : (spec.weight ?? 1);
-        entries.push({ term, bucket: b, weight });
+        const entry = { term, bucket: b, weight };
+        if (SPACELESS.test(term)) this.#spaceless.push({ id: entries.length, text: term.replace(/\*$/, '').trim() });
+        entries.push(entry);
+        // The index keeps every id (so ids stay positions in `entries`); a spaceless term gets
+        // an empty term there, which the index skips.
+        spaced.push(SPACELESS.test(term) ? { ...entry, term: '' } : entry);
       }
     });
-    this.#index = new TermIndex(entries);
+    this.#index = new TermIndex(spaced);
+    this.#entries = entries;
+    this.#parts = opts.parts ?? DEFAULT_PARTS;
+    this.#similarity = opts.similarity;
+    this.#system = opts.system;
+    const examples: Array<{ bucket: number; text: string }> = [];
+    this.#buckets.forEach((name, b) => {
+      for (const text of buckets[name]!.examples ?? []) examples.push({ bucket: b, text });
+    });
+    this.#examples = opts.similarity && examples.length > 0 ? new ExampleIndex(this.#buckets, examples, opts.similarity.max_chars) : undefined;
+    const lookbackBelow = opts.lookbackBelow ?? 0;
     this.#signalWeights = this.#buckets.map((name) => buckets[name]!.signals ?? {});
     this.#tieRank = this.#buckets.map((name) => {
       const rank = tieBreak.indexOf(name);
@@ -60,14 +134,19 @@ export class Classifier {
   classify(facts: RequestFacts): Classification {
     const texts = facts.scoredTexts.length > 0 ? facts.scoredTexts : [''];
     let turn = 0;
-    let hits = this.#termHits(texts[0]!);
+    // A forced tool_choice (structured output): the user message is the input, not the job.
+    const asInput = this.#parts.forced_tool_input && facts.signals.forced_tool;
+    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false } : splitParts(texts[0]!, this.#parts);
+    let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
     // borrows the newest earlier user turn that is decisive.
-    if (!this.#decisive(hits)) {
+    if (!asInput && !this.#decisive(hits)) {
       for (let t = 1; t < texts.length; t++) {
-        const earlier = this.#termHits(texts[t]!);
+        const earlierParts = splitParts(texts[t]!, this.#parts);
+        const earlier = this.#termHits(earlierParts.instruction);
         if (this.#decisive(earlier)) {
           hits = earlier;
+          parts = earlierParts;
           turn = t;
           break;
         }
@@ -80,20 +159,70 @@ export class Classifier {
     // In a long message the instruction usually sits on its own first or last line
     // ("Summarize this article:" above a pasted text). When that line is decisive it decides,
     // so the pasted text's own words cannot outvote it; otherwise the whole text is scored.
-    const instruction = this.#instructionHits(texts[turn]!);
+    const instruction = this.#instructionHits(parts.instruction);
     const fromInstruction = this.#decisive(instruction);
     for (const id of fromInstruction ? instruction : hits) {
-      const e = this.#index.entries[id]!;
+      const e = this.#entries[id]!;
       score[e.bucket] += e.weight;
       (matched[e.bucket] ??= []).push(fromInstruction ? `instruction:${e.term}` : e.term);
     }
+    // Quoted material (a chat history to title, a document to answer from, code to edit) counts
+    // for a fraction: it says what the job is about, not what the job is.
+    const qw = this.#parts.quoted_weight;
+    if (!fromInstruction && qw > 0 && parts.quoted !== '') {
+      const added = new Float64Array(n);
+      for (const id of this.#termHits(parts.quoted)) {
+        if (hits.has(id)) continue;
+        const e = this.#entries[id]!;
+        added[e.bucket] += e.weight * qw;
+        (matched[e.bucket] ??= []).push(`quoted:${e.term}`);
+      }
+      for (let b = 0; b < n; b++) score[b] += Math.min(added[b]!, this.#parts.quoted_max);
+    }
+    // Job words of a short system prompt (the user message being only the data).
+    const sys = this.#system;
+    if (sys && sys.max_chars > 0 && sys.weight > 0 && facts.systemText !== '' && facts.systemText.length <= sys.max_chars) {
+      for (const id of this.#termHits(facts.systemText)) {
+        const e = this.#entries[id]!;
+        if (e.weight < sys.min_weight || hits.has(id)) continue;
+        score[e.bucket] += e.weight * sys.weight;
+        (matched[e.bucket] ??= []).push(`system:${e.term}`);
+      }
+    }
+    // Code in quoted material (a chat history to title, a document) is not code the user brought:
+    // code_block counts a ``` block only among the instruction's own material, inline_code only
+    // in the instruction's text.
+    const signals =
+      parts.rule === 'whole' || !(facts.signals.inline_code || facts.signals.code_block)
+        ? facts.signals
+        : { ...facts.signals, code_block: facts.signals.code_block && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(parts.instruction) };
     for (let b = 0; b < n; b++) {
       const weights = this.#signalWeights[b]!;
       for (const s of SIGNALS) {
         const w = weights[s];
-        if (w !== undefined && facts.signals[s]) {
+        if (w !== undefined && signals[s]) {
           score[b] += w;
           (matched[b] ??= []).push(`signal:${s}`);
+        }
+      }
+    }
+
+    // Similarity: when the keyword evidence is weak or tied, the nearest example prompts of the
+    // policy add weight × similarity to their buckets.
+    let nearest: Neighbour[] = [];
+    const sim = this.#similarity;
+    if (this.#examples && sim) {
+      const [first, second] = this.#topTwo(score);
+      if (first < sim.consult_below || (first > 0 && first === second)) {
+        const query = parts.instruction.trim() !== '' ? parts.instruction : parts.quoted;
+        const found = this.#examples.nearest(query, NEAREST_SHOWN);
+        nearest = found.neighbours;
+        for (let b = 0; b < n; b++) {
+          const s = found.best[b]!;
+          if (s < sim.min_similarity) continue;
+          score[b] += sim.weight * s;
+          const example = nearest.find((x) => x.bucket === this.#buckets[b]);
+          (matched[b] ??= []).push(`similar:${Math.round(s * 100) / 100}${example ? ' "' + clip(example.example, 60) + '"' : ''}`);
         }
       }
     }
@@ -117,7 +246,22 @@ export class Classifier {
       matched: matchedOut,
       reason: best === -1 ? 'default_bucket' : 'bucket_match',
       turn: best === -1 ? 0 : turn,
+      part: parts.rule,
+      text: clip(parts.instruction.slice(0, 4 * TEXT_SHOWN).trim().replace(/\s+/g, ' '), TEXT_SHOWN),
+      nearest,
     };
+  }
+
+  #topTwo(score: Float64Array): [number, number] {
+    let first = 0;
+    let second = 0;
+    for (const s of score) {
+      if (s > first) {
+        second = first;
+        first = s;
+      } else if (s > second) second = s;
+    }
+    return [first, second];
   }
 
   /** Terms on the first or last line of a long text (each line at most INSTRUCTION_CHARS). */
@@ -127,22 +271,34 @@ export class Classifier {
     const trimmed = text.trim();
     const firstEnd = trimmed.indexOf('\n');
     const lastStart = trimmed.lastIndexOf('\n');
-    if (firstEnd > 0 && firstEnd <= INSTRUCTION_CHARS) this.#index.scan(trimmed.slice(0, firstEnd), (id) => hits.add(id));
-    if (lastStart !== -1 && trimmed.length - lastStart <= INSTRUCTION_CHARS) this.#index.scan(trimmed.slice(lastStart + 1), (id) => hits.add(id));
+    if (firstEnd > 0 && firstEnd <= INSTRUCTION_CHARS) this.#scanInto(trimmed.slice(0, firstEnd), hits);
+    if (lastStart !== -1 && trimmed.length - lastStart <= INSTRUCTION_CHARS) this.#scanInto(trimmed.slice(lastStart + 1), hits);
     return hits;
   }
 
   /** Whether these hits decide a bucket on their own, without looking at earlier turns. */
   #decisive(hits: Set<number>): boolean {
     if (this.#lookbackBelow <= 0) return hits.size > 0;
-    for (const id of hits) if (this.#index.entries[id]!.weight >= this.#lookbackBelow) return true;
+    for (const id of hits) if (this.#entries[id]!.weight >= this.#lookbackBelow) return true;
     return false;
   }
 
   /** Distinct term ids found in `text`, in first-seen order. */
   #termHits(text: string): Set<number> {
     const hits = new Set<number>();
-    if (text !== '') this.#index.scan(text, (id) => hits.add(id));
+    if (text !== '') this.#scanInto(text, hits);
     return hits;
   }
+
+  #scanInto(text: string, hits: Set<number>): void {
+    this.#index.scan(text, (id) => hits.add(id));
+    if (this.#spaceless.length === 0) return;
+    const window = text.length <= 2 * SPACELESS_WINDOW ? text : text.slice(0, SPACELESS_WINDOW) + '\n' + text.slice(-SPACELESS_WINDOW);
+    if (!SPACELESS.test(window)) return;
+    for (const { id, text: term } of this.#spaceless) if (window.includes(term)) hits.add(id);
+  }
+}
+
+function clip(text: string, chars: number): string {
+  return text.length <= chars ? text : text.slice(0, chars - 1) + '…';
 }

@@ -22,6 +22,7 @@ export interface ChatBody {
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   tools?: unknown[];
+  tool_choice?: unknown;
   response_format?: { type?: string; json_schema?: { schema?: unknown; name?: string } };
   metadata?: { bucket?: unknown; [key: string]: unknown };
   [key: string]: unknown;
@@ -39,6 +40,8 @@ export interface RequestFacts {
   scoredTexts: string[];
   signals: Record<SignalName, boolean>;
   metadataBucket: string | undefined;
+  /** The system (and developer) messages' text, joined; '' when there are none. */
+  systemText: string;
 }
 
 export const TOKENS_PER_IMAGE = 1000;
@@ -117,7 +120,36 @@ const INDENTED_CODE = /^(?: {4}|\t)\S/m;
 function hasCodeBlock(text: string): boolean {
   // The regex alone is a full pass (~0.7 ms on 500 KB), and so is includes('    ') on prose
   // full of single spaces; an indented line must follow a line break, which is rare.
-  return text.includes('```') || (someLineStartsWith(text, INDENTS) && INDENTED_CODE.test(text));
+  return hasCodeFence(text) || (someLineStartsWith(text, INDENTS) && INDENTED_CODE.test(text));
+}
+
+/** Fences looked at, and characters of each read, before giving up: bounds the cost. */
+const FENCES_READ = 16;
+const FENCE_CHARS = 2048;
+// Code punctuation prose rarely has: braces, semicolons, assignment, a call, a tag, a path.
+const CODE_CHARS = /[{};]|[^=!<>]=[^=]|\w\(|<\/?[a-z]|\w\/\w|::|->|=>/i;
+
+/**
+ * A ``` block that holds code: one with a language (```python) or whose text has code
+ * punctuation. A fence around prose (Open WebUI quotes the message to pick an emoji for as
+ * ```the build finally passed```) is quoted text, not code.
+ */
+export function fenceIsCode(text: string, open: number, close: number): boolean {
+  const infoEnd = text.indexOf('\n', open + 3);
+  if (infoEnd !== -1 && infoEnd < close && /^[\w+#.-]+\s*$/.test(text.slice(open + 3, infoEnd))) return true;
+  return CODE_CHARS.test(text.slice(open + 3, Math.min(close, open + 3 + FENCE_CHARS)));
+}
+
+function hasCodeFence(text: string): boolean {
+  let at = text.indexOf('```');
+  for (let n = 0; at !== -1 && n < FENCES_READ; n++) {
+    const close = text.indexOf('```', at + 3);
+    if (fenceIsCode(text, at, close === -1 ? text.length : close)) return true;
+    if (close === -1) return false;
+    at = text.indexOf('```', close + 3);
+  }
+  // Past FENCES_READ fences: a text this full of fences is code.
+  return at !== -1;
 }
 
 const INDENTS = ['    ', '\t'];
@@ -153,7 +185,7 @@ const INLINE_CODE_AT: Array<[lead: string, pattern: RegExp]> = [
 // The other operators; their first characters are common in prose, so includes() beats a scan.
 const CODE_OPERATORS = ['::', '&&', '||'];
 
-function hasInlineCode(text: string): boolean {
+export function hasInlineCode(text: string): boolean {
   for (const op of CODE_OPERATORS) if (text.includes(op)) return true;
   for (const [lead, pattern] of INLINE_CODE_AT) {
     for (let at = text.indexOf(lead); at !== -1; at = text.indexOf(lead, at + 1)) {
@@ -170,6 +202,39 @@ function isShortQuestion(text: string): boolean {
   if (t.length === 0 || t.length > SHORT_QUESTION_CHARS) return false;
   const last = t[t.length - 1];
   return last === '?' || last === '？' || t.startsWith('¿');
+}
+
+/** tool_choice that names one function, or "required" (legacy: function_call naming one). */
+function isForcedTool(body: ChatBody): boolean {
+  const choice = body.tool_choice ?? body.function_call;
+  if (choice === 'required') return true;
+  return choice !== null && typeof choice === 'object' && ((choice as { type?: unknown }).type === 'function' || typeof (choice as { name?: unknown }).name === 'string');
+}
+
+function isToolResult(m: ChatMessage | undefined): boolean {
+  return m !== undefined && (m.role === 'tool' || m.role === 'function');
+}
+
+/** An assistant turn that called tools, or a tool result: a loop under way. */
+function isToolTurn(m: ChatMessage): boolean {
+  return isToolResult(m) || (m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0);
+}
+
+/** A code fence in any non-system message before the last user message. */
+function historyHasCode(messages: ChatMessage[]): boolean {
+  let last = messages.length - 1;
+  while (last >= 0 && messages[last]!.role !== 'user') last--;
+  for (let i = 0; i < last; i++) {
+    const m = messages[i]!;
+    if (m.role !== 'system' && messageText(m).includes('```')) return true;
+  }
+  return false;
+}
+
+function systemText(messages: ChatMessage[]): string {
+  let text = '';
+  for (const m of messages) if (m.role === 'system' || m.role === 'developer') text += text === '' ? messageText(m) : '\n' + messageText(m);
+  return text;
 }
 
 export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTurns: number): RequestFacts {
@@ -196,7 +261,13 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
       inline_code: hasInlineCode(primary),
       json_schema: format === 'json_schema' || format === 'json_object',
       question: isShortQuestion(primary),
+      forced_tool: isForcedTool(body),
+      tool_result: isToolResult(body.messages[body.messages.length - 1]),
+      agent_loop: body.messages.some(isToolTurn),
+      history_code: historyHasCode(body.messages),
+      image: images > 0,
     },
     metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
+    systemText: systemText(body.messages),
   };
 }

@@ -139,8 +139,13 @@ export class TermIndex {
   /** Row width: symbols with a dense column, rounded up to a multiple of 4. */
   readonly #columns: number;
   readonly #next: Int32Array;
-  /** Transitions on symbols past the dense columns, keyed `offset * 65536 + symbol`. */
+  /**
+   * Transitions on symbols past the dense columns, keyed `node * 65536 + symbol` (a small
+   * integer up to 32,768 nodes; a row offset times 65536 would be a heap number, which made
+   * every lookup a slow hash), and the symbols that have any such transition at all.
+   */
   readonly #rare = new Map<number, number>();
+  readonly #hasRare = new Uint8Array(65536);
   /** Term ids ending at node x: ids[idStart[x] .. prefixStart[x]) exact, then .. idStart[x + 1]) prefix. */
   readonly #idStart: Int32Array;
   readonly #prefixStart: Int32Array;
@@ -203,7 +208,10 @@ export class TermIndex {
       for (const [sym, child] of edges) {
         const to = child * columns + flags(child);
         if (sym < columns) this.#next[node * columns + sym] = to;
-        else this.#rare.set(node * columns * 65536 + sym, to);
+        else {
+          this.#rare.set(node * 65536 + sym, to);
+          this.#hasRare[sym] = 1;
+        }
       }
     });
     this.#idStart = new Int32Array(nodes + 1);
@@ -298,7 +306,8 @@ export class TermIndex {
   /** The transition from `t`'s node on `sym`, or 0. */
   #step(t: number, sym: number): number {
     const row = t & ~FLAG_BITS;
-    return sym < this.#columns ? this.#next[row + sym]! : (this.#rare.get(row * 65536 + sym) ?? 0);
+    if (sym < this.#columns) return this.#next[row + sym]!;
+    return this.#hasRare[sym] === 0 ? 0 : (this.#rare.get((row / this.#columns) * 65536 + sym) ?? 0);
   }
 
   /** Reports the terms of one kind (exact or prefix) ending at `t`'s node, first time only. */

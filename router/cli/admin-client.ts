@@ -15,6 +15,33 @@ interface Upstream {
   model: string;
 }
 
+/** The running router's base URL, or null (after saying why) when no admin token is set. */
+export function adminBase(url: string | undefined): string | null {
+  if (!process.env.HOMELAB_ROUTER_ADMIN_TOKEN) {
+    console.error('HOMELAB_ROUTER_ADMIN_TOKEN is not set: export the token the router was started with.');
+    return null;
+  }
+  return (url ?? process.env.HOMELAB_ROUTER_URL ?? 'http://127.0.0.1:4000').replace(/\/$/, '');
+}
+
+/** One admin API call; errors are printed and give ok: false. */
+export async function adminFetch(base: string, method: string, path: string, body?: unknown): Promise<{ ok: boolean; body: any }> {
+  let res: Response;
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers: { authorization: `Bearer ${process.env.HOMELAB_ROUTER_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+  } catch (err) {
+    console.error(`cannot reach the router at ${base}: ${(err as Error).message}`);
+    return { ok: false, body: null };
+  }
+  const parsed = (await res.json().catch(() => null)) as any;
+  if (!res.ok) console.error(`${res.status}: ${parsed?.error?.message ?? res.statusText}`);
+  return { ok: res.ok, body: parsed };
+}
+
 export async function adminCommand(command: 'drain' | 'undrain' | 'upstreams', route: string | undefined, opts: { url: string | undefined; json: boolean }): Promise<number> {
   const base = (opts.url ?? process.env.HOMELAB_ROUTER_URL ?? 'http://127.0.0.1:4000').replace(/\/$/, '');
   const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN;

@@ -1,14 +1,15 @@
 // `homelab-router serve`: the production process. Loads the policy, binds the HTTP server,
 // then starts health checks, the in-process watchdog and the policy file watcher; drains on
 // SIGTERM.
-import { createRouterServer, formatListen, isLoopback, listen, parseListen, type ListenAddress } from '../app.ts';
+import { createRouterServer, formatListen, isLoopback, listen, parseListen, type AppOptions, type ListenAddress } from '../app.ts';
 import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
 import { HostTelemetry } from '../obs/host.ts';
-import { RUNNING_BUILT } from '../paths.ts';
+import { dataDir, RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { inProcessWatchdog } from './watchdog-wiring.ts';
+import type { runRemote } from '../recovery/ssh-exec.ts';
 
 // How long SIGTERM waits for in-flight requests before closing them.
 const DRAIN_MS = 30_000;
@@ -19,6 +20,19 @@ export interface ServeOptions {
   /** Printed after the listen line (the demo's walkthrough). */
   banner?: (base: string) => string;
   quiet?: boolean;
+  /** More endpoints (the demo's /demo controls). */
+  extra?: AppOptions['extra'];
+  /** Runs recovery commands instead of SSH (the demo acts on its simulators). */
+  exec?: typeof runRemote;
+}
+
+/** What an operator must hear at start about who can reach the router. Pure. */
+/** Start-up warnings for a router reachable from a network; `bound` is the address actually bound. */
+export function exposureWarnings(host: string, authMode: 'open' | 'keys', bound = host): string[] {
+  if (isLoopback(bound)) return [];
+  const out = [`WARNING: homelab-router is listening on ${host}${bound !== host ? ` (${bound})` : ''}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`];
+  if (authMode === 'open') out.push(`WARNING: auth.mode is open: any client that reaches ${host} can use every GPU without a key. Set auth: {mode: keys} in the policy and give each application a key (homelab-router keys create NAME).`);
+  return out;
 }
 
 export async function serve(opts: ServeOptions): Promise<number> {
@@ -38,11 +52,17 @@ export async function serve(opts: ServeOptions): Promise<number> {
     return 2;
   }
   const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN || undefined;
-  const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
+  let svc: RouterService;
+  try {
+    svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), dataDir: dataDir(), adminToken: token, quiet: opts.quiet ?? false });
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  }
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
-  const watchdog = inProcessWatchdog(svc);
-  const server = createRouterServer(svc, { recovery: watchdog, host });
+  const watchdog = inProcessWatchdog(svc, opts.exec);
+  const server = createRouterServer(svc, { recovery: watchdog, host, ...(opts.extra ? { extra: opts.extra } : {}) });
 
   // Bind first: a router that cannot take its address exits 1 (systemd restarts it) instead of
   // probing, watching and running the watchdog without serving anyone.
@@ -69,8 +89,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
 
   const base = `http://${formatListen(addr)}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
-  if (!isLoopback(addr.host)) {
-    const warning = `WARNING: homelab-router is listening on ${addr.host}, not loopback. The admin API and every GPU behind it are reachable from that network; put it behind a firewall or bind 127.0.0.1.`;
+  // Judged on the address bound, not the name configured: a name can resolve anywhere.
+  for (const warning of exposureWarnings(addr.host, svc.policy.policy.auth.mode, addr.address ?? addr.host)) {
     console.error(warning);
     log.warn({ listen: base }, warning);
   }

@@ -7,16 +7,23 @@ import { runRemote } from '../recovery/ssh-exec.ts';
 import type { RouterService } from '../service.ts';
 import { probeRoute } from '../upstream/probe.ts';
 
-export function inProcessWatchdog(svc: RouterService): Watchdog {
+/** `exec` runs recovery commands: over SSH, or the demo's stand-in. */
+export function inProcessWatchdog(svc: RouterService, exec: typeof runRemote = runRemote): Watchdog {
   const cfg = svc.policy.policy.watchdog;
   const statePath = isAbsolute(cfg.state_file) ? cfg.state_file : join(logDir(), cfg.state_file);
   const watchdog = new Watchdog({
     policy: () => svc.policy,
     probe: (route) => probeRoute(svc.policy.route(route), svc.policy.policy.health.timeout_ms),
-    exec: runRemote,
+    exec,
     log: svc.logs.recovery,
     statePath,
-    onAction: (route, action, result) => svc.metrics.recoveries.inc({ route, action, result }),
+    onAction: (route, action, result) => {
+      svc.metrics.recoveries.inc({ route, action, result });
+      // After a restart or CUDA recovery: probe at once; passing probes (then slow start) bring it back.
+      if (action !== 'page' && result !== 'skipped') void svc.health.probeAll();
+    },
+    // During a recovery the route takes no traffic (reliability anchor S26).
+    onRecoveryStart: (route, action, host) => svc.states.get(route)?.beginRecovery(`recovery.${action} running on host ${host}`),
   });
   svc.onCudaFault((route) => watchdog.noteCudaFault(route));
   return watchdog;

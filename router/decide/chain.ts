@@ -6,6 +6,8 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 export interface RouteStatus {
   healthy: boolean;
   drained: boolean;
+  /** When unhealthy: the router's estimate of when it may take requests again, in ms. */
+  backInMs?: number;
 }
 
 /** Read-only view of live route state, taken once per decision. */

@@ -5,6 +5,8 @@ import type { RequestFacts } from '../classify/request-facts.ts';
 import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import { RouterError } from '../errors.ts';
 import { settle, staticChain, type ChainContext, type Skip, type StateView } from './chain.ts';
+import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from './context-guard.ts';
+import { clampSeconds } from '../upstream/retry-estimate.ts';
 
 export type SizeTier = 'small' | 'medium' | 'large';
 
@@ -39,9 +41,15 @@ export interface Decision {
   pinned: boolean;
   hasImage: boolean;
   estimatedTokens: number;
+  /** max_tokens / max_completion_tokens the client asked for (0: none). */
+  requestedMaxTokens: number;
+  /** The lowered value `route` gets (SPEC §5 step 6 clamp); undefined when sent unchanged. */
+  maxTokensSent: number | undefined;
   sizeTier: SizeTier;
   scores: Record<string, number>;
   matched: Record<string, string[]>;
+  /** What the classifier read (turn, instruction/quoted split, text) and the nearest examples; undefined when it did not run. */
+  classified: Pick<Classification, 'turn' | 'part' | 'text' | 'nearest'> | undefined;
   /** Routes passed over before `route`, in order (drained, unhealthy, too small, blind). */
   skipped: Skip[];
   fallbackChain: { busy: string[]; outage: string[] };
@@ -131,7 +139,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, view: State
     policy,
     view,
     hasImage: facts.hasImage,
-    tokensNeeded: facts.estimatedTokens + facts.maxTokens,
+    tokensNeeded: tokensNeeded(policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD, facts.estimatedTokens, facts.maxTokens),
     auto: !choice.pinned,
   };
 
@@ -148,9 +156,12 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, view: State
     pinned: choice.pinned,
     hasImage: facts.hasImage,
     estimatedTokens: facts.estimatedTokens,
+    requestedMaxTokens: facts.maxTokens,
+    maxTokensSent: route === null ? undefined : clampedMaxTokens(policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD, policy.route(route).context_tokens, facts.estimatedTokens, facts.maxTokens),
     sizeTier: tier,
     scores: choice.classification?.scores ?? {},
     matched: choice.classification?.matched ?? {},
+    classified: choice.classification,
     skipped: landing.skipped,
     fallbackChain: route === null || choice.pinned
       ? { busy: [], outage: [] }
@@ -168,13 +179,20 @@ function settlePinned(ctx: ChainContext, route: string) {
   return landing.route === route ? landing : { route: null, skipped: landing.skipped.slice(0, 1) };
 }
 
+/** Retry-After when no route could be tried: the soonest any route passed over as unhealthy may be back (1-60 s). */
+export function retryAfterForSkips(skipped: Skip[], view: StateView, policy: CompiledPolicy): number {
+  const intervalMs = policy.policy.health.interval_s * 1000;
+  const back = skipped.filter((s) => s.why === 'unhealthy').map((s) => view(s.route).backInMs ?? intervalMs);
+  return clampSeconds((back.length > 0 ? Math.min(...back) : intervalMs) / 1000);
+}
+
 function noRouteError(skipped: Skip[], ctx: ChainContext, policy: CompiledPolicy): RouterError {
-  const retryAfterS = Math.max(1, Math.ceil(policy.policy.health.interval_s));
+  const retryAfterS = retryAfterForSkips(skipped, ctx.view, policy);
   if (skipped.length > 0 && skipped.every((s) => s.why === 'too_small' || s.why === 'blind')) {
     const largest = Math.max(...skipped.map((s) => policy.route(s.route).context_tokens));
     return new RouterError(
       'context_length_exceeded',
-      `The prompt (~${ctx.tokensNeeded} tokens including max_tokens) does not fit the context of any route this request may use (largest: ${largest} tokens). Shorten the prompt or lower max_tokens.`,
+      `The prompt (~${ctx.tokensNeeded} tokens including the least output the context guard allows) does not fit the context of any route this request may use (largest: ${largest} tokens). Shorten the prompt or lower max_tokens.`,
       { param: 'messages' },
     );
   }

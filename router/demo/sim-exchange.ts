@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Canned } from './sim-faults.ts';
+import type { SimToolCall } from './sim-replies.ts';
 
 export class Exchange {
   /** The response can no longer complete normally (client gone, connection dropped, shutdown). */
@@ -98,10 +99,10 @@ export class Exchange {
   }
 }
 
-/** Where a reply stops short: `die` drops the connection, `stall` goes silent. */
+/** Where a reply stops short: `die` drops the connection, `stall` goes silent, `die_mid_event` drops it halfway through the next event. */
 export interface Cut {
   after: number;
-  mode: 'die' | 'stall';
+  mode: 'die' | 'stall' | 'die_mid_event';
 }
 
 export interface ChatPlan {
@@ -112,6 +113,8 @@ export interface ChatPlan {
   includeUsage: boolean;
   promptTokens: number;
   cut: Cut | null;
+  /** Answer with this tool call instead of content (finish_reason "tool_calls"). */
+  toolCall?: SimToolCall | null;
   /** Called just before the final bytes go out, so counters settle before the client sees the end. */
   onDone: () => void;
 }
@@ -144,6 +147,17 @@ function chatFrames(p: ChatPlan): string[] {
   const frame = (choices: unknown[], extra: object = {}): string =>
     JSON.stringify({ id, object: 'chat.completion.chunk', created, model: p.model, choices, ...extra });
   const frames = [frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])];
+  if (p.toolCall) {
+    // As OpenAI streams a call: id, type and name first, then the arguments in pieces.
+    const { id: callId, type, function: fn } = p.toolCall;
+    frames.push(frame([{ index: 0, delta: { tool_calls: [{ index: 0, id: callId, type, function: { name: fn.name, arguments: '' } }] }, finish_reason: null }]));
+    for (const piece of split(fn.arguments, Math.max(1, Math.min(p.chunks, fn.arguments.length)))) {
+      frames.push(frame([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: piece } }] }, finish_reason: null }]));
+    }
+    frames.push(frame([{ index: 0, delta: {}, finish_reason: 'tool_calls' }]));
+    if (p.includeUsage) frames.push(frame([], { usage: usage(p) }));
+    return frames;
+  }
   const parts = split(p.content, Math.max(1, p.chunks));
   parts.forEach((text, i) => {
     const last = i === parts.length - 1;
@@ -165,6 +179,10 @@ export async function streamChat(ex: Exchange, p: ChatPlan): Promise<void> {
     await ex.write(`data: ${frames[i]}\n\n`);
   }
   if (ex.gone) return;
+  if (p.cut?.mode === 'die_mid_event') {
+    const next = `data: ${frames[limit] ?? frames[0]}\n\n`;
+    await ex.write(next.slice(0, Math.floor(next.length / 2)));
+  }
   if (p.cut) return cutShort(ex, p.cut);
   p.onDone();
   ex.res.end('data: [DONE]\n\n');
@@ -179,7 +197,11 @@ export async function replyChat(ex: Exchange, p: ChatPlan): Promise<void> {
     object: 'chat.completion',
     created,
     model: p.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: p.content }, logprobs: null, finish_reason: 'stop' }],
+    choices: [
+      p.toolCall
+        ? { index: 0, message: { role: 'assistant', content: null, tool_calls: [p.toolCall] }, logprobs: null, finish_reason: 'tool_calls' }
+        : { index: 0, message: { role: 'assistant', content: p.content }, logprobs: null, finish_reason: 'stop' },
+    ],
     usage: usage(p),
   };
   return finishJson(ex, body, p.cut, p.onDone);
@@ -199,8 +221,25 @@ export async function finishJson(ex: Exchange, body: unknown, cut: Cut | null, o
   if (!ex.gone) await cutShort(ex, cut);
 }
 
+/**
+ * Headers, `head`, then filler until the client goes away (bounded at `maxBytes` all the same),
+ * each piece after `trickleMs` when set, else as fast as the client reads.
+ */
+export async function sendEndless(ex: Exchange, status: number, contentType: string, head: string, trickleMs = 0, maxBytes = 1024 * 1024 * 1024): Promise<void> {
+  if (ex.gone) return;
+  ex.res.writeHead(status, { 'content-type': contentType });
+  ex.res.flushHeaders();
+  await ex.write(head);
+  const filler = trickleMs > 0 ? 'x' : 'x'.repeat(16 * 1024);
+  for (let sent = 0; sent < maxBytes && !ex.gone; sent += filler.length) {
+    if (trickleMs > 0) await ex.sleep(trickleMs);
+    await ex.write(filler);
+  }
+  if (!ex.gone) ex.res.end();
+}
+
 async function cutShort(ex: Exchange, cut: Cut): Promise<void> {
-  if (cut.mode === 'die') ex.drop(false);
+  if (cut.mode === 'die' || cut.mode === 'die_mid_event') ex.drop(false);
   else await ex.untilGone();
 }
 

@@ -27,9 +27,17 @@ export type Fault =
   /** A non-JSON error page, as a reverse proxy in front of the engine would send. */
   | { kind: 'html'; status: number }
   /** Extra time before the headers. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /**
+   * Headers with this status, then `head`, then filler without end (every `trickleMs`, or as
+   * fast as the client reads) until the client goes away: an error page that never finishes.
+   */
+  | { kind: 'endless'; status: number; head?: string; contentType?: string; trickleMs?: number }
+  /** As die_after, but the connection drops in the middle of the next event (half a `data:` line). */
+  | { kind: 'die_mid_event'; chunks: number };
 
-export type HealthState = null | 'down' | 'cuda' | 'loading';
+/** 'endless': the health path answers 200 and a body that never ends. */
+export type HealthState = null | 'down' | 'cuda' | 'loading' | 'endless';
 
 export interface Canned {
   status: number;
@@ -109,7 +117,7 @@ export function overflowAnswer(runtime: SimRuntime): Canned {
 }
 
 /** GET on a health path: `path` is one of the paths the runtime serves. */
-export function healthAnswer(runtime: SimRuntime, state: HealthState, path: string, model: string): Canned {
+export function healthAnswer(runtime: SimRuntime, state: HealthState, path: string, model: string, contextTokens?: number): Canned {
   if (state === 'down') return json(503, openaiError('Service Unavailable', 'unavailable_error', 503));
   if (state === 'cuda') return json(500, CUDA_BODY);
   if (state === 'loading') return json(503, LOADING_BODY);
@@ -122,7 +130,9 @@ export function healthAnswer(runtime: SimRuntime, state: HealthState, path: stri
     // vLLM answers an empty 200; llama.cpp a small JSON status.
     return runtime === 'llamacpp' ? json(200, { status: 'ok' }) : { status: 200, body: '', headers: {} };
   }
-  return json(200, { object: 'list', data: [{ id: model, object: 'model', owned_by: runtime }] });
+  // vLLM's ModelCard carries max_model_len.
+  const card = runtime === 'vllm' && contextTokens !== undefined ? { max_model_len: contextTokens } : {};
+  return json(200, { object: 'list', data: [{ id: model, object: 'model', owned_by: runtime, ...card }] });
 }
 
 /** Paths a health probe may use on each runtime; LM Studio has only /v1/models. */

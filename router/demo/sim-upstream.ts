@@ -4,8 +4,9 @@
 // and assert that every gauge returns to zero instead of sleeping.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Exchange, completionTokens, embed, finishJson, replyChat, streamChat, type Cut } from './sim-exchange.ts';
+import { Exchange, completionTokens, embed, finishJson, replyChat, sendEndless, streamChat, type Cut } from './sim-exchange.ts';
 import {
   healthAnswer,
   healthPaths,
@@ -18,6 +19,8 @@ import {
   type HealthState,
   type SimRuntime,
 } from './sim-faults.ts';
+import { introspectGet, ollamaShow, type SimIdentity } from './sim-introspect.ts';
+import { schemaReply, toolCallFor } from './sim-replies.ts';
 
 export type { Fault, SimRuntime } from './sim-faults.ts';
 
@@ -40,6 +43,15 @@ export interface SimOptions {
   chunks?: number;
   /** Serve /v1/embeddings with deterministic 8-dimension vectors. */
   embeddings?: boolean;
+  /**
+   * Context the engine reports (vLLM's max_model_len, llama.cpp's per-slot n_ctx, LM Studio's
+   * loaded_context_length, Ollama's /api/ps). Default 8192; vLLM's /v1/models lists it only when set.
+   */
+  contextTokens?: number;
+  /** The model sees images, as the runtime reports it (llama.cpp modalities, LM Studio "vlm", Ollama capabilities). */
+  vision?: boolean;
+  /** Ollama: the model shows as loaded in /api/ps. Default true. */
+  loaded?: boolean;
   port?: number;
   host?: string;
 }
@@ -123,6 +135,7 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 function cutOf(f: Fault | null): Cut | null {
   if (f?.kind === 'die_after') return { after: f.chunks, mode: 'die' };
   if (f?.kind === 'stall_after') return { after: f.chunks, mode: 'stall' };
+  if (f?.kind === 'die_mid_event') return { after: f.chunks, mode: 'die_mid_event' };
   return null;
 }
 
@@ -132,6 +145,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
   const overflow = opts.overflow ?? 'queue';
   const host = opts.host ?? '127.0.0.1';
   const health = healthPaths(runtime);
+  const identity: SimIdentity = { runtime, model: opts.model, contextTokens: opts.contextTokens ?? 8192, vision: opts.vision ?? false, slots, loaded: opts.loaded ?? true };
 
   const received: SimUpstream['received'] = [];
   const faults: Fault[] = [];
@@ -212,6 +226,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
 
     const fault = faults.shift() ?? standing;
     if (fault?.kind === 'refuse') return ex.drop(true);
+    if (fault?.kind === 'endless') return sendEndless(ex, fault.status, fault.contentType ?? 'application/json', fault.head ?? '', fault.trickleMs);
     const canned = fault ? immediateAnswer(fault) : null;
     if (canned) return ex.send(canned);
     if (body?.model !== opts.model) {
@@ -244,9 +259,18 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
       const out = { object: 'list', data, model: opts.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
       return finishJson(ex, out, cutOf(fault), onDone);
     }
+    // A scripted reply wins; then the caller's; then what a model with guided decoding answers.
+    const toolCall = fault?.kind === 'reply' || opts.reply ? null : toolCallFor(body, randomUUID().replace(/-/g, '').slice(0, 24));
+    const content =
+      fault?.kind === 'reply'
+        ? fault.content
+        : opts.reply
+          ? opts.reply(body)
+          : (toolCall?.function.arguments ?? schemaReply(body) ?? defaultReply(opts.model, body));
     const plan = {
       model: opts.model,
-      content: fault?.kind === 'reply' ? fault.content : (opts.reply ?? ((b: any) => defaultReply(opts.model, b)))(body),
+      content,
+      toolCall,
       chunks: Math.max(1, opts.chunks ?? 8),
       intervalMs: opts.tokenIntervalMs ?? 0,
       includeUsage: body.stream_options?.include_usage === true,
@@ -288,7 +312,24 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     });
 
     const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method === 'GET' && health.has(path)) return ex.send(healthAnswer(runtime, healthState, path, opts.model));
+    if (req.method === 'GET' && health.has(path)) {
+      if (healthState === 'endless') return void sendEndless(ex, 200, 'application/json', '{"status":"ok"', 0);
+      return ex.send(healthAnswer(runtime, healthState, path, opts.model, opts.contextTokens));
+    }
+    const about = req.method === 'GET' && healthState === null ? introspectGet(identity, path) : null;
+    if (about) return ex.send(about);
+    if (req.method === 'POST' && path === '/api/show' && runtime === 'ollama') {
+      void readBody(req).then((raw) => {
+        let body: unknown = null;
+        try {
+          body = JSON.parse(raw ?? '');
+        } catch {
+          // Ollama answers a body it cannot parse with 400; the model check below covers it as 404.
+        }
+        ex.send(ollamaShow(identity, body));
+      });
+      return;
+    }
     if (req.method === 'POST' && (path === CHAT || (path === EMBEDDINGS && opts.embeddings))) {
       work(ex, path).catch((err: unknown) => {
         if (!ex.gone && !res.headersSent) ex.send(json(500, openaiError(String(err), 'server_error', 500)));

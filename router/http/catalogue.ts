@@ -1,6 +1,6 @@
 // GET /v1/models, POST /v1/embeddings, GET /healthz, GET /readyz.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Decision } from '../decide/engine.ts';
+import { retryAfterForSkips, type Decision } from '../decide/engine.ts';
 import { settle } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
 import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
@@ -8,9 +8,10 @@ import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.t
 import type { StateView } from '../decide/chain.ts';
 import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
+import { grantOf } from '../keys/gate.ts';
 import { openScope, recordOutcome } from './exchange.ts';
 import { sendError, sendJson } from './respond.ts';
-import { validateEmbeddingsBody } from './validate.ts';
+import { validateEmbeddingsBody, type EmbeddingsBody } from './validate.ts';
 
 export function modelList(policy: CompiledPolicy, created: number): unknown {
   const data: unknown[] = [{ id: AUTO_MODEL, object: 'model', created, owned_by: 'homelab-router', homelab: { kind: 'auto' } }];
@@ -25,8 +26,27 @@ export function modelList(policy: CompiledPolicy, created: number): unknown {
   return { object: 'list', data };
 }
 
-export function handleModels(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
-  sendJson(res, 200, modelList(svc.policy, Math.floor(svc.startedAt / 1000)));
+export function handleModels(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
+  const list = modelList(svc.policy, Math.floor(svc.startedAt / 1000)) as { object: string; data: Array<{ id: string }> };
+  // A key sees the models it may use (SPEC §12), so a client's model picker offers only those.
+  const key = grantOf(req)?.key;
+  sendJson(res, 200, key ? { ...list, data: list.data.filter((m) => key.modelAllowed(m.id)) } : list);
+}
+
+/** GET /v1/models/{id}: one entry of the list (ids contain `/`, so the rest of the path is the id). */
+export function handleModel(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  let id = (q === -1 ? url : url.slice(0, q)).slice('/v1/models/'.length);
+  try {
+    id = decodeURIComponent(id);
+  } catch {
+    /* not percent-encoded: the id as written */
+  }
+  const list = modelList(svc.policy, Math.floor(svc.startedAt / 1000)) as { data: Array<{ id: string }> };
+  const model = list.data.find((m) => m.id === id);
+  if (model) sendJson(res, 200, model);
+  else sendError(res, new RouterError('model_not_found', `The model "${id}" does not exist here (GET /v1/models lists them).`, { param: 'model' }));
 }
 
 export function handleHealthz(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
@@ -61,10 +81,18 @@ export function decideEmbeddings(model: string, policy: CompiledPolicy, view: St
   }
   return {
     bucket: 'embeddings', reason: pinned !== undefined ? 'pinned_model' : 'embeddings', route, intended: candidates[0]!, pinned: pinned !== undefined,
-    hasImage: false, estimatedTokens: 0, sizeTier: 'small', scores: {}, matched: {}, skipped, fallbackChain: { busy: [], outage: [] },
+    hasImage: false, estimatedTokens: 0, requestedMaxTokens: 0, maxTokensSent: undefined, sizeTier: 'small', scores: {}, matched: {}, classified: undefined, skipped, fallbackChain: { busy: [], outage: [] },
     failClosed: false, escalateTo: undefined,
-    error: route === null ? new RouterError('upstream_unavailable', 'No embeddings route can take this request now.', { retryAfterS: Math.ceil(policy.policy.health.interval_s) }) : undefined,
+    error: route === null ? new RouterError('upstream_unavailable', 'No embeddings route can take this request now.', { retryAfterS: retryAfterForSkips(skipped, view, policy) }) : undefined,
   };
+}
+
+/** The token estimate of an embeddings input: characters / 4 for text, the count for token ids. */
+function embeddingTokens(input: EmbeddingsBody['input']): number {
+  if (typeof input === 'string') return Math.ceil(input.length / 4);
+  let n = 0;
+  for (const item of input) n += typeof item === 'string' ? Math.ceil(item.length / 4) : Array.isArray(item) ? item.length : 1;
+  return n;
 }
 
 export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
@@ -74,8 +102,9 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   let status = 200;
   let errorCode: string | undefined;
   try {
-    const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+    const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
     const body = validateEmbeddingsBody(value);
+    if (scope.grant) await svc.keys.checkModel(scope.grant, body.model, { prompt: embeddingTokens(body.input), answer: 0 });
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
     result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });

@@ -1,7 +1,7 @@
 // POST /v1/chat/completions and POST /v1/route/explain: read → validate → facts → decide →
 // forward (or, for explain, describe). One policy snapshot per request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requestFacts, type ChatBody, messageText } from '../classify/request-facts.ts';
+import { requestFacts, type ChatBody, type RequestFacts, messageText } from '../classify/request-facts.ts';
 import { decide, type Decision } from '../decide/engine.ts';
 import { staticChain } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
@@ -14,13 +14,16 @@ import { header, sendError, sendJson } from './respond.ts';
 import { validateChatBody } from './validate.ts';
 
 async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ body: ChatBody; text: string }> {
-  const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+  const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
   return { body: validateChatBody(value), text };
 }
 
-function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, svc: RouterService): Decision {
+export function factsFor(body: ChatBody, scope: RequestScope): RequestFacts {
   const c = scope.policy.policy.classifier;
-  const facts = requestFacts(body, c.scope, c.lookback_turns);
+  return requestFacts(body, c.scope, c.lookback_turns);
+}
+
+export function decideFor(req: IncomingMessage, facts: RequestFacts, scope: RequestScope, svc: RouterService): Decision {
   return decide({ facts, headerRoute: header(req, 'x-homelab-route'), headerBucket: header(req, 'x-homelab-bucket') }, scope.policy, svc.states.view);
 }
 
@@ -28,7 +31,7 @@ function decideFor(req: IncomingMessage, body: ChatBody, scope: RequestScope, sv
 // closure with Object.defineProperty when it is created, ~0.6 µs each.
 const depsBySvc = new WeakMap<RouterService, ForwardDeps>();
 
-function forwardDeps(svc: RouterService): ForwardDeps {
+export function forwardDeps(svc: RouterService): ForwardDeps {
   let deps = depsBySvc.get(svc);
   if (!deps) {
     deps = { states: svc.states, metrics: svc.metrics, logs: svc.logs, onCudaFault: (route: string) => svc.cudaFault(route) };
@@ -48,14 +51,20 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
   try {
     let read: { body: ChatBody; text: string } | undefined = await readChat(req, scope);
     body = read.body;
-    decision = decideFor(req, body, scope, svc);
+    const facts = factsFor(body, scope);
+    // The key's model allowlist and token reservation, before any routing work (SPEC §12).
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model, { prompt: facts.estimatedTokens, answer: facts.maxTokens > 0 ? facts.maxTokens : undefined });
+    }
+    decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
     const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
     // The text is the exchange's alone from here, so it can let go of it (see forward.ts).
     read = undefined;
     const deps = forwardDeps(svc);
     if (isFailClosedRequest(decision, body)) {
-      const fc = await forwardFailClosed(exchange, deps);
+      const fc = await forwardFailClosed(exchange, deps, svc.schemas);
       result = fc.result;
       synthetic = fc.synthetic;
     } else {
@@ -81,7 +90,11 @@ export async function handleExplain(req: IncomingMessage, res: ServerResponse, s
   const scope = openScope(req, res, svc);
   try {
     const { body } = await readChat(req, scope);
-    const d = decideFor(req, body, scope, svc);
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, body.model);
+    }
+    const d = decideFor(req, factsFor(body, scope), scope, svc);
     sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
   } catch (err) {
     sendError(res, err, { 'x-request-id': scope.requestId });
@@ -96,9 +109,17 @@ export function explainBody(d: Decision, scope: Pick<RequestScope, 'policy'>): R
     reason: d.reason,
     scores: d.scores,
     matched: d.matched,
+    // Which text the classifier scored: the user turn (0 = last, n = n-th earlier by lookback),
+    // how it was split (whole, instruction_tag:<tag>, quoted:<tags>, input:forced_tool), the
+    // instruction's start, and the nearest example prompts when the similarity stage ran.
+    classified: d.classified ? { turn: d.classified.turn, part: d.classified.part, text: d.classified.text } : null,
+    nearest_examples: d.classified?.nearest ?? [],
     has_image: d.hasImage,
     estimated_tokens: d.estimatedTokens,
     size_tier: d.sizeTier,
+    // SPEC §5 step 6: what the client asked for, and the lowered value `route` would get.
+    max_tokens_requested: d.requestedMaxTokens || null,
+    max_tokens_sent: d.maxTokensSent ?? null,
     fallback_chain: d.route === null ? { busy: staticChain(scope.policy, chainFrom, 'busy', d.hasImage), outage: staticChain(scope.policy, chainFrom, 'outage', d.hasImage) } : d.fallbackChain,
     fallback_path: [...d.skipped.map((s) => s.route), ...(d.route ? [d.route] : [])].join('>'),
     pinned: d.pinned,

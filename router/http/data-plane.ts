@@ -4,7 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
-import { handleEmbeddings, handleHealthz, handleModels, handleReadyz } from './catalogue.ts';
+import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
+import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
+import { keyGate } from '../keys/gate.ts';
 import { sendError } from './respond.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
@@ -12,27 +14,66 @@ type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) =
 const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/v1/chat/completions': { POST: handleChat },
   '/v1/embeddings': { POST: handleEmbeddings },
+  '/v1/messages': { POST: handleMessages },
+  '/v1/messages/count_tokens': { POST: handleCountTokens },
+  '/v1/responses': { POST: handleResponses },
+  '/v1/completions': { POST: handleCompletions },
   '/v1/route/explain': { POST: handleExplain },
   '/v1/models': { GET: handleModels },
   '/healthz': { GET: handleHealthz },
   '/readyz': { GET: handleReadyz },
 };
 
-/** Serves the request and returns true, or returns false for Express to handle it. */
-export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService): boolean {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  const methods = ROUTES[path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path];
-  if (!methods) return false;
-  const handler = methods[req.method ?? 'GET'];
+const MODEL_PREFIX = '/v1/models/';
+
+/** The methods a path answers, HEAD included wherever GET is. */
+function allowed(methods: Partial<Record<string, Handler>>): string {
+  const names = Object.keys(methods);
+  return (methods.GET ? [...names, 'HEAD'] : names).join(', ');
+}
+
+/**
+ * Serves the request and returns true, or returns false for Express to handle it. `path` is the
+ * request target's path as router/http/edge.ts left it (absolute-form already rewritten).
+ */
+export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string): boolean {
+  if (path === undefined) {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    path = q === -1 ? url : url.slice(0, q);
+  }
+  const endpoint = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  let methods = ROUTES[endpoint];
+  if (!methods) {
+    if (!path.startsWith(MODEL_PREFIX) || path.length === MODEL_PREFIX.length) return false;
+    methods = MODEL_ROUTE;
+  }
+  const method = req.method ?? 'GET';
+  // HEAD runs the GET handler; node:http sends its headers and drops the body.
+  const handler = methods[method] ?? (method === 'HEAD' ? methods.GET : undefined);
   if (!handler) {
-    sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${Object.keys(methods).join(' or ')}.`), { allow: Object.keys(methods).join(', ') });
+    const allow = allowed(methods);
+    sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.replace(/, /g, ' or ')}.`), { allow });
     return true;
   }
+  // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
+  if (endpoint.startsWith('/v1/')) {
+    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys);
+    if (pass === false) return true;
+    if (pass !== true) {
+      pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));
+      return true;
+    }
+  }
+  run(handler, req, res, svc, path);
+  return true;
+}
+
+function run(handler: Handler, req: IncomingMessage, res: ServerResponse, svc: RouterService, path: string): void {
   Promise.resolve(handler(req, res, svc)).catch((err: unknown) => {
     svc.logs.service.error({ err, path }, 'unhandled error in data plane');
     sendError(res, err);
   });
-  return true;
 }
+
+const MODEL_ROUTE: Partial<Record<string, Handler>> = { GET: handleModel };

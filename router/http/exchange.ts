@@ -6,6 +6,8 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ForwardResult } from '../proxy/forward.ts';
 import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
+import { grantOf } from '../keys/gate.ts';
+import type { KeyGrant } from '../keys/service.ts';
 import { requestIdOf } from './respond.ts';
 
 export interface RequestScope {
@@ -14,10 +16,15 @@ export interface RequestScope {
   policy: CompiledPolicy;
   /** Aborts when the client goes away (an emitter, not an AbortController: see proxy/signals.ts). */
   client: Abortable;
+  /** The API key's hold on this request (SPEC §12): settled by recordOutcome. */
+  grant?: KeyGrant | undefined;
+  /** The API key's name: the request log's `client` (undefined: no key was used). */
+  keyName?: string | undefined;
 }
 
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
-  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res) };
+  const grant = grantOf(req);
+  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name };
 }
 
 /**
@@ -40,7 +47,7 @@ class ClientSignal extends Abortable {
 }
 
 export interface Outcome {
-  endpoint: 'chat' | 'embeddings';
+  endpoint: 'chat' | 'embeddings' | 'messages' | 'responses' | 'completions';
   decision: Decision | undefined;
   result: ForwardResult | undefined;
   status: number;
@@ -59,8 +66,11 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   const usage = o.result?.delivery?.usage ?? null;
   const ttfbMs = o.result?.delivery?.ttfbMs ?? null;
   const status = o.result?.clientGone ? 499 : o.status;
+  // Reached: an upstream answered, or was asked when the client left (it may have generated).
+  if (scope.grant) svc.keys.finish(scope.grant, usage, o.result != null && (o.result.delivery != null || (o.result.clientGone && o.result.path.length > 0)));
   svc.logs.decision({
     request_id: scope.requestId,
+    client: scope.keyName,
     endpoint: o.endpoint,
     bucket: d?.bucket ?? null,
     route: route === 'none' ? null : route,
@@ -75,6 +85,7 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
     has_image: d?.hasImage ?? false,
     estimated_tokens: d?.estimatedTokens ?? null,
     size_tier: d?.sizeTier ?? null,
+    max_tokens_sent: o.result?.maxTokensSent,
     tokens: usage ? { prompt: usage.prompt, completion: usage.completion } : null,
     synthetic: o.synthetic || undefined,
     policy_hash: scope.policy.hash,

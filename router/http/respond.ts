@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { asRouterError } from '../errors.ts';
+import { isLingering } from './body.ts';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
@@ -18,8 +19,10 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   }
   const extra: Record<string, string> = { ...headers };
   if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
-  // A body we stopped reading (413) cannot be left on a keep-alive connection.
-  if (e.code === 'payload_too_large') extra.connection = 'close';
+  // A spent monthly budget does not come back on retry: SDKs that honour this header stop.
+  if (e.code === 'budget_exceeded') extra['x-should-retry'] = 'false';
+  // A body we stopped reading (413 past the drain bound, 408) cannot be left on a keep-alive connection.
+  if ((e.code === 'payload_too_large' && !isLingering(res.req)) || e.code === 'request_timeout') extra.connection = 'close';
   sendJson(res, e.status, e.toBody(), extra);
   return e.status;
 }

@@ -25,6 +25,9 @@ export class RouterMetrics {
   readonly reloads = new Counter({ name: 'homelab_router_policy_reloads_total', help: 'Policy reloads, by result (ok|unchanged|invalid).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly recoveries = new Counter({ name: 'homelab_router_recoveries_total', help: 'Recovery actions, by route, action (restart|cuda|page) and result.', labelNames: ['route', 'action', 'result'] as const, registers: [this.registry] });
   readonly upstreamFailures = new Counter({ name: 'homelab_router_upstream_failures_total', help: 'Upstream-caused failures (refused, reset, timeout, 5xx, mid-stream death), by route and kind.', labelNames: ['route', 'kind'] as const, registers: [this.registry] });
+  // `client` is a key name (SPEC §12) or "none": bounded by the keys, never a client-supplied string.
+  readonly clientRequests = new Counter({ name: 'homelab_router_client_requests_total', help: 'Requests made with an API key, by key name (client) and HTTP status; refusals of unknown keys count as client "none".', labelNames: ['client', 'code'] as const, registers: [this.registry] });
+  readonly clientTokens = new Counter({ name: 'homelab_router_client_tokens_total', help: 'Tokens reported by upstreams for requests made with an API key, by key name (client) and type (prompt|completion).', labelNames: ['client', 'type'] as const, registers: [this.registry] });
   readonly policyInfo = new Gauge({ name: 'homelab_router_policy_info', help: 'The active policy hash (value always 1).', labelNames: ['hash'] as const, registers: [this.registry] });
   readonly lastReload = new Gauge({ name: 'homelab_router_policy_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful policy load.', registers: [this.registry] });
 

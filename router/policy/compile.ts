@@ -35,7 +35,12 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     routeNames: Object.keys(policy.routes),
     bucketNames: Object.keys(policy.buckets),
     modelToRoute,
-    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, policy.classifier.lookback_below),
+    classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, {
+      lookbackBelow: policy.classifier.lookback_below,
+      parts: policy.classifier.parts,
+      similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,
+      system: policy.classifier.system,
+    }),
     route: (name) => policy.routes[name]!,
     bucket: (name) => policy.buckets[name]!,
   };
@@ -117,7 +122,25 @@ export function semanticErrors(p: Policy): string[] {
     const vb = p.buckets[c.image_bucket]!;
     if (exists(vb.route) && !routes[vb.route]!.vision) errors.push(`buckets.${c.image_bucket}.route: the image bucket's route "${vb.route}" has no vision: true`);
   }
+  if (p.health.ejection_max_s < p.health.ejection_base_s) errors.push(`health.ejection_max_s: must be at least health.ejection_base_s (${p.health.ejection_base_s})`);
+  errors.push(...authErrors(p));
   if (p.size_tiers.medium >= p.size_tiers.large) errors.push(`size_tiers.large: must be greater than size_tiers.medium (${p.size_tiers.medium})`);
+  return errors;
+}
+
+/** Static keys: unique names and hashes, dates that parse. */
+function authErrors(p: Policy): string[] {
+  const errors: string[] = [];
+  const names = new Set<string>();
+  const hashes = new Set<string>();
+  p.auth.keys.forEach((k, i) => {
+    if (names.has(k.name)) errors.push(`auth.keys[${i}].name: "${k.name}" is used by another key`);
+    names.add(k.name);
+    const hash = k.key_sha256.replace(/^sha256:/, '').toLowerCase();
+    if (hashes.has(hash)) errors.push(`auth.keys[${i}].key_sha256: the same hash is listed twice`);
+    hashes.add(hash);
+    if (k.expires_at !== undefined && Number.isNaN(Date.parse(k.expires_at))) errors.push(`auth.keys[${i}].expires_at: "${k.expires_at}" is not an ISO 8601 date-time`);
+  });
   return errors;
 }
 

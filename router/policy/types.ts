@@ -1,7 +1,11 @@
 // The policy as written in routing_policy.yaml, after schema defaults are applied.
 // Key names are the contract of SPEC §6; router/policy/compile.ts turns this into lookups.
+import type { SystemJobConfig } from '../classify/classifier.ts';
+import type { PartsConfig } from '../classify/parts.ts';
+import type { SimilarityConfig } from '../classify/similarity.ts';
 
 export type Runtime = 'vllm' | 'lmstudio' | 'llamacpp' | 'ollama' | 'openai';
+export type NativeProtocol = 'messages' | 'responses' | 'completions';
 export type ClassifierScope = 'last_user' | 'user' | 'all';
 
 export interface FallbackTargets {
@@ -24,6 +28,9 @@ export interface RouteConfig {
   runtime: Runtime;
   vision: boolean;
   embeddings: boolean;
+  /** Client protocols served natively (SPEC §13); default none. */
+  native?: NativeProtocol[];
+  tools?: { sanitize?: boolean };
   context_tokens: number;
   slots: number;
   queue: number;
@@ -47,11 +54,28 @@ export interface HostConfig {
 
 export type TermSpec = string | { term: string; weight?: number };
 
-export type SignalName = 'tools' | 'code_block' | 'inline_code' | 'json_schema' | 'question';
+export type SignalName =
+  | 'tools'
+  | 'code_block'
+  | 'inline_code'
+  | 'json_schema'
+  | 'question'
+  /** tool_choice names one function (or is "required"): structured output, not an agent. */
+  | 'forced_tool'
+  /** The last message is a tool result. */
+  | 'tool_result'
+  /** Earlier assistant turns called tools: an agent loop is under way. */
+  | 'agent_loop'
+  /** A code fence in an earlier message of the conversation. */
+  | 'history_code'
+  /** The request carries an image. */
+  | 'image';
 
 export interface BucketConfig {
   description?: string;
   keywords?: TermSpec[];
+  /** Example prompts of this bucket for the similarity stage (classifier.similarity). */
+  examples?: string[];
   signals?: Partial<Record<SignalName, number>>;
   route: string;
   medium?: string;
@@ -61,6 +85,41 @@ export interface BucketConfig {
   escalate_to?: string;
 }
 
+/** SPEC §5 step 6: what a route too small for the requested output gets. */
+export interface ContextGuardConfig {
+  min_output_tokens: number;
+  mode: 'clamp' | 'skip';
+}
+
+/** Top-level `fail_closed`: bounds on a client's response_format schema and its checks. */
+export interface FailClosedLimits {
+  max_schema_bytes: number;
+  max_schema_depth: number;
+  max_schema_keywords: number;
+  compile_timeout_ms: number;
+  validate_timeout_ms: number;
+  workers: number;
+}
+
+/** A key kept in the policy by hash (SPEC §12); read-only at run time. */
+export interface StaticKeyConfig {
+  name: string;
+  key_sha256: string;
+  models?: string[];
+  endpoints?: string[];
+  rpm?: number;
+  max_in_flight?: number;
+  monthly_tokens?: number;
+  expires_at?: string;
+  admin: boolean;
+}
+
+export interface AuthConfig {
+  mode: 'open' | 'keys';
+  answer_reserve_tokens?: number;
+  keys: StaticKeyConfig[];
+}
+
 export interface Policy {
   version: 1;
   server: {
@@ -68,6 +127,11 @@ export interface Policy {
     max_body_bytes: number;
     request_timeout_ms: number;
     stream_idle_timeout_ms: number;
+    headers_timeout_ms: number;
+    body_timeout_ms: number;
+    max_connections: number;
+    cors_origins: string[];
+    allowed_hosts: string[];
   };
   logging: { prompts: boolean };
   classifier: {
@@ -78,12 +142,31 @@ export interface Policy {
     lookback_below: number;
     estimator: 'chars_div_4';
     image_bucket: string;
+    parts: PartsConfig;
+    similarity: SimilarityConfig & { enabled: boolean };
+    system: SystemJobConfig;
   };
   size_tiers: { medium: number; large: number };
-  health: { interval_s: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
+  context_guard: ContextGuardConfig;
+  health: {
+    interval_s: number;
+    timeout_ms: number;
+    unhealthy_after: number;
+    healthy_after: number;
+    /** Cap on an upstream's own busy signal (Retry-After), seconds. */
+    max_busy_s: number;
+    /** Passive ejection after unhealthy_after request failures: base × n seconds, at most max. */
+    ejection_base_s: number;
+    ejection_max_s: number;
+    /** Of one outage chain's non-terminal routes, the most that may be ejected at once (%, at least one). */
+    max_ejected_percent: number;
+    /** Admission ramp from 1 slot to `slots` after a route comes back, seconds. */
+    slow_start_s: number;
+  };
   routes: Record<string, RouteConfig>;
   hosts: Record<string, HostConfig>;
   buckets: Record<string, BucketConfig>;
+  fail_closed: FailClosedLimits;
   watchdog: {
     interval_s: number;
     restart_after_failures: number;
@@ -93,6 +176,7 @@ export interface Policy {
     command_timeout_ms: number;
     loading_grace_s: number;
   };
+  auth: AuthConfig;
 }
 
 /** SPEC §14: replicas sharing slots, drains, health and key limits through Redis. */

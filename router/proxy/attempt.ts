@@ -4,9 +4,10 @@ import type { Dispatcher } from 'undici';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { adapterFor, isCudaError } from '../upstream/adapters.ts';
 import { authHeader } from '../upstream/probe.ts';
+import { readHead } from '../upstream/read-head.ts';
 import type { Abortable } from './signals.ts';
 
-export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status_5xx';
+export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status_5xx' | 'redirect' | 'error_body';
 
 export type AttemptOutcome =
   | { kind: 'response'; status: number; headers: Dispatcher.ResponseData['headers']; body: Dispatcher.ResponseData['body'] }
@@ -29,8 +30,10 @@ export interface AttemptRequest {
   requestId: string;
 }
 
-// An error page or a vLLM error body is small; more than this is not read for classification.
-const MAX_ERROR_BODY = 64 * 1024;
+// An error page or a vLLM error body is small; no more than this is read, and for no longer
+// than the attempt's wait for headers (the route's timeout_ms, or what is left of the
+// deadline): an upstream sending an endless error body must not hold the request.
+export const MAX_ERROR_BODY = 64 * 1024;
 
 export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
   const { route } = a;
@@ -53,22 +56,36 @@ export async function attempt(a: AttemptRequest): Promise<AttemptOutcome> {
   const status = res.statusCode;
   if (status >= 200 && status < 300) return { kind: 'response', status, headers: res.headers, body: res.body };
 
-  let bytes: Buffer;
-  try {
-    bytes = await readCapped(res.body, MAX_ERROR_BODY);
-  } catch (err) {
-    if (a.clientSignal.aborted) return { kind: 'aborted' };
-    return failureFromError(err, a.signal, a.headersTimeoutMs);
+  if (status >= 300 && status < 400) {
+    // Never relayed (a client would follow it, re-posting the prompt to a host the policy
+    // never names) and never followed: an outage of this route.
+    res.body.on('error', ignore);
+    res.body.destroy();
+    const to = first(res.headers.location);
+    return { kind: 'failure', failure: 'redirect', status, detail: `HTTP ${status} redirect${to ? ` to ${to.slice(0, 200)}` : ''}, not followed`, cuda: false };
   }
+
+  const read = await readHead(res.body, MAX_ERROR_BODY, a.headersTimeoutMs);
+  if (a.clientSignal.aborted) return { kind: 'aborted' };
+  const bytes = read.bytes;
   const head = bytes.toString('utf8', 0, Math.min(bytes.length, 4096));
+  const cut = read.complete ? '' : ` [${read.why}]`;
   switch (adapterFor(route.config.runtime).classify(status, head)) {
     case 'busy':
-      return { kind: 'busy', status, retryAfterS: retryAfter(res.headers['retry-after']), detail: `HTTP ${status}: ${oneLine(head)}` };
+      return { kind: 'busy', status, retryAfterS: retryAfter(res.headers['retry-after']), detail: `HTTP ${status}: ${oneLine(head)}${cut}` };
     case 'failure':
-      return { kind: 'failure', failure: 'status_5xx', status, detail: `HTTP ${status}: ${oneLine(head)}`, cuda: isCudaError(head) };
+      return { kind: 'failure', failure: 'status_5xx', status, detail: `HTTP ${status}: ${oneLine(head)}${cut}`, cuda: isCudaError(head) };
     case 'pass':
+      // A 4xx is relayed whole or not at all.
+      if (!read.complete) return { kind: 'failure', failure: 'error_body', status, detail: `HTTP ${status} with an unreadable body${cut}`, cuda: false };
       return { kind: 'client_error', status, headers: res.headers, bodyBytes: bytes };
   }
+}
+
+function ignore(): void {}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function upstreamHeaders(route: RouteRuntime, requestId: string): Record<string, string> {
@@ -85,16 +102,6 @@ function failureFromError(err: unknown, signal: Abortable, headersTimeoutMs: num
   else if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || signal.aborted) failure = 'timeout';
   const detail = failure === 'timeout' ? `no response within ${headersTimeoutMs} ms (${code})` : `${code}: ${e.message}`;
   return { kind: 'failure', failure, detail, cuda: isCudaError(e.message) };
-}
-
-export async function readCapped(body: AsyncIterable<Buffer>, cap: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size < cap) parts.push(chunk);
-    size += chunk.length;
-  }
-  return Buffer.concat(parts);
 }
 
 function retryAfter(value: string | string[] | undefined): number | undefined {

@@ -1,7 +1,9 @@
 // Commits a successful (or passed-through 4xx) upstream response to the client.
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import type { AttemptOutcome } from './attempt.ts';
+import type { AnswerTranslator, UpstreamCall } from './dialect.ts';
 import type { Exchange } from './forward.ts';
+import { completionAsSse } from './synthetic.ts';
 import { isEventStream, readCappedOrFail, relayEventStream, responseHeaders, sseErrorEvent, usageInBytes, type Usage } from './relay.ts';
 
 export type Delivery = {
@@ -29,9 +31,11 @@ export async function deliver(
   ex: Exchange,
   rt: RouteRuntime,
   own: Record<string, string>,
+  call: UpstreamCall | null = null,
 ): Promise<DeliverResult> {
   const { res } = ex;
   if (ex.capture) return capture(outcome, ex);
+  if (call?.answer) return deliverTranslated(outcome, ex, rt, own, call.answer);
   // Headers are built into one fresh object and extended in place: spreading it into another
   // literal cost ~1 µs per response (a slow V8 path for objects with many quoted keys).
   if (outcome.kind === 'client_error') {
@@ -57,7 +61,7 @@ export async function deliver(
   headers['x-accel-buffering'] = 'no';
   res.writeHead(outcome.status, headers);
   res.flushHeaders();
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal);
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end();
@@ -72,10 +76,84 @@ export async function deliver(
   }
   outcome.body.destroy();
   const detail = `${rt.name} failed after ${end.chunks} chunk(s): ${end.detail}`;
-  if (!res.destroyed) res.end(sseErrorEvent(`Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`));
+  const message = `Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`;
+  // A blank line first when the last bytes relayed did not end an event: the error is then an
+  // event of its own, not glued onto a half line the client's parser would discard.
+  if (!res.destroyed) res.end((end.midEvent ? '\n\n' : '') + (call?.native ? call.native.failEvent(message) : sseErrorEvent(message)));
   const failed = done(outcome.status, end.usage, ttfbMs, true, ex);
   failed.upstreamError = detail;
   return failed;
+}
+
+/**
+ * The same commitments as deliver(), with the answer translated to the client's protocol:
+ * usage is read from the upstream's bytes, and a stream is parsed frame by frame.
+ */
+async function deliverTranslated(
+  outcome: Extract<AttemptOutcome, { kind: 'response' | 'client_error' }>,
+  ex: Exchange,
+  rt: RouteRuntime,
+  own: Record<string, string>,
+  answer: AnswerTranslator,
+): Promise<DeliverResult> {
+  const { res } = ex;
+  if (outcome.kind === 'client_error') {
+    const e = answer.clientError(outcome.status, outcome.bodyBytes);
+    writeWhole(res, e.status, e.body, own);
+    return done(e.status, null, Date.now() - ex.startedAt, false, ex);
+  }
+  if (!isEventStream(outcome.headers)) {
+    const read = await readCappedOrFail(outcome.body, MAX_JSON_RESPONSE);
+    if (!read.ok) return ex.clientSignal.aborted ? done(499, null, null, false, ex) : { kind: 'retryable', detail: read.detail };
+    const usage = usageInBytes(read.bytes);
+    if (ex.stream) {
+      // The client asked for a stream and the upstream answered whole: sent as that stream.
+      const stream = answer.stream();
+      writeStreamHead(res, outcome.status, own);
+      res.end(stream.start() + stream.push(Buffer.from(completionAsSse(parseCompletion(read.bytes), { include_usage: true }))) + stream.end());
+      return done(outcome.status, usage, Date.now() - ex.startedAt, true, ex);
+    }
+    writeWhole(res, outcome.status, answer.json(read.bytes), own);
+    return done(outcome.status, usage, Date.now() - ex.startedAt, false, ex);
+  }
+  const stream = answer.stream();
+  writeStreamHead(res, outcome.status, own);
+  res.write(stream.start());
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream);
+  const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
+  if (end.ok) {
+    res.end(stream.end());
+    return done(outcome.status, end.usage, ttfbMs, true, ex);
+  }
+  outcome.body.destroy();
+  if (end.reason === 'client_gone') {
+    res.destroy();
+    const gone = done(499, null, ttfbMs, true, ex);
+    gone.clientGone = true;
+    return gone;
+  }
+  if (!res.destroyed) res.end(stream.fail(`Upstream ${rt.name} failed mid-stream; the answer is incomplete. Retry the request.`));
+  const failed = done(outcome.status, end.usage, ttfbMs, true, ex);
+  failed.upstreamError = `${rt.name} failed after ${end.chunks} chunk(s): ${end.detail}`;
+  return failed;
+}
+
+function writeStreamHead(res: Exchange['res'], status: number, own: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
+}
+
+function parseCompletion(bytes: Buffer): Parameters<typeof completionAsSse>[0] {
+  try {
+    const v = JSON.parse(bytes.toString('utf8'));
+    return typeof v === 'object' && v !== null ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function writeWhole(res: Exchange['res'], status: number, body: string, own: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...own });
+  res.end(body);
 }
 
 /** Fail-closed requests: read the answer in full and hand it back instead of sending it. */

@@ -1,42 +1,21 @@
 // Fail-closed buckets (SPEC §5, camera events): a json_schema answer is checked before the
 // client sees it. Invalid output is retried once on the bucket's escalate_to route; if that
 // fails too, the client gets a synthetic envelope that says so. Never a silent suppression.
-import { Ajv, type ValidateFunction } from 'ajv';
+// The client's schema is bounded, compiled and applied by the schema guard
+// (router/schema-guard/), off the event loop: no schema can stall other requests.
 import type { ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
-import { RouterError } from '../errors.ts';
+import type { PreparedSchema, SchemaGuard } from '../schema-guard/guard.ts';
 import { decisionHeaders, forward, type Exchange, type ForwardDeps, type ForwardResult } from './forward.ts';
 import { completionAsSse, syntheticCompletion } from './synthetic.ts';
-
-const ajv = new Ajv({ strict: false, allErrors: true });
-// Compiled validators by schema text: camera pipelines send the same schema every time.
-const validators = new Map<string, ValidateFunction>();
-const MAX_CACHED = 64;
 
 export function isFailClosedRequest(d: Decision, body: ChatBody): boolean {
   return d.failClosed && body.response_format?.type === 'json_schema';
 }
 
-function validatorFor(body: ChatBody): ValidateFunction {
-  const schema = body.response_format?.json_schema?.schema;
-  if (schema === null || typeof schema !== 'object') throw new RouterError('invalid_request', 'response_format.json_schema.schema: must be a JSON Schema object', { param: 'response_format' });
-  const key = JSON.stringify(schema);
-  let v = validators.get(key);
-  if (!v) {
-    try {
-      v = ajv.compile(schema);
-    } catch (err) {
-      throw new RouterError('invalid_request', `response_format.json_schema.schema: not a usable JSON Schema (${(err as Error).message})`, { param: 'response_format' });
-    }
-    if (validators.size >= MAX_CACHED) validators.delete(validators.keys().next().value!);
-    validators.set(key, v);
-  }
-  return v;
-}
+type Check = { ok: true } | { ok: false; outcome: 'unavailable' | 'invalid_json' | 'schema_mismatch' | 'no_content' | 'validation_timeout'; errors: string[] };
 
-type Check = { ok: true } | { ok: false; outcome: 'unavailable' | 'invalid_json' | 'schema_mismatch' | 'no_content'; errors: string[] };
-
-function check(result: ForwardResult, validate: ValidateFunction): Check {
+async function check(result: ForwardResult, schema: PreparedSchema, guard: SchemaGuard, ex: Exchange): Promise<Check> {
   const cap = result.delivery?.captured;
   if (!cap || result.error) return { ok: false, outcome: 'unavailable', errors: [result.error?.message ?? 'no answer'] };
   let content: unknown;
@@ -46,27 +25,23 @@ function check(result: ForwardResult, validate: ValidateFunction): Check {
     return { ok: false, outcome: 'invalid_json', errors: ['upstream body is not JSON'] };
   }
   if (typeof content !== 'string') return { ok: false, outcome: 'no_content', errors: ['choices[0].message.content is missing'] };
-  let value: unknown;
-  try {
-    value = JSON.parse(content);
-  } catch (err) {
-    return { ok: false, outcome: 'invalid_json', errors: [(err as Error).message] };
-  }
-  if (validate(value)) return { ok: true };
-  return { ok: false, outcome: 'schema_mismatch', errors: (validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`) };
+  return guard.check(schema, content, ex.policy.policy.fail_closed);
 }
 
-export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps): Promise<{ result: ForwardResult; synthetic: boolean }> {
+export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps, guard: SchemaGuard): Promise<{ result: ForwardResult; synthetic: boolean }> {
   const body = ex.body as ChatBody;
-  const validate = validatorFor(body);
+  // Bounds, $ref cycles and compiling: a schema refused here is a 400 and no upstream is called.
+  const schema = await guard.prepare(body.response_format?.json_schema?.schema, ex.policy.policy.fail_closed);
   // The upstream is always asked without streaming: a stream cannot be validated before it is sent.
   const { stream_options: _omit, ...upstreamBody } = { ...body, stream: false };
   const captureEx: Exchange = { ...ex, body: upstreamBody, rawBody: undefined, stream: false, capture: true };
 
   const first = await forward(captureEx, deps);
   if (first.clientGone) return { result: first, synthetic: false };
-  const firstCheck = check(first, validate);
-  if (firstCheck.ok || isClientError(first)) return { result: send(ex, first), synthetic: false };
+  // An upstream 4xx goes back as it is, unchecked.
+  if (isClientError(first)) return { result: send(ex, first), synthetic: false };
+  const firstCheck = await check(first, schema, guard, ex);
+  if (firstCheck.ok) return { result: send(ex, first), synthetic: false };
   const escalateTo = ex.decision.escalateTo;
   // No second try on a route the outage chain has just found unavailable.
   const escalating = escalateTo !== undefined && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo));
@@ -78,7 +53,7 @@ export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps): Promis
     const pinned: Decision = { ...ex.decision, route: escalateTo, pinned: true, skipped: [], reason: 'escalated' };
     const second = await forward({ ...captureEx, decision: pinned }, deps);
     if (second.clientGone) return { result: second, synthetic: false };
-    const secondCheck = check(second, validate);
+    const secondCheck = await check(second, schema, guard, ex);
     const merged = { ...second, path: [...first.path, ...second.path], reason: `escalated_${firstCheck.outcome}` };
     if (secondCheck.ok) return { result: send(ex, merged), synthetic: false };
     logFailure(ex, deps, second, 'synthetic', 'escalation', secondCheck);
@@ -96,6 +71,7 @@ function isClientError(r: ForwardResult): boolean {
 function send(ex: Exchange, r: ForwardResult): ForwardResult {
   const cap = r.delivery!.captured!;
   const own = decisionHeaders(ex, r.route, r.reason, r.path);
+  if (r.maxTokensSent !== undefined) own['x-homelab-max-tokens'] = String(r.maxTokensSent);
   if (ex.stream && cap.status === 200) {
     const sse = completionAsSse(JSON.parse(cap.bytes.toString('utf8')), (ex.body as ChatBody).stream_options);
     ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });

@@ -7,13 +7,17 @@ import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
-import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
+import { withoutBodyText } from '../upstream/redact.ts';
+import { isLoadingAnswer } from '../upstream/adapters.ts';
+import { retryAfterSeconds } from '../upstream/retry-estimate.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
 import { deliver, type Delivery } from './deliver.ts';
+import type { Dialect } from './dialect.ts';
 import { isEventStream } from './relay.ts';
-import { withModel } from './upstream-body.ts';
+import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from '../decide/context-guard.ts';
+import { MAX_TOKEN_KEYS, withTopLevel } from './upstream-body.ts';
 
 export interface ForwardDeps {
   states: RouteStates;
@@ -39,6 +43,8 @@ export interface Exchange {
   stream: boolean;
   /** Read the answer in full and return it instead of writing it (fail-closed validation). */
   capture?: boolean;
+  /** Another client protocol (SPEC §13): what each route is sent, and how its answer is translated. */
+  dialect?: Dialect;
 }
 
 export interface ForwardResult {
@@ -49,9 +55,11 @@ export interface ForwardResult {
   delivery: Delivery | null;
   error: RouterError | null;
   clientGone: boolean;
+  /** The lowered max_tokens the serving route got (SPEC §5 step 6), when the guard clamped. */
+  maxTokensSent?: number | undefined;
 }
 
-type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; retryAfterS?: number | undefined };
+type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; rt: RouteRuntime | undefined };
 
 export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardResult> {
   const deadline = ex.startedAt + ex.policy.policy.server.request_timeout_ms;
@@ -72,7 +80,7 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     policy,
     view: deps.states.view,
     hasImage: decision.hasImage,
-    tokensNeeded: decision.estimatedTokens + numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens),
+    tokensNeeded: tokensNeeded(cfg.context_guard ?? DEFAULT_CONTEXT_GUARD, decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens)),
     auto: !decision.pinned,
   };
   const path = decision.skipped.map((s) => s.route);
@@ -87,22 +95,24 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     path.push(route);
     const rt = deps.states.get(route);
     const own = decisionHeaders(ex, route, reason, path);
+    const sentMax = rt ? clampFor(ex, rt.config.context_tokens) : undefined;
+    if (sentMax !== undefined) own['x-homelab-max-tokens'] = String(sentMax);
     const outcome: RouteOutcome = rt
-      ? await tryRoute(rt, ex, signal, deadline, own)
+      ? await tryRoute(rt, ex, signal, deadline, own, sentMax)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
     }
     if (outcome.kind === 'delivered') {
       if (rt && outcome.delivery.upstreamError) noteFailure(rt, { kind: 'failure', detail: outcome.delivery.upstreamError, upstreamCaused: true, cuda: false, failure: 'mid_stream' }, ex, deps, 'after_first_byte');
-      else if (rt) recordSuccess(rt);
-      return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone };
+      else if (rt) rt.noteSuccess();
+      return { status: outcome.delivery.status, route, reason, path, delivery: outcome.delivery, error: null, clientGone: outcome.delivery.clientGone, maxTokensSent: sentMax };
     }
     // Busy or failed: note it, then move along the chain unless the request may not move.
     if (outcome.kind === 'busy') {
-      lastCause = { kind: 'busy', route, detail: outcome.detail, retryAfterS: outcome.retryAfterS };
+      lastCause = { kind: 'busy', route, detail: outcome.detail, rt };
     } else {
-      lastCause = { kind: 'outage', route, detail: outcome.detail };
+      lastCause = { kind: 'outage', route, detail: outcome.detail, rt };
       if (rt && outcome.upstreamCaused) noteFailure(rt, outcome, ex, deps);
     }
     if (decision.pinned || Date.now() >= deadline) break;
@@ -112,23 +122,23 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     if (next.route !== null) deps.metrics.fallbacks.inc({ from: route, to: next.route, kind: lastCause.kind });
     route = next.route;
   }
-  const error = finalError(lastCause, decision, deadline, cfg.health.interval_s);
+  const error = finalError(lastCause, decision, deadline, policy);
   return { status: error.status, route: path.at(-1) ?? null, reason, path, delivery: null, error, clientGone: false };
 }
 
 type RouteOutcome =
   | { kind: 'delivered'; delivery: Delivery }
   | { kind: 'aborted' }
-  | { kind: 'busy'; detail: string; retryAfterS: number | undefined }
+  | { kind: 'busy'; detail: string }
   | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
-async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>): Promise<RouteOutcome> {
-  if (rt.health.busyUntil > Date.now()) return { kind: 'busy', detail: `${rt.name} said busy`, retryAfterS: Math.ceil((rt.health.busyUntil - Date.now()) / 1000) };
+async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
+  if (rt.busyForMs() > 0) return { kind: 'busy', detail: `${rt.name} said busy` };
   const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
   if (!slot.ok) {
     if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
-    return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}`, retryAfterS: undefined };
+    return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}` };
   }
   // The overall deadline bounds the search for an answer, not a stream already under way: it
   // is disarmed once a stream is committed to the client, after which only a stall
@@ -137,10 +147,11 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { kind: 'failure', detail: 'request deadline passed', upstreamCaused: false, cuda: false, failure: 'deadline' };
     const headersTimeoutMs = Math.min(rt.config.timeout_ms, remaining);
+    const call = ex.dialect?.forRoute(rt.config, maxTokens);
     const outcome: AttemptOutcome = await attempt({
       route: rt,
-      path: rt.basePath + ex.upstreamPath,
-      body: upstreamBody(ex, rt.config.model),
+      path: rt.basePath + (call ? call.path : ex.upstreamPath),
+      body: call ? call.body : upstreamBody(ex, rt.config.model, maxTokens),
       headersTimeoutMs,
       idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
       signal: deadlineSignal,
@@ -151,8 +162,8 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
       case 'aborted':
         return outcome;
       case 'busy':
-        recordBusy(rt, (outcome.retryAfterS ?? 1) * 1000);
-        return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}`, retryAfterS: outcome.retryAfterS };
+        rt.noteBusy((outcome.retryAfterS ?? 1) * 1000, isLoadingAnswer(outcome.detail), outcome.detail);
+        return { kind: 'busy', detail: `${rt.name}: ${outcome.detail}` };
       case 'failure': {
         // The overall deadline is the router's limit, not the upstream's fault: whether it fired,
         // or cut this attempt's wait for headers below the route's own timeout_ms.
@@ -166,7 +177,7 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
           // prompt) need not live as long as the stream does.
           ex.rawBody = undefined;
         }
-        const delivery = await deliver(outcome, ex, rt, own);
+        const delivery = await deliver(outcome, ex, rt, own, call ?? null);
         if (delivery.kind === 'retryable') {
           return { kind: 'failure', detail: `${rt.name}: ${delivery.detail}`, upstreamCaused: !deadlineSignal.timedOut, cuda: false, failure: 'reset' };
         }
@@ -179,9 +190,10 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {
-  recordFailure(rt, outcome.detail, thresholds(ex.policy));
+  const verdict = rt.noteFailure(outcome.detail);
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
-  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: outcome.detail, consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy });
+  const ejection = verdict === 'counted' ? {} : { ejection: verdict === 'ejected' ? 'ejected' : 'capped: max_ejected_percent keeps it in service' };
+  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
   if (outcome.cuda) deps.onCudaFault?.(rt.name);
 }
 
@@ -208,17 +220,28 @@ function recordDecisionFallbacks(d: Decision, metrics: RouterMetrics): void {
   if (kind && d.intended !== d.route) metrics.fallbacks.inc({ from: d.intended, to: d.route, kind });
 }
 
-function finalError(cause: Cause | null, decision: Decision, deadline: number, intervalS: number): RouterError {
-  const retryAfterS = Math.max(1, Math.ceil(cause?.retryAfterS ?? Math.min(intervalS, 30)));
+function finalError(cause: Cause | null, decision: Decision, deadline: number, policy: CompiledPolicy): RouterError {
+  const retryAfterS = retryAfterSeconds(cause?.rt, cause?.kind ?? 'outage', policy, Date.now());
   const who = decision.pinned ? 'the pinned route' : 'every route this request may use';
   if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${cause?.detail ?? 'no attempt'}).`, { retryAfterS });
   if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who === 'the pinned route' ? `Route ${cause.route}` : 'Every route this request may use'} is busy (${cause.detail}). Retry later.`, { retryAfterS });
   return new RouterError('upstream_unavailable', `${who === 'the pinned route' ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use'} is unavailable (${cause?.detail ?? 'no route'}). Retry later.`, { retryAfterS });
 }
 
-/** The client's own bytes with the route's model when they can be edited, else the body re-serialised. */
-function upstreamBody(ex: Exchange, model: string): string {
-  return (ex.rawBody !== undefined ? withModel(ex.rawBody, model) : undefined) ?? JSON.stringify({ ...ex.body, model });
+/**
+ * The client's own bytes with the route's model (and the clamped max_tokens, when the context
+ * guard lowered it) when they can be edited, else the body re-serialised.
+ */
+function upstreamBody(ex: Exchange, model: string, maxTokens: number | undefined): string {
+  const values: Record<string, string | number> = { model };
+  if (maxTokens !== undefined) for (const key of MAX_TOKEN_KEYS) if (typeof ex.body[key] === 'number') values[key] = maxTokens;
+  return (ex.rawBody !== undefined ? withTopLevel(ex.rawBody, values) : undefined) ?? JSON.stringify({ ...ex.body, ...values });
+}
+
+/** SPEC §5 step 6: the max_tokens a route of `contextTokens` gets, when lower than the client's. */
+function clampFor(ex: Exchange, contextTokens: number): number | undefined {
+  const guard = ex.policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD;
+  return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens));
 }
 
 function numberOr0(v: unknown): number {

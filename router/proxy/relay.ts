@@ -23,8 +23,9 @@ export function responseHeaders(upstream: Dispatcher.ResponseData['headers'], ow
   return Object.assign(out, own);
 }
 
-const PROMPT_TOKENS = /"prompt_tokens"\s*:\s*(\d+)/;
-const COMPLETION_TOKENS = /"completion_tokens"\s*:\s*(\d+)/;
+// Chat names; Anthropic and Responses answers relayed natively (SPEC §13) say input/output.
+const PROMPT_TOKENS = /"(?:prompt_tokens|input_tokens)"\s*:\s*(\d+)/;
+const COMPLETION_TOKENS = /"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)/;
 
 /** Usage from a JSON body or an SSE chunk, without parsing the whole thing. */
 export function usageIn(text: string): Usage | null {
@@ -41,6 +42,19 @@ export function usageIn(text: string): Usage | null {
 export function usageInBytes(bytes: Buffer): Usage | null {
   const at = bytes.lastIndexOf('"usage"');
   return at === -1 ? null : usageIn(bytes.toString('utf8', at, at + 400));
+}
+
+/** Every usage report in a chunk, in order, over `prev` (one chunk may carry a whole stream). */
+function usageInChunk(text: string, prev: Usage | null): Usage | null {
+  let usage = prev;
+  for (let at = text.indexOf('"usage"'); at !== -1; at = text.indexOf('"usage"', at + 7)) usage = mergeUsage(usage, usageIn(text.slice(at, at + 400)));
+  return usage;
+}
+
+/** A later usage report over an earlier one; a count it leaves out (Anthropic's message_delta has no input count) is kept. */
+function mergeUsage(prev: Usage | null, next: Usage | null): Usage | null {
+  if (next === null || prev === null) return next ?? prev;
+  return { prompt: next.prompt || prev.prompt, completion: next.completion || prev.completion };
 }
 
 export type BodyRead = { ok: true; bytes: Buffer } | { ok: false; detail: string };
@@ -124,8 +138,22 @@ export function isEventStream(headers: Dispatcher.ResponseData['headers']): bool
 export type StreamEnd = { chunks: number; firstByteAt: number | null } & (
   | { ok: true; usage: Usage | null }
   | { ok: false; reason: 'client_gone' }
-  | { ok: false; reason: 'upstream'; detail: string; usage: Usage | null }
+  | { ok: false; reason: 'upstream'; detail: string; usage: Usage | null; midEvent: boolean }
 );
+
+// An event is relayed only once its blank line has arrived, so an upstream dying in the middle
+// of one leaves the client on an event boundary, where the router's `event: error` can follow
+// and be seen. A stream that never ends an event (not really SSE) is passed on past this much.
+const MAX_HELD_BYTES = 1024 * 1024;
+
+/** Index just past the last complete SSE event in `b` (a blank line: \n\n or \r\n\r\n), or 0. */
+export function eventBoundary(b: Buffer): number {
+  const n = b.length;
+  if (n >= 2 && b[n - 1] === 0x0a && (b[n - 2] === 0x0a || (n >= 4 && b[n - 2] === 0x0d && b[n - 3] === 0x0a && b[n - 4] === 0x0d))) return n;
+  const lf = b.lastIndexOf('\n\n');
+  const crlf = b.lastIndexOf('\r\n\r\n');
+  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 4);
+}
 
 const DONE_MARK = 'data: [DONE]';
 
@@ -140,7 +168,16 @@ const DONE_MARK = 'data: [DONE]';
  * for 'drain' is acted on once the drain wait ends, and a body closed without 'end' or
  * 'error' is a premature close.
  */
-export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
+export function relayEventStream(
+  body: Dispatcher.ResponseData['body'],
+  res: ServerResponse,
+  stallMs: number,
+  client: { readonly aborted: boolean },
+  /** Rewrites each chunk into the client's protocol (SPEC §13); absent, bytes pass as they are. */
+  translate?: { push(chunk: Buffer): string },
+  /** Chat streams end with `data: [DONE]`; Anthropic and Responses streams end without one. */
+  requireDone = true,
+): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let chunks = 0;
     let firstByteAt: number | null = null;
@@ -150,6 +187,10 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
     let waitingForDrain = false;
     let pendingError: (Error & { code?: string }) | null = null;
     let pendingEnd = false;
+    /** The start of an event whose end has not arrived yet. */
+    let held: Buffer | null = null;
+    /** The bytes written so far end on an event boundary. */
+    let atBoundary = true;
 
     const finish = (end: StreamEnd) => {
       if (settled) return;
@@ -160,16 +201,35 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
     const clientGone = () => finish({ ok: false, reason: 'client_gone', chunks, firstByteAt });
     const failed = (err: Error & { code?: string }) => {
       if (client.aborted) return clientGone();
-      finish({ ok: false, reason: 'upstream', detail: `${err.code ?? err.name}: ${err.message}`, chunks, firstByteAt, usage });
+      finish({ ok: false, reason: 'upstream', detail: `${err.code ?? err.name}${held ? ` in the middle of an event (${held.length} bytes held back)` : ''}: ${err.message}`, chunks, firstByteAt, usage, midEvent: !atBoundary });
     };
-    const onData = (chunk: Buffer) => {
+    const onData = (data: Buffer) => {
       if (client.aborted) return clientGone();
       if (chunks === 0) firstByteAt = Date.now();
       chunks++;
+      let chunk = held === null ? data : Buffer.concat([held, data]);
+      held = null;
+      const end = eventBoundary(chunk);
+      if (end < chunk.length && chunk.length - end <= MAX_HELD_BYTES) {
+        held = chunk.subarray(end);
+        chunk = chunk.subarray(0, end);
+        if (chunk.length === 0) return;
+        atBoundary = true;
+      } else atBoundary = end === chunk.length;
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
-      if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
+      if (chunk.includes('"usage"')) usage = usageInChunk(chunk.toString('utf8'), usage);
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
-      if (res.write(chunk)) return;
+      if (translate) {
+        let out: string;
+        try {
+          out = translate.push(chunk);
+        } catch (err) {
+          // A frame the translator cannot read ends the stream like an upstream fault would.
+          body.pause();
+          return failed(err as Error);
+        }
+        if (out === '' || res.write(out)) return;
+      } else if (res.write(chunk)) return;
       body.pause();
       waitingForDrain = true;
       void drained(res, stallMs).then((ok) => {
@@ -181,8 +241,24 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
       });
     };
     const ended = () => {
-      if (tail.includes(DONE_MARK)) finish({ ok: true, usage, chunks, firstByteAt });
-      else finish({ ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage });
+      if (held !== null) {
+        // The stream ended without a blank line after its last event: pass it on as it came.
+        const last = held;
+        held = null;
+        atBoundary = false;
+        tail = (tail + last.toString('latin1', Math.max(0, last.length - 32))).slice(-48);
+        if (translate) {
+          let out: string;
+          try {
+            out = translate.push(last);
+          } catch (err) {
+            return failed(err as Error);
+          }
+          if (out !== '') res.write(out);
+        } else res.write(last);
+      }
+      if (!requireDone || tail.includes(DONE_MARK)) finish({ ok: true, usage, chunks, firstByteAt });
+      else finish({ ok: false, reason: 'upstream', detail: 'stream ended without [DONE]', chunks, firstByteAt, usage, midEvent: !atBoundary });
     };
     const onEnd = () => {
       if (waitingForDrain) pendingEnd = true;

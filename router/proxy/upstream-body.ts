@@ -1,5 +1,5 @@
 // The body sent upstream: the client's own JSON text with the top-level "model" value replaced
-// by the route's served model name. Re-serialising the parsed body instead would cost a
+// by the route's served model name (and, when the context guard clamps, its max_tokens). Re-serialising the parsed body instead would cost a
 // JSON.stringify of the whole prompt on every attempt and would alter what the client sent:
 // integers past 2^53 (a `seed`, say) lose digits, and number spellings change.
 
@@ -12,10 +12,24 @@ const BACKSLASH = 0x5c;
  * escapes, a non-string model): the caller then serialises the parsed body instead.
  */
 export function withModel(json: string, model: string): string | undefined {
-  const spans: number[] = [];
+  return withTopLevel(json, { model });
+}
+
+/** The output-token limits a client may send; the context guard lowers every one present. */
+export const MAX_TOKEN_KEYS = ['max_tokens', 'max_completion_tokens'] as const;
+
+/**
+ * `json` with the top-level values of `values`' keys replaced (every occurrence). A string
+ * replaces a string value, a number a number value; any other shape of an existing value, or a
+ * top-level key written with escapes, gives undefined. `model` must be present; other keys are
+ * replaced only where the client sent them (never added). One pass over the text, no parse.
+ */
+export function withTopLevel(json: string, values: Record<string, string | number>): string | undefined {
+  const spans: Array<[start: number, end: number, value: string]> = [];
   const n = json.length;
   let depth = 0;
   let expectKey = false;
+  let sawModel = !Object.hasOwn(values, 'model');
   let i = 0;
   while (i < n) {
     const c = json.charCodeAt(i);
@@ -25,12 +39,13 @@ export function withModel(json: string, model: string): string | undefined {
       if (depth === 1 && expectKey) {
         const key = json.slice(i + 1, end);
         if (key.includes('\\')) return undefined;
-        if (key === 'model') {
+        if (Object.hasOwn(values, key)) {
+          const want = values[key]!;
           const at = skipSpace(json, skipSpace(json, end + 1) + 1);
-          if (json.charCodeAt(at) !== QUOTE) return undefined;
-          const valueEnd = stringEnd(json, at);
+          const valueEnd = typeof want === 'string' ? (json.charCodeAt(at) === QUOTE ? stringEnd(json, at) : -1) : numberEnd(json, at);
           if (valueEnd === -1) return undefined;
-          spans.push(at, valueEnd + 1);
+          spans.push([at, valueEnd + 1, JSON.stringify(want)]);
+          if (key === 'model') sawModel = true;
           i = valueEnd + 1;
           expectKey = false;
           continue;
@@ -48,11 +63,17 @@ export function withModel(json: string, model: string): string | undefined {
     else if (c === 0x2c /* , */) expectKey = depth === 1;
     i++;
   }
-  if (spans.length === 0) return undefined;
-  const value = JSON.stringify(model);
-  let out = json.slice(0, spans[0]);
-  for (let k = 0; k < spans.length; k += 2) out += value + json.slice(spans[k + 1], spans[k + 2] ?? n);
+  if (!sawModel || spans.length === 0) return undefined;
+  let out = json.slice(0, spans[0]![0]);
+  for (let k = 0; k < spans.length; k++) out += spans[k]![2] + json.slice(spans[k]![1], spans[k + 1]?.[0] ?? n);
   return out;
+}
+
+/** Index of the last character of the JSON number starting at `start`, or -1 when none starts there. */
+function numberEnd(json: string, start: number): number {
+  let at = start;
+  for (let c = json.charCodeAt(at); (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45; c = json.charCodeAt(++at));
+  return at === start ? -1 : at - 1;
 }
 
 /** Index of the quote closing the string that opens at `start`, or -1. */

@@ -45,6 +45,7 @@ export async function runWatchdogOnce(opts: WatchdogOnceOptions): Promise<number
 
 export function formatReport(report: WatchdogReport): string[] {
   const lines: string[] = [];
+  if (report.skipped) return [`watchdog: round skipped: ${report.skipped}`];
   if (report.state === 'corrupt') lines.push('watchdog: state file was unreadable; started fresh (see recovery-events.jsonl)');
   const rows = report.routes.map((r) => [
     r.route,

@@ -41,6 +41,20 @@ export type StateLoad = { state: WatchdogState; status: 'loaded' } | { state: Wa
 
 export const HOUR_MS = 3_600_000;
 
+/**
+ * A route's entry, created when missing. Looked up as an own property only: a route may be
+ * called `constructor`, `toString` or `__proto__`, and `routes[name] ??= ...` would find (or
+ * set) Object.prototype's member instead.
+ */
+export function routeStateOf(routes: Record<string, RouteState>, name: string): RouteState {
+  if (!Object.hasOwn(routes, name)) setRoute(routes, name, emptyRouteState());
+  return routes[name]!;
+}
+
+function setRoute(routes: Record<string, RouteState>, name: string, value: RouteState): void {
+  Object.defineProperty(routes, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
 export function emptyState(): WatchdogState {
   return { version: 1, updated_at: null, routes: {} };
 }
@@ -67,7 +81,7 @@ export function loadState(path: string): StateLoad {
     return { state: emptyState(), status: 'corrupt', detail: `${path} is not a version 1 watchdog state` };
   }
   const routes: Record<string, RouteState> = {};
-  for (const [name, value] of Object.entries(doc.routes)) routes[name] = sanitizeRoute(value);
+  for (const [name, value] of Object.entries(doc.routes)) setRoute(routes, name, sanitizeRoute(value));
   return { state: { version: 1, updated_at: num(doc.updated_at), routes }, status: 'loaded' };
 }
 

@@ -7,8 +7,9 @@ import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ProbeResult } from '../upstream/probe.ts';
 import type { runRemote } from './ssh-exec.ts';
+import { WatchdogLock } from './watchdog-lock.ts';
 import { planAction, type PlannedAction } from './watchdog-plan.ts';
-import { emptyRouteState, loadState, observe, recentActions, saveState, stateMtime, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
+import { loadState, routeStateOf, observe, recentActions, saveState, stateMtime, type RecoveryAction, type WatchdogState } from './watchdog-state.ts';
 
 export { planAction, type Plan, type PlannedAction } from './watchdog-plan.ts';
 
@@ -23,6 +24,8 @@ export interface WatchdogDeps {
   statePath: string;
   now?: () => number;
   onAction?: (route: string, action: 'restart' | 'cuda' | 'page', result: ActionResult) => void;
+  /** A recovery command is about to run on `route` (the router takes it out of service). */
+  onRecoveryStart?: (route: string, action: RecoveryAction, host: string) => void;
 }
 
 export interface RouteReport {
@@ -48,6 +51,8 @@ export interface WatchdogReport {
   routes: RouteReport[];
   /** True when any recovery command failed, timed out or could not be run. */
   failed: boolean;
+  /** Set when this round did nothing because another watchdog process is acting. */
+  skipped?: string;
 }
 
 export interface RecoveryOutcome {
@@ -81,9 +86,20 @@ export class Watchdog {
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
   private readonly now: () => number;
+  private readonly lock: WatchdogLock;
 
   constructor(private readonly deps: WatchdogDeps) {
     this.now = deps.now ?? Date.now;
+    this.lock = new WatchdogLock(`${deps.statePath}.lock`, this.now);
+  }
+
+  /** Long enough for a whole round: probes, a CUDA check and a recovery command, with slack. */
+  private lockTtlMs(compiled: CompiledPolicy): number {
+    return 2 * compiled.policy.watchdog.command_timeout_ms + 2 * compiled.policy.health.timeout_ms + 60_000;
+  }
+
+  private heldBy(holder: { pid: number; host: string; expires_at: number } | null): string {
+    return holder ? `another watchdog (pid ${holder.pid} on ${holder.host}) is acting until ${new Date(holder.expires_at).toISOString()} at the latest` : 'another watchdog is acting';
   }
 
   noteCudaFault(route: string): void {
@@ -135,8 +151,13 @@ export class Watchdog {
     }
     if (!rec?.cuda || !rec.host) throw new RouterError('invalid_request', `route "${route}" has no recovery.cuda command in the policy`, { param: 'route' });
     if (this.busyHosts.has(rec.host)) throw new RouterError('conflict', `a recovery is already running on host "${rec.host}"; try again when it finishes`);
+    const lock = this.lock.acquire(this.lockTtlMs(compiled));
+    if (!lock.ok) throw new RouterError('conflict', `${this.heldBy(lock.holder)}; try again when it finishes`);
     this.busyHosts.add(rec.host); // taken before any await, so two calls cannot both pass
-    return this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` }).finally(() => this.persist());
+    return this.act(compiled, route, 'cuda', rec.host, { trigger, cause: trigger, why: `on demand (${trigger})` }).finally(() => {
+      this.persist();
+      this.lock.release();
+    });
   }
 
   /**
@@ -156,6 +177,20 @@ export class Watchdog {
 
   private async doRound(): Promise<WatchdogReport> {
     const compiled = this.deps.policy();
+    const lock = this.lock.acquire(this.lockTtlMs(compiled));
+    if (!lock.ok) {
+      const why = this.heldBy(lock.holder);
+      this.deps.log.info({ event: 'watchdog_round_skipped', why, lock: this.lock.path });
+      return { at: this.now(), state: 'memory', routes: [], failed: false, skipped: why };
+    }
+    try {
+      return await this.lockedRound(compiled);
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  private async lockedRound(compiled: CompiledPolicy): Promise<WatchdogReport> {
     const { state, status } = this.ensureState(true);
     const names = [...compiled.routeNames];
     const noted = new Set(this.cudaNoted);
@@ -173,7 +208,7 @@ export class Watchdog {
       const probe = probes[i]!;
       const cfg = compiled.route(name);
       const rec = cfg.recovery;
-      const s = (state.routes[name] ??= emptyRouteState());
+      const s = routeStateOf(state.routes, name);
       const wd = compiled.policy.watchdog;
       const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: wd.restart_after_failures, now, loadingGraceMs: wd.loading_grace_s * 1000 });
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
@@ -259,7 +294,7 @@ export class Watchdog {
   /** Runs a recovery command; the caller has already taken the host lock, released here. */
   private async act(compiled: CompiledPolicy, route: string, action: RecoveryAction, hostName: string, ctx: ActionContext): Promise<RecoveryOutcome> {
     const started = this.now();
-    const s = (this.ensureState().state.routes[route] ??= emptyRouteState());
+    const s = routeStateOf(this.ensureState().state.routes, route);
     s.last_action_at = started;
     s.actions = [...recentActions(s.actions, started), started];
     const command = compiled.route(route).recovery?.[action];
@@ -270,6 +305,7 @@ export class Watchdog {
       const host = compiled.policy.hosts[hostName]!;
       line = { ...line, target: `${host.user}@${host.address}:${host.port}` };
       this.deps.log.info({ event: 'recovery_started', ...line });
+      this.deps.onRecoveryStart?.(route, action, hostName);
       const r = await this.deps.exec(host, command!, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
       outcome = { route, host: hostName, ...tails(r), ok: r.exitCode === 0 && !r.timedOut };
     } catch (err) {

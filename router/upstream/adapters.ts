@@ -15,6 +15,11 @@ export interface RuntimeAdapter {
 
 const CUDA_ERROR = /CUDA error|CUDA out of memory|cudaError|CUBLAS_STATUS|CUDNN_STATUS|NCCL error|device-side assert|GGML_ASSERT|ggml_cuda/i;
 
+/** The words of `text` that name a CUDA fault ("CUDA error", "GGML_ASSERT"), or null. */
+export function cudaErrorWords(text: string): string | null {
+  return CUDA_ERROR.exec(text)?.[0] ?? null;
+}
+
 /** True when an upstream body or error text says the GPU is poisoned. */
 export function isCudaError(text: string): boolean {
   return CUDA_ERROR.test(text);

@@ -33,16 +33,31 @@ interface Waiter {
 }
 
 export class Admission {
-  readonly slots: number;
-  readonly queueLimit: number;
-  readonly queueTimeoutMs: number;
+  #slots: number;
+  #queueLimit: number;
+  #queueTimeoutMs: number;
   #inFlight = 0;
   #waiters: Waiter[] = [];
+  /** Slow start: the cap ramps from 1 to `slots` between these times (epoch ms); null when off. */
+  #ramp: { from: number; until: number } | null = null;
+  #rampTimer: NodeJS.Timeout | undefined;
 
   constructor(slots: number, queueLimit: number, queueTimeoutMs: number) {
-    this.slots = slots;
-    this.queueLimit = queueLimit;
-    this.queueTimeoutMs = queueTimeoutMs;
+    this.#slots = slots;
+    this.#queueLimit = queueLimit;
+    this.#queueTimeoutMs = queueTimeoutMs;
+  }
+
+  get slots(): number {
+    return this.#slots;
+  }
+
+  get queueLimit(): number {
+    return this.#queueLimit;
+  }
+
+  get queueTimeoutMs(): number {
+    return this.#queueTimeoutMs;
   }
 
   get inFlight(): number {
@@ -54,7 +69,57 @@ export class Admission {
   }
 
   get saturated(): boolean {
-    return this.#inFlight >= this.slots;
+    return this.#inFlight >= this.limit;
+  }
+
+  /** Requests admitted at once right now: `slots`, or less while slow start ramps up. */
+  get limit(): number {
+    const r = this.#ramp;
+    if (r === null) return this.#slots;
+    const now = Date.now();
+    if (now >= r.until) return this.#slots;
+    return Math.max(1, Math.min(this.#slots, 1 + Math.floor(((this.#slots - 1) * (now - r.from)) / (r.until - r.from))));
+  }
+
+  /**
+   * New limits from a reload. Requests already admitted keep counting: when `slots` shrinks
+   * below them, nobody is admitted until enough of them have finished.
+   */
+  resize(slots: number, queueLimit: number, queueTimeoutMs: number): void {
+    this.#slots = slots;
+    this.#queueLimit = queueLimit;
+    this.#queueTimeoutMs = queueTimeoutMs;
+    for (const w of this.#waiters) w.weight = this.#clamp(w.weight);
+    this.#grantWaiters();
+  }
+
+  /** Slow start: admit 1 at once, ramping to `slots` over `ms`. 0 ends any ramp. */
+  rampUp(ms: number, now = Date.now()): void {
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+    if (ms <= 0 || this.#slots <= 1) {
+      this.#ramp = null;
+      this.#grantWaiters();
+      return;
+    }
+    this.#ramp = { from: now, until: now + ms };
+    // Waiters are granted as the cap rises, one step per slot.
+    this.#rampTimer = setInterval(() => {
+      if (Date.now() >= this.#ramp!.until) {
+        this.#ramp = null;
+        clearInterval(this.#rampTimer);
+        this.#rampTimer = undefined;
+      }
+      this.#grantWaiters();
+    }, Math.max(10, Math.ceil(ms / this.#slots)));
+    this.#rampTimer.unref();
+  }
+
+  /** Stops the slow-start timer (the route is gone). */
+  dispose(): void {
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+    this.#ramp = null;
   }
 
   /**
@@ -64,13 +129,13 @@ export class Admission {
    */
   tryAcquire(weight = 1): Release | null {
     const w = this.#clamp(weight);
-    if (this.#inFlight + w > this.slots || this.#waiters.length > 0) return null;
+    if (this.#inFlight + w > this.limit || this.#waiters.length > 0) return null;
     this.#inFlight += w;
     return this.#releaser(w);
   }
 
   #clamp(weight: number): number {
-    return Math.max(1, Math.min(this.slots, Math.floor(weight)));
+    return Math.max(1, Math.min(this.#slots, Math.floor(weight)));
   }
 
   /**
@@ -129,7 +194,7 @@ export class Admission {
   #grantWaiters(): void {
     while (this.#waiters.length > 0) {
       const head = this.#waiters[0]!;
-      if (this.#inFlight + head.weight > this.slots) return;
+        if (this.#inFlight + head.weight > this.limit) return;
       this.#waiters.shift();
       this.#inFlight += head.weight;
       head.grant(this.#releaser(head.weight));

@@ -1,58 +1,8 @@
-// Route health: passive marking from real traffic, active probes on health.interval_s.
-// Only upstream-caused failures count (refused, reset, timeout before first byte, 5xx); a
-// client's disconnect, a 4xx or the router's own overflow never do (Envoy #25487).
+// Active probes of every route on health.interval_s. What a probe's verdict does to a
+// route is decided in route-health.ts and applied by the route's runtime (route-state.ts).
 import type { CompiledPolicy } from '../policy/compile.ts';
 import { probeRoute, type ProbeResult } from './probe.ts';
 import type { RouteRuntime, RouteStates } from './route-state.ts';
-
-export interface HealthThresholds {
-  unhealthyAfter: number;
-  healthyAfter: number;
-}
-
-export function thresholds(policy: CompiledPolicy): HealthThresholds {
-  return { unhealthyAfter: policy.policy.health.unhealthy_after, healthyAfter: policy.policy.health.healthy_after };
-}
-
-export function recordFailure(route: RouteRuntime, error: string, t: HealthThresholds): void {
-  const h = route.health;
-  h.consecutiveFailures++;
-  h.consecutivePasses = 0;
-  h.lastError = error;
-  if (h.consecutiveFailures >= t.unhealthyAfter) h.healthy = false;
-}
-
-export function recordSuccess(route: RouteRuntime): void {
-  route.health.consecutiveFailures = 0;
-}
-
-/** An upstream 429 / "loading": skip the route for `ms` without calling it broken. */
-export function recordBusy(route: RouteRuntime, ms: number, now = Date.now()): void {
-  route.health.busyUntil = Math.max(route.health.busyUntil, now + ms);
-}
-
-/**
- * One active probe's verdict. A busy answer (full, or a model still loading) skips the route
- * until the next probe without counting against it: it is not ready, and not broken either.
- */
-export function recordProbe(route: RouteRuntime, result: ProbeResult, t: HealthThresholds & { intervalMs: number }): void {
-  const h = route.health;
-  h.lastProbeAt = result.at;
-  h.latencyMs = result.latencyMs;
-  if (result.ok) {
-    h.consecutivePasses++;
-    h.consecutiveFailures = 0;
-    if (!h.healthy && h.consecutivePasses >= t.healthyAfter) h.healthy = true;
-    return;
-  }
-  if (result.busy) {
-    h.consecutivePasses = 0;
-    h.consecutiveFailures = 0;
-    recordBusy(route, t.intervalMs, result.at);
-    return;
-  }
-  recordFailure(route, result.error ?? 'probe failed', t);
-}
 
 export type ProbeFn = (route: RouteRuntime, timeoutMs: number) => Promise<ProbeResult>;
 
@@ -81,11 +31,10 @@ export class HealthChecker {
 
   async #round(): Promise<void> {
     const policy = this.#policy();
-    const t = { ...thresholds(policy), intervalMs: policy.policy.health.interval_s * 1000 };
     await Promise.all(
       this.#states.all().map(async (route) => {
         const result = await this.#probe(route, policy.policy.health.timeout_ms);
-        recordProbe(route, result, t);
+        route.recordProbe(result);
         this.#onProbe?.(route, result);
       }),
     );

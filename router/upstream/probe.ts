@@ -2,6 +2,7 @@
 import { request } from 'undici';
 import type { RouteConfig } from '../policy/types.ts';
 import { adapterFor, isCudaError, isLoadingAnswer } from './adapters.ts';
+import { readHead } from './read-head.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -21,7 +22,9 @@ export interface ProbeResult {
   at: number;
 }
 
-const MAX_BODY_CHARS = 2048;
+// A health answer is small; past this the body is not read (an endless one would otherwise
+// fill the router's memory until the probe's timeout).
+export const PROBE_BODY_BYTES = 4096;
 
 export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise<ProbeResult> {
   const started = Date.now();
@@ -35,7 +38,9 @@ export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise
       signal: AbortSignal.timeout(timeoutMs),
       headers: authHeader(route),
     });
-    const text = (await res.body.text()).slice(0, MAX_BODY_CHARS);
+    const head = await readHead(res.body, PROBE_BODY_BYTES, Math.max(1, timeoutMs - (Date.now() - started)));
+    const text = head.bytes.toString('utf8');
+    // A redirect is not this upstream answering: it is never followed.
     const ok = res.statusCode >= 200 && res.statusCode < 300;
     const busy = !ok && adapter.classify(res.statusCode, text) === 'busy';
     return {
@@ -44,13 +49,13 @@ export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise
       loading: busy && isLoadingAnswer(text),
       status: res.statusCode,
       cuda: !ok && isCudaError(text),
-      ...(ok ? {} : { error: `HTTP ${res.statusCode}: ${text.slice(0, 200)}` }),
+      ...(ok ? {} : { error: `${url}: HTTP ${res.statusCode}${redirectNote(res.headers.location)}: ${text.slice(0, 200)}` }),
       latencyMs: Date.now() - started,
       at: started,
     };
   } catch (err) {
     const e = err as Error & { code?: string };
-    const msg = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
+    const msg = `${url}: ` + (e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`);
     return { ok: false, busy: false, loading: false, cuda: isCudaError(e.message), error: msg, latencyMs: Date.now() - started, at: started };
   }
 }
@@ -58,4 +63,9 @@ export async function probeRoute(route: RouteConfig, timeoutMs: number): Promise
 export function authHeader(route: RouteConfig): Record<string, string> {
   const key = route.api_key_env ? process.env[route.api_key_env] : undefined;
   return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+function redirectNote(location: string | string[] | undefined): string {
+  const to = Array.isArray(location) ? location[0] : location;
+  return to ? ` (redirect to ${to.slice(0, 200)}, not followed)` : '';
 }

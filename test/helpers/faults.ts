@@ -84,6 +84,16 @@ export async function logLines(lab: Lab, name: LogName): Promise<any[]> {
   }, { tries: 200, everyMs: 10 });
 }
 
+/** Lines of upstream-failures.jsonl about requests, without the route state changes logged beside them. */
+export function requestFailures(lines: any[]): any[] {
+  return lines.filter((l) => l.event !== 'route_state');
+}
+
+/** The route state changes (healthy, down, busy, loading) of upstream-failures.jsonl lines. */
+export function routeChanges(lines: any[]): any[] {
+  return lines.filter((l) => l.event === 'route_state');
+}
+
 export interface SseEvent {
   event: string | null;
   data: string;

@@ -23,6 +23,7 @@ export interface Lab {
   svc: RouterService;
   server: Server;
   logDir: string;
+  dataDir: string;
   policyYaml: string;
   /** Set with `policyFile: true`: the file the router reloads from (holds policyYaml at start). */
   policyPath: string | undefined;
@@ -40,6 +41,8 @@ export interface LabOptions {
   /** Options for the HTTP app; a function gets the service first (host telemetry needs its registry). */
   app?: AppOptions | ((svc: RouterService) => AppOptions);
   logDir?: string;
+  /** $HOMELAB_ROUTER_DATA_DIR of the router (keys.db); a fresh temp dir by default. */
+  dataDir?: string;
   /** Write the policy to a file in a temp folder and load it from there, so reloads can be tested. */
   policyFile?: boolean;
   /** Default process metrics on the registry (off by default: they only add noise to most tests). */
@@ -63,7 +66,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     policyPath = join(mkdtempSync(join(tmpdir(), 'hr-policy-')), 'routing_policy.yaml');
     writeFileSync(policyPath, policyYaml);
   }
-  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'hr-data-'));
+  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
   const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -74,6 +78,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     svc,
     server,
     logDir,
+    dataDir,
     policyYaml,
     policyPath,
     async close() {

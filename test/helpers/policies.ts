@@ -10,6 +10,8 @@ export function labDoc(): any {
     server: { request_timeout_ms: 60000 },
     classifier: { scope: 'last_user', tie_break: ['camera', 'vision', 'coding', 'reasoning', 'fast', 'notification', 'chat', 'unknown'], default_bucket: 'unknown' },
     size_tiers: { medium: 100, large: 200 },
+    // Scaled to these tiny contexts (mouth holds 300 tokens): the default 1024 would leave mouth nothing.
+    context_guard: { min_output_tokens: 160 },
     routes: {
       eyes: { url: 'http://127.0.0.1:1/v1', model: 'eyes-vl', runtime: 'vllm', vision: true, context_tokens: 4000, slots: 2, aliases: ['homelab/vision'], fallback: { busy: 'mouth', busy_image: 'brain', outage: 'brain' } },
       hands: { url: 'http://127.0.0.1:2/v1', model: 'hands-coder', runtime: 'vllm', context_tokens: 4000, slots: 2, aliases: ['homelab/code'], fallback: { busy: 'mouth', outage: 'brain' } },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
 import { upstreamView } from '../../router/admin/routes.ts';
-import { assertSettled, chat, coding, errorOf, hold, labFor, logLines, pinned, sdk, until, type ChatBody } from '../helpers/faults.ts';
+import { assertSettled, chat, coding, errorOf, hold, labFor, logLines, pinned, sdk, until, type ChatBody, requestFailures } from '../helpers/faults.ts';
 
 // The sims get far more generation slots than their routes, so the sim's own peak counts
 // what the router let through instead of being capped by the sim.
@@ -34,7 +34,7 @@ test('S1: a full route with no queue spills to fallback.busy at once and never e
   const h = lab.svc.states.get('ubuntu-6000')!.health;
   assert.equal(h.consecutiveFailures, 0);
   assert.equal(h.healthy, true);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 
@@ -181,7 +181,7 @@ test('S3/S4/S15: the terminal route answers 503 upstream_saturated when slots an
   const h = lab.svc.states.get('spark')!.health;
   assert.equal(h.healthy, true);
   assert.equal(h.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   for (const other of ['ubuntu-4090', 'ubuntu-6000', 'win-5090']) assert.equal(lab.sims[other]!.received.length, 0, `${other} got traffic from a terminal route`);
 
   held.release(0);
@@ -262,7 +262,7 @@ test('S14: an upstream 429 counts as busy: spill along fallback.busy, skip the r
   const h = lab.svc.states.get('ubuntu-6000')!.health;
   assert.equal(h.healthy, true);
   assert.equal(h.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 
@@ -285,7 +285,7 @@ test('S14: a 429 on a pinned or terminal route becomes 503 upstream_saturated wi
   assert.equal(p.headers.get('x-homelab-fallback-path'), 'ubuntu-6000');
   assert.equal(lab.sims['win-5090']!.received.length, 0);
   assert.equal(lab.svc.states.get('ubuntu-6000')!.health.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 
@@ -300,7 +300,7 @@ test('S24: llama.cpp 503 "Loading model" is busy, not a failure', async (t) => {
   const h = lab.svc.states.get('ubuntu-6000')!.health;
   assert.equal(h.healthy, true);
   assert.equal(h.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 
@@ -320,7 +320,7 @@ test('S24: a llama.cpp /health answering 503 "Loading model" skips the route unt
   assert.equal(r.headers.get('x-homelab-route'), 'win-5090');
   assert.equal(r.headers.get('x-homelab-reason'), 'ubuntu-6000_saturated');
   assert.equal(llama.received.length, 0, 'a loading route is not called');
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 

@@ -167,7 +167,7 @@ describe('homelab-router serve', () => {
     t.after(() => taken.close());
     const port = (taken.address() as AddressInfo).port;
     const dir = mkdtempSync(join(tmpdir(), 'hr-serve-'));
-    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') });
+    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') });
 
     // Before binding came first, the router kept probing and watching without serving anyone,
     // and never exited: runCli's deadline turns that into a failure here.
@@ -189,7 +189,7 @@ describe('homelab-router serve', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hr-serve-'));
     const policy = join(dir, 'routing_policy.yaml');
     writeFileSync(policy, lab.policyYaml);
-    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') });
+    const env = cliEnv({ HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') });
 
     const loopback = await startServe(['--policy', policy, '--listen', '127.0.0.1:0'], env);
     t.after(() => loopback.stop());
@@ -200,5 +200,23 @@ describe('homelab-router serve', () => {
     const open = await startServe(['--policy', policy, '--listen', '0.0.0.0:0'], env);
     t.after(() => open.stop());
     assert.match(open.stderr(), /^WARNING: homelab-router is listening on 0\.0\.0\.0, not loopback\./m);
+    // auth.mode open (the default) off loopback: anyone on that network can use the GPUs.
+    assert.match(open.stderr(), /^WARNING: auth\.mode is open: any client that reaches 0\.0\.0\.0 can use every GPU without a key\./m);
+  });
+});
+
+describe('homelab-router --help and bad flags', () => {
+  test('--help lists every command, explain --json and init included; a bad flag is exit 2 with the usage', async () => {
+    const help = await runCli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^ {2}explain \[--policy P\] \[--image\] \[--json\] "prompt"$/m);
+    assert.match(help.stdout, /^ {2}init --upstream NAME=URL \[\.\.\.\] \[--api-key-env NAME=VARIABLE\] \[--out FILE\] \[--force\]$/m);
+    for (const verb of ['serve', 'demo', 'check', 'watchdog --once', 'drain', 'upstreams']) assert.match(help.stdout, new RegExp(`^  ${verb}`, 'm'), verb);
+
+    // Before, an unknown flag was a stack-less exit 1 with no hint of the right ones.
+    const bad = await runCli(['explain', '--imag', 'hello']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /Unknown option '--imag'/);
+    assert.match(bad.stderr, /usage: homelab-router <command>/);
   });
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
-import { assertSettled, chat, coding, errorOf, labFor, logLines, pinned, sdk } from '../helpers/faults.ts';
+import { assertSettled, chat, coding, errorOf, labFor, logLines, pinned, sdk, requestFailures } from '../helpers/faults.ts';
 
 test('S11: a refused connection fails over along fallback.outage; the failure is counted and logged', async (t) => {
   const lab = await labFor(t);
@@ -22,7 +22,7 @@ test('S11: a refused connection fails over along fallback.outage; the failure is
   const h = lab.svc.states.get('ubuntu-6000')!.health;
   assert.equal(h.consecutiveFailures, 1);
   assert.equal(h.healthy, true, 'one failure is below unhealthy_after');
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.equal(failures.length, 1);
   assert.equal(failures[0].route, 'ubuntu-6000');
   assert.equal(failures[0].kind, 'refused');
@@ -46,7 +46,7 @@ test('a connection reset after the request was sent fails over', async (t) => {
   assert.equal(r.headers.get('x-homelab-route'), 'spark');
   assert.equal(r.headers.get('x-homelab-fallback-path'), 'ubuntu-6000>spark');
   assert.equal(lab.sims['ubuntu-6000']!.received.length, 1);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.kind]), [['ubuntu-6000', 'reset']]);
   await assertSettled(lab);
 });
@@ -62,7 +62,7 @@ test('S19: an upstream that never sends headers is abandoned after timeout_ms an
   assert.equal(r.headers.get('x-homelab-fallback-path'), 'ubuntu-6000>spark');
   // The router closed the hung request instead of leaving it to generate for nobody.
   await hands.waitForAborts(1);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.kind]), [['ubuntu-6000', 'timeout']]);
   assert.equal(lab.svc.states.get('ubuntu-6000')!.health.consecutiveFailures, 1);
   await assertSettled(lab);
@@ -84,7 +84,7 @@ test('S12/S21/S34: 5xx and an HTML 502 before any byte fail over; unhealthy_afte
   assert.equal(state.health.healthy, false, 'unhealthy_after: 2');
   assert.match(state.health.lastError ?? '', /HTTP 502/);
 
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.kind]), [['ubuntu-6000', 'status_5xx'], ['ubuntu-6000', 'status_5xx']]);
   assert.match(failures[1].detail, /HTTP 502/);
   assert.equal(failures[1].healthy, false);
@@ -155,7 +155,7 @@ test('S13/S23: an upstream 4xx (vLLM context-length 400) passes through unchange
   const h = lab.svc.states.get('ubuntu-6000')!.health;
   assert.equal(h.consecutiveFailures, 0);
   assert.equal(h.healthy, true);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 
@@ -186,7 +186,7 @@ test('S16: one deadline covers every attempt; the router\'s own deadline is not 
   // ubuntu-6000 used its whole timeout_ms: its fault. spark was cut short by the deadline: not its fault.
   assert.equal(lab.svc.states.get('ubuntu-6000')!.health.consecutiveFailures, 1);
   assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 0);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => f.route), ['ubuntu-6000']);
   await assertSettled(lab);
 });
@@ -201,7 +201,7 @@ test('a CUDA error before the first byte fails over, is logged as CUDA and reach
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('x-homelab-route'), 'spark');
   assert.deepEqual(cuda, ['ubuntu-6000']);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.equal(failures.length, 1);
   assert.equal(failures[0].cuda, true);
   assert.match(failures[0].detail, /CUDA error/);
@@ -218,7 +218,7 @@ test('a non-stream body cut off mid-way fails over: nothing had reached the clie
   assert.equal(r.status, 200);
   assert.equal(r.json.model, 'qwen3.6-35b-a3b-fp8');
   assert.equal(r.headers.get('x-homelab-fallback-path'), 'ubuntu-6000>spark');
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.kind]), [['ubuntu-6000', 'reset']]);
   await assertSettled(lab);
 });

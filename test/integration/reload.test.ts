@@ -213,15 +213,16 @@ describe('POST /admin/reload-config', () => {
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json.changed, ['buckets.coding', 'routes.ubuntu-6000']);
 
-    // The changed route has a fresh runtime; the unchanged one is the same object, request and all.
+    // The changed route has a new runtime that keeps counting the request it already admitted
+    // (SPEC §6: never more than slots on the upstream); the unchanged one is the same object.
     const new6000 = lab.svc.states.get('ubuntu-6000')!;
     assert.notEqual(new6000, old6000);
-    assert.equal(new6000.admission.inFlight, 0);
+    assert.equal(new6000.admission.inFlight, 1);
     assert.equal(new6000.config.timeout_ms, 45_000);
     assert.equal(lab.svc.states.get('win-5090'), old5090);
     const view = (await (await fetch(`${lab.base}/admin/upstreams`, { headers: AUTH })).json()) as { upstreams: Array<{ route: string; in_flight: number }> };
     assert.equal(view.upstreams.find((u) => u.route === 'win-5090')!.in_flight, 1);
-    assert.equal(view.upstreams.find((u) => u.route === 'ubuntu-6000')!.in_flight, 0);
+    assert.equal(view.upstreams.find((u) => u.route === 'ubuntu-6000')!.in_flight, 1);
 
     // New traffic follows the new policy while the old requests are still held.
     const fresh = await chat(lab.base, CODING);
@@ -251,7 +252,7 @@ describe('POST /admin/reload-config', () => {
     await pollUntil('every slot to be released', () => (old6000.admission.inFlight === 0 && Object.keys(leftovers(lab)).length === 0 ? true : undefined));
   });
 
-  test("an unchanged route keeps its health across a reload; a changed route starts fresh", async (t) => {
+  test('an unchanged route keeps its health across a reload; a changed route keeps it too', async (t) => {
     const lab = await startLab({ adminToken: TOKEN, policyFile: true });
     t.after(() => lab.close());
     lab.sims['win-5090']!.setHealth('down');
@@ -272,8 +273,8 @@ describe('POST /admin/reload-config', () => {
     assert.deepEqual(win.health, winHealth);
     const new6000 = lab.svc.states.get('ubuntu-6000')!;
     assert.notEqual(new6000, old6000);
-    assert.equal(new6000.health.consecutiveFailures, 0);
-    assert.equal(new6000.health.lastError, null);
+    assert.equal(new6000.health.consecutiveFailures, 1);
+    assert.notEqual(new6000.health.lastError, null);
     assert.equal(new6000.config.queue, 2);
     // Let the probe round the reload started finish before the lab closes.
     await lab.svc.health.probeAll();
@@ -287,7 +288,7 @@ describe('policy file watcher (homelab-router serve)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hr-watch-'));
     const policyPath = join(dir, 'routing_policy.yaml');
     writeFileSync(policyPath, lab.policyYaml);
-    const router = await startServe(['--policy', policyPath, '--listen', '127.0.0.1:0'], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs') }));
+    const router = await startServe(['--policy', policyPath, '--listen', '127.0.0.1:0'], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data') }));
     t.after(() => router.stop());
 
     const h0 = await policyHash(router.base);

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import OpenAI from 'openai';
-import { assertSettled, chat, coding, labFor, logLines, pinned, readEvents, readToEnd, sdk, send, sseEvents, streamedContent, until } from '../helpers/faults.ts';
+import { assertSettled, chat, coding, labFor, logLines, pinned, readEvents, readToEnd, sdk, send, sseEvents, streamedContent, until, requestFailures } from '../helpers/faults.ts';
 
 const OTHERS_OF_6000 = ['ubuntu-4090', 'spark', 'win-5090'];
 
@@ -64,7 +64,7 @@ test('S5: a client leaving mid-stream aborts the upstream at once and frees the 
 
   // A client leaving is not the upstream's fault.
   assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   const decision = (await logLines(lab, 'decisions')).find((l) => l.request_id === 'leaves-mid-stream');
   assert.equal(decision?.status, 499);
   await assertSettled(lab);
@@ -132,7 +132,7 @@ test('S7: a client leaving during a non-stream request aborts the upstream and f
   assert.equal(next.status, 200);
 
   assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   const decision = (await logLines(lab, 'decisions')).find((l) => l.request_id === 'leaves-non-stream');
   assert.equal(decision?.status, 499);
 });
@@ -156,7 +156,7 @@ test('S18: an upstream dying mid-stream ends the stream with event: error, no [D
   assert.ok(!text.includes('[DONE]'));
   for (const other of OTHERS_OF_6000) assert.equal(lab.sims[other]!.received.length, 0, `failed over to ${other} after the first byte`);
 
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.equal(failures.length, 1);
   assert.equal(failures[0].route, 'ubuntu-6000');
   assert.equal(failures[0].phase, 'after_first_byte');
@@ -193,7 +193,7 @@ test('S20: a stream that stalls after its first events is ended after stream_idl
   assert.ok(!text.includes('[DONE]'));
   await hands.waitForAborts(1);
   for (const other of OTHERS_OF_6000) assert.equal(lab.sims[other]!.received.length, 0);
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.deepEqual(failures.map((f) => [f.route, f.phase]), [['ubuntu-6000', 'after_first_byte']]);
   await assertSettled(lab);
 });
@@ -219,7 +219,7 @@ test('S8: a stream that ends without [DONE] gets an error event and counts as an
   assert.equal(streamedContent(events), 'half an answer');
   assert.equal(events.at(-1)!.event, 'error');
   assert.ok(!text.includes('[DONE]'));
-  const failures = await logLines(lab, 'failures');
+  const failures = requestFailures(await logLines(lab, 'failures'));
   assert.equal(failures.length, 1);
   assert.match(failures[0].detail, /without \[DONE\]/);
   assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 1);
@@ -242,7 +242,7 @@ test('a healthy stream may run past server.request_timeout_ms: the deadline cove
   assert.ok(events.every((e) => e.event === null), `an error event cut a healthy stream: ${text.slice(-300)}`);
   assert.equal(events.at(-1)!.data, '[DONE]');
   assert.equal(lab.svc.states.get('spark')!.health.consecutiveFailures, 0);
-  assert.deepEqual(await logLines(lab, 'failures'), []);
+  assert.deepEqual(requestFailures(await logLines(lab, 'failures')), []);
   await assertSettled(lab);
 });
 

@@ -4,7 +4,11 @@
 // - test/fixtures/routing-heldout.jsonl: prompts in English, Hindi, Spanish, German and French
 //   that the vocabulary was not tuned against;
 // - test/fixtures/routing-stress.jsonl: messier, real-client-style prompts whose misses did
-//   drive vocabulary changes, kept as a regression set.
+//   drive vocabulary changes, kept as a regression set;
+// - test/fixtures/routing-dev.jsonl, routing-clients-dev.jsonl: copies of the shared dev sets
+//   (plain prompts; full request bodies of real clients) the policy is tuned on;
+// - test/fixtures/routing-own-heldout.jsonl: prompts in twelve languages and client shapes,
+//   written before the job-scoring policy was tuned (see the README for how it was used).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -33,6 +37,22 @@ describe('routing quality of routing_policy.yaml', () => {
 
   it('held-out set (five languages): at least 90%', () => {
     assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout.jsonl'), 90, 60);
+  });
+
+  it('dev set copy: at least 97%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-dev.jsonl'), 97, 30);
+  });
+
+  it('clients dev set (full bodies of coding agents, Open WebUI, Home Assistant, Frigate, n8n): at least 97%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-dev.jsonl'), 97, 50);
+  });
+
+  it('own held-out set (twelve languages, client shapes): at least 90%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout.jsonl'), 90, 35);
+  });
+
+  it('second own held-out set (written after tuning, never tuned on): at least 85%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout-2.jsonl'), 85, 25);
   });
 
   it('stress set: at least 90%', () => {

@@ -67,7 +67,7 @@ function rawPost(s: SimUpstream): Promise<IncomingMessage | NodeJS.ErrnoExceptio
 
 test('non-stream reply carries the served model, content and usage; the request is recorded', async (t) => {
   const s = await sim(t, { runtime: 'vllm' });
-  const res = await post(s, chatBody({ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }));
+  const res = await post(s, chatBody({ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }], tool_choice: 'none' }));
   assert.equal(res.status, 200);
   const body = await json(res);
   assert.equal(body.object, 'chat.completion');

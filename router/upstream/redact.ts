@@ -1,0 +1,32 @@
+// Upstream error text kept out of places that may not hold it. An upstream's error body can
+// echo the prompt (vLLM and llama.cpp quote the offending input), and a connect error names the
+// GPU's address. Pure functions over the one-line details router/proxy/attempt.ts and
+// router/upstream/probe.ts write ("route: HTTP 500: <body start>", "connect ECONNREFUSED a:p").
+import { cudaErrorWords } from './adapters.ts';
+
+const HTTP_STATUS = /\bHTTP (\d{3})\b/;
+const ERROR_CODE = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+)\b/;
+
+/**
+ * The detail without the upstream's body text, for logs written with `logging.prompts: false`.
+ * Words naming a CUDA fault are kept: they are the GPU's, not the client's.
+ */
+export function withoutBodyText(detail: string): string {
+  const m = /\bHTTP \d{3}: /.exec(detail);
+  if (!m) return detail;
+  const cuda = cudaErrorWords(detail.slice(m.index + m[0].length));
+  // The router's own note on a body it stopped reading (router/proxy/attempt.ts) is kept.
+  const note = ROUTER_NOTE.exec(detail)?.[0] ?? '';
+  return `${detail.slice(0, m.index + m[0].length - 2)}${cuda ? `: ${cuda}` : ''} (body not logged: logging.prompts is false)${note}`;
+}
+
+const ROUTER_NOTE = / \[body [^[\]]*\]$/;
+
+/** What an unauthenticated viewer may know of an error: its HTTP status or error code, nothing else. */
+export function publicErrorSummary(detail: string | null): string | null {
+  if (detail === null) return null;
+  const status = HTTP_STATUS.exec(detail);
+  if (status) return `HTTP ${status[1]} (details with the admin token)`;
+  const code = ERROR_CODE.exec(detail);
+  return `${code ? code[1] : 'failed'} (details with the admin token)`;
+}
