@@ -9,6 +9,9 @@ import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
 import { SchemaGuard } from './schema-guard/guard.ts';
+import { Cluster, type ReplicaConfig } from './cluster/cluster.ts';
+import { hostname } from 'node:os';
+import type { ClusterConfig } from './policy/types.ts';
 
 export interface ServiceOptions {
   policy: CompiledPolicy;
@@ -21,6 +24,13 @@ export interface ServiceOptions {
   /** Replace the HTTP probe (tests of health logic only). */
   probe?: ProbeFn;
   processMetrics?: boolean;
+  /** This router's id among replicas when the policy's cluster block names none. */
+  replicaId?: string;
+}
+
+/** The cluster block with this replica's id: the policy's, else $HOMELAB_ROUTER_REPLICA_ID, else the host name. */
+export function replicaConfig(cluster: ClusterConfig, fallbackId?: string): ReplicaConfig {
+  return { ...cluster, replica_id: cluster.replica_id ?? fallbackId ?? process.env.HOMELAB_ROUTER_REPLICA_ID ?? hostname() };
 }
 
 export interface CudaFaultListener {
@@ -36,6 +46,8 @@ export class RouterService {
   /** Fail-closed requests' JSON Schemas: bounds, and compile/validate on worker threads. */
   readonly schemas: SchemaGuard;
   readonly keys: KeyService;
+  /** Set when the policy has a cluster block: slots, drains and health shared through Redis. */
+  readonly cluster: Cluster | undefined;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
@@ -43,14 +55,36 @@ export class RouterService {
   constructor(opts: ServiceOptions) {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
-    this.states = new RouteStates(opts.policy, { onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }) });
+    const clusterCfg = opts.policy.policy.cluster;
+    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service) : undefined;
+    this.states = new RouteStates(opts.policy, {
+      onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }),
+      ...(this.cluster ? { limiter: this.cluster.limiter, drains: this.cluster.drains } : {}),
+    });
     this.metrics = new RouterMetrics(() => this.states, { processMetrics: opts.processMetrics ?? true });
     this.metrics.zeroFor(opts.policy.routeNames);
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);
-    this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
+    const cluster = this.cluster;
+    this.health = new HealthChecker(this.states, () => this.store.current, {
+      ...(opts.probe ? { probe: opts.probe } : {}),
+      ...(cluster ? { mayProbe: () => cluster.mayProbe(), onProbe: (rt, result) => cluster.publishProbe(rt.name, result) } : {}),
+    });
+    cluster?.onProbe((route, result) => this.states.get(route)?.recordProbe(result));
+    if (cluster) this.metrics.clusterGauges(() => cluster.status);
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
     this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg) });
+  }
+
+  /**
+   * Joins the cluster, when there is one: connects to Redis (never waits on a dead one), reads
+   * the shared drains and the last probe results. A router without `cluster` has nothing to do.
+   */
+  async start(): Promise<void> {
+    const cluster = this.cluster;
+    if (!cluster) return;
+    await cluster.start();
+    for (const e of await cluster.lastProbes()) this.states.get(e.route)?.recordProbe(e.result);
   }
 
   get policy(): CompiledPolicy {
@@ -94,6 +128,7 @@ export class RouterService {
     await this.states.close();
     await this.schemas.close();
     this.keys.close();
+    await this.cluster?.close();
     this.logs.flush();
   }
 }

@@ -48,7 +48,11 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
   const audit = (req: Request, action: string, detail: Record<string, unknown>) => svc.logs.service.info({ admin: action, remote: req.socket.remoteAddress, ...detail }, `admin ${action}`);
 
   router.get('/upstreams', (_req, res) => {
-    res.json({ upstreams: svc.states.all().map(upstreamView) });
+    const cluster = svc.cluster;
+    if (!cluster) return void res.json({ upstreams: svc.states.all().map(upstreamView) });
+    // With replicas: in_flight is this replica's, lab_in_flight all of them together (Redis's
+    // count, null while it is unreachable), local_share what this replica admits without Redis.
+    res.json({ cluster: cluster.status, upstreams: svc.states.all().map((r) => ({ ...upstreamView(r), ...cluster.routeView(r.name) })) });
   });
   router.get('/policy', (_req, res) => {
     res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.policy });

@@ -60,6 +60,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
     return 1;
   }
   const log = svc.logs.service;
+  // With a cluster block: join the replicas (a dead Redis is not waited for: local share).
+  await svc.start();
   const host = new HostTelemetry(svc.metrics.registry);
   const watchdog = inProcessWatchdog(svc, opts.exec);
   const server = createRouterServer(svc, { recovery: watchdog, host, ...(opts.extra ? { extra: opts.extra } : {}) });

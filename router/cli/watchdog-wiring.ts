@@ -24,6 +24,8 @@ export function inProcessWatchdog(svc: RouterService, exec: typeof runRemote = r
     },
     // During a recovery the route takes no traffic (reliability anchor S26).
     onRecoveryStart: (route, action, host) => svc.states.get(route)?.beginRecovery(`recovery.${action} running on host ${host}`),
+    // With replicas, only the one holding the cluster's lock restarts GPU servers.
+    ...(svc.cluster ? { blocked: () => svc.cluster!.watchdogBlocked() } : {}),
   });
   svc.onCudaFault((route) => watchdog.noteCudaFault(route));
   return watchdog;

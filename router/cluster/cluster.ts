@@ -2,23 +2,21 @@
 // the shared drains, the lock that lets one replica at a time probe and run the watchdog, and
 // the health results that replica publishes. Everything here degrades to the replica's own
 // view when Redis is away, and rejoins when it returns.
-import type { ClusterConfig } from '../policy/types.ts';
+import type { ClusterConfig, RouteConfig } from '../policy/types.ts';
+import type { SlotLimiter } from '../upstream/admission.ts';
+import type { ProbeResult } from '../upstream/probe.ts';
 import { clusterKeys, type ClusterKeys } from './keys.ts';
 import { LeaderLock } from './leader-lock.ts';
 import { RedisLink } from './link.ts';
 import { SharedAdmission } from './shared-admission.ts';
 import { SharedDrains, type DrainEvent } from './shared-drains.ts';
 
-export interface HealthEvent {
-  type: 'health';
+/** A probe's result, published by the replica that probes so the others apply the same one. */
+export interface ProbeEvent {
+  type: 'probe';
   route: string;
   by: string;
-  healthy: boolean;
-  consecutive_failures: number;
-  last_error: string | null;
-  last_probe_at: number | null;
-  latency_ms: number | null;
-  busy_until: number;
+  result: ProbeResult;
 }
 
 export interface ClusterStatus {
@@ -40,8 +38,11 @@ export interface ClusterLog {
 
 const RESYNC_MS = 5000;
 
+/** The policy's cluster block with this replica's id resolved. */
+export type ReplicaConfig = ClusterConfig & { replica_id: string };
+
 export class Cluster {
-  readonly config: ClusterConfig;
+  readonly config: ReplicaConfig;
   readonly link: RedisLink;
   readonly keys: ClusterKeys;
   readonly drains: SharedDrains;
@@ -50,12 +51,12 @@ export class Cluster {
   readonly #admissions = new Set<SharedAdmission>();
   readonly #byRoute = new Map<string, SharedAdmission>();
   readonly #log: ClusterLog;
-  #healthListeners: ((e: HealthEvent) => void)[] = [];
+  #probeListeners: ((route: string, result: ProbeResult) => void)[] = [];
   #stateListeners: ((s: ClusterStatus) => void)[] = [];
   #since = Date.now();
   #timers: NodeJS.Timeout[] = [];
 
-  constructor(config: ClusterConfig, log: ClusterLog) {
+  constructor(config: ReplicaConfig, log: ClusterLog) {
     this.config = config;
     this.#log = log;
     this.keys = clusterKeys(config.key_prefix ?? 'hlr:');
@@ -91,8 +92,20 @@ export class Cluster {
     this.#stateListeners.push(listener);
   }
 
-  onHealth(listener: (e: HealthEvent) => void): void {
-    this.#healthListeners.push(listener);
+  /** Probe results published by the replica that probes. */
+  onProbe(listener: (route: string, result: ProbeResult) => void): void {
+    this.#probeListeners.push(listener);
+  }
+
+  /** This replica probes now: it holds the lock, or Redis is away and each replica probes for itself. */
+  mayProbe(): boolean {
+    return this.leader.held || !this.link.up;
+  }
+
+  /** Why this replica's watchdog must not act now, or null when it may. */
+  watchdogBlocked(): string | null {
+    if (!this.link.up) return 'Redis is unreachable: no replica can be sure it is the only one acting, so none restarts a GPU server until it returns';
+    return this.leader.held ? null : 'another replica holds the watchdog lock';
   }
 
   async start(): Promise<void> {
@@ -113,37 +126,53 @@ export class Cluster {
   }
 
   /** The slot limiter of one route: shared through Redis, with the local share as fallback. */
-  admission(route: string, slots: number, queue: number, queueTimeoutMs: number): SharedAdmission {
-    const a = new SharedAdmission({ route, slots, queue, queueTimeoutMs, replicaId: this.config.replica_id, replicas: this.config.replicas, leaseTtlMs: this.config.lease_ttl_ms }, this.link, this.keys);
+  readonly limiter = (route: string, config: RouteConfig): SlotLimiter => {
+    const a: SharedAdmission = new SharedAdmission(
+      {
+        route,
+        slots: config.slots,
+        queue: config.queue,
+        queueTimeoutMs: config.queue_timeout_ms,
+        replicaId: this.config.replica_id,
+        replicas: this.config.replicas,
+        leaseTtlMs: this.config.lease_ttl_ms,
+        onDispose: () => {
+          this.#admissions.delete(a);
+          if (this.#byRoute.get(route) === a) this.#byRoute.delete(route);
+        },
+      },
+      this.link,
+      this.keys,
+    );
     this.#admissions.add(a);
     this.#byRoute.set(route, a);
     if (this.link.up) void a.heartbeat();
     return a;
+  };
+
+  /** Lab-wide in-flight of a route as Redis last said, and this replica's share (admin view). */
+  routeView(route: string): { lab_in_flight: number | null; local_share: number } | null {
+    const a = this.#byRoute.get(route);
+    return a ? { lab_in_flight: this.link.up ? a.labInFlight : null, local_share: a.share } : null;
   }
 
-  /** A route's old limiter after a reload: it keeps its leases until its requests end. */
-  retire(a: SharedAdmission): void {
-    a.close();
-    this.#admissions.delete(a);
-  }
-
-  /** Tells the other replicas what this one learned of a route's health. */
-  publishHealth(e: Omit<HealthEvent, 'type' | 'by'>): void {
-    if (!this.link.up) return;
-    const event: HealthEvent = { type: 'health', by: this.config.replica_id, ...e };
+  /** Tells the other replicas what this replica's probe found (only the prober publishes). */
+  publishProbe(route: string, result: ProbeResult): void {
+    if (!this.link.up || !this.leader.held) return;
+    const event: ProbeEvent = { type: 'probe', route, by: this.config.replica_id, result };
     const json = JSON.stringify(event);
     this.link.client
-      .sendCommand(['HSET', this.keys.health, e.route, json])
+      .sendCommand(['HSET', this.keys.health, route, json])
       .then(() => this.link.client.sendCommand(['PUBLISH', this.keys.events, json]))
       .catch((err) => this.link.noteFailure(err));
   }
 
-  /** The health each route last had anywhere in the cluster (a replica that starts reads it). */
-  async sharedHealth(): Promise<HealthEvent[]> {
+  /** The last probe result of each route anywhere in the cluster (a replica that starts reads them). */
+  async lastProbes(): Promise<ProbeEvent[]> {
     if (!this.link.up) return [];
     try {
       const all = (await this.link.client.sendCommand(['HVALS', this.keys.health])) as string[];
-      return all.map((s) => JSON.parse(s) as HealthEvent);
+      return all.map((s) => JSON.parse(s) as ProbeEvent);
     } catch (err) {
       this.link.noteFailure(err);
       return [];
@@ -153,17 +182,17 @@ export class Cluster {
   #onMessage(channel: string, message: string): void {
     if (channel === this.keys.released) {
       // A slot came free on some replica: waiters for that route here may take it.
-      for (const a of this.#admissions) if (a === this.#byRoute.get(message)) a.pump();
+      this.#byRoute.get(message)?.pump();
       return;
     }
-    let e: DrainEvent | HealthEvent;
+    let e: DrainEvent | ProbeEvent;
     try {
-      e = JSON.parse(message) as DrainEvent | HealthEvent;
+      e = JSON.parse(message) as DrainEvent | ProbeEvent;
     } catch {
       return;
     }
     if (e.type === 'drain') this.drains.onEvent(e);
-    else if (e.type === 'health' && e.by !== this.config.replica_id) for (const l of this.#healthListeners) l(e);
+    else if (e.type === 'probe' && e.by !== this.config.replica_id) for (const l of this.#probeListeners) l(e.route, e.result);
   }
 
   async #rejoin(): Promise<void> {
@@ -175,7 +204,7 @@ export class Cluster {
   async close(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    for (const a of this.#admissions) a.close();
+    for (const a of this.#admissions) a.dispose();
     await this.leader.stop();
     await this.link.close();
   }

@@ -7,7 +7,7 @@
 // floor(slots / replicas), counting every request it has running; when Redis returns it
 // registers those requests as leases again before it admits more.
 import { randomBytes } from 'node:crypto';
-import type { AbortSource, AcquireResult, Release } from '../upstream/admission.ts';
+import { onAbort, rampedLimit, type AbortSource, type AcquireResult, type Release, type SlotLimiter } from '../upstream/admission.ts';
 import type { ClusterKeys } from './keys.ts';
 import type { RedisLink } from './link.ts';
 import { runScript } from './run-script.ts';
@@ -23,6 +23,8 @@ export interface SharedAdmissionOptions {
   replicas: number;
   leaseTtlMs: number;
   pollMs?: number;
+  /** Told when the route's machine state is gone (a reload removed the route). */
+  onDispose?: () => void;
 }
 
 interface Lease {
@@ -37,25 +39,19 @@ interface Waiter {
   grant(release: Release): void;
 }
 
-function onAbort(signal: AbortSource, listener: () => void): () => void {
-  if ('addEventListener' in signal) {
-    signal.addEventListener('abort', listener, { once: true });
-    return () => signal.removeEventListener('abort', listener);
-  }
-  signal.once('abort', listener);
-  return () => signal.removeListener('abort', listener);
-}
-
 /** The slots a replica may fill on its own while Redis is away. */
 export function localShare(slots: number, replicas: number): number {
   return Math.floor(slots / Math.max(1, replicas));
 }
 
-export class SharedAdmission {
-  readonly slots: number;
-  readonly queueLimit: number;
-  readonly queueTimeoutMs: number;
-  readonly share: number;
+export class SharedAdmission implements SlotLimiter {
+  #slots: number;
+  #queueLimit: number;
+  #queueTimeoutMs: number;
+  #share: number;
+  /** Slow start on this replica (each replica ramps its own admissions). */
+  #ramp: { from: number; until: number } | null = null;
+  #rampTimer: NodeJS.Timeout | undefined;
   readonly #o: SharedAdmissionOptions;
   readonly #link: RedisLink;
   readonly #keys: ClusterKeys;
@@ -73,10 +69,73 @@ export class SharedAdmission {
     this.#o = opts;
     this.#link = link;
     this.#keys = keys;
-    this.slots = opts.slots;
-    this.queueLimit = opts.queue;
-    this.queueTimeoutMs = opts.queueTimeoutMs;
-    this.share = localShare(opts.slots, opts.replicas);
+    this.#slots = opts.slots;
+    this.#queueLimit = opts.queue;
+    this.#queueTimeoutMs = opts.queueTimeoutMs;
+    this.#share = localShare(opts.slots, opts.replicas);
+  }
+
+  get slots(): number {
+    return this.#slots;
+  }
+
+  get queueLimit(): number {
+    return this.#queueLimit;
+  }
+
+  get queueTimeoutMs(): number {
+    return this.#queueTimeoutMs;
+  }
+
+  /** This replica's slots while Redis is away. */
+  get share(): number {
+    return this.#share;
+  }
+
+  /** What this replica may have in flight now: all slots (Redis decides) or its share, either under slow start. */
+  get limit(): number {
+    return rampedLimit(this.#link.up ? this.#slots : this.#share, this.#ramp, Date.now());
+  }
+
+  resize(slots: number, queueLimit: number, queueTimeoutMs: number): void {
+    this.#slots = slots;
+    this.#queueLimit = queueLimit;
+    this.#queueTimeoutMs = queueTimeoutMs;
+    this.#share = localShare(slots, this.#o.replicas);
+    this.pump();
+  }
+
+  rampUp(ms: number, now = Date.now()): void {
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+    this.#ramp = ms > 0 && this.#slots > 1 ? { from: now, until: now + ms } : null;
+    if (this.#ramp) {
+      this.#rampTimer = setInterval(() => {
+        if (this.#ramp && Date.now() >= this.#ramp.until) {
+          this.#ramp = null;
+          clearInterval(this.#rampTimer);
+          this.#rampTimer = undefined;
+        }
+        this.pump();
+      }, Math.max(10, Math.ceil(ms / this.#slots)));
+      this.#rampTimer.unref();
+    }
+    this.pump();
+  }
+
+  /** Only from the local share, and only while Redis is away: a shared slot needs a round trip. */
+  tryAcquire(weight = 1): Release | null {
+    if (this.#link.up || this.#waiters.length > 0) return null;
+    const w = this.#clamp(weight);
+    if (this.#inFlight + w > this.limit) return null;
+    this.#inFlight += w;
+    const id = `${this.#o.replicaId}|${this.#prefix}.${++this.#seq}`;
+    this.#leases.set(id, { weight: w, shared: false });
+    return this.#releaser(id);
+  }
+
+  #clamp(weight: number): number {
+    return Math.max(1, Math.min(this.#slots, Math.floor(weight)));
   }
 
   get inFlight(): number {
@@ -88,7 +147,7 @@ export class SharedAdmission {
   }
 
   get saturated(): boolean {
-    return this.labInFlight !== null ? this.labInFlight >= this.slots : this.#inFlight >= this.share;
+    return this.labInFlight !== null ? this.labInFlight >= this.#slots : this.#inFlight >= this.limit;
   }
 
   /** How this replica admits now. */
@@ -96,9 +155,9 @@ export class SharedAdmission {
     return this.#link.up ? 'shared' : 'local';
   }
 
-  acquire(signal: AbortSource, maxWaitMs = this.queueTimeoutMs, weight = 1): Promise<AcquireResult> | AcquireResult {
+  acquire(signal: AbortSource, maxWaitMs = this.#queueTimeoutMs, weight = 1): Promise<AcquireResult> | AcquireResult {
     if (signal.aborted) return { ok: false, why: 'aborted' };
-    const w = Math.max(1, Math.min(this.slots, Math.floor(weight)));
+    const w = this.#clamp(weight);
     if (this.#waiters.length === 0) return this.#takeOrWait(signal, maxWaitMs, w);
     return this.#wait(signal, maxWaitMs, w);
   }
@@ -115,8 +174,8 @@ export class SharedAdmission {
 
   #wait(signal: AbortSource, maxWaitMs: number, w: number): Promise<AcquireResult> | AcquireResult {
     if (signal.aborted) return { ok: false, why: 'aborted' };
-    const waitMs = Math.min(this.queueTimeoutMs, maxWaitMs);
-    if (this.#waiters.length >= this.queueLimit) return { ok: false, why: 'queue_full' };
+    const waitMs = Math.min(this.#queueTimeoutMs, maxWaitMs);
+    if (this.#waiters.length >= this.#queueLimit) return { ok: false, why: 'queue_full' };
     if (waitMs <= 0) return { ok: false, why: 'queue_timeout' };
     const started = Date.now();
     return new Promise<AcquireResult>((resolve) => {
@@ -148,6 +207,11 @@ export class SharedAdmission {
     // Counted before the round trip, so the local share is never overshot by requests that
     // arrive while one is in flight; undone when the answer is no.
     this.#inFlight += w;
+    if (this.#inFlight > this.limit && this.#inFlight > w) {
+      // Slow start, or the share while Redis is away, already used by this replica.
+      this.#inFlight -= w;
+      return null;
+    }
     let shared = false;
     if (this.#link.up) {
       try {
@@ -160,7 +224,7 @@ export class SharedAdmission {
         this.#link.noteFailure(err);
       }
     }
-    if (!shared && this.#inFlight > this.share) {
+    if (!shared && this.#inFlight > this.#share) {
       this.#inFlight -= w;
       return null;
     }
@@ -170,7 +234,7 @@ export class SharedAdmission {
 
   #acquireScript(id: string, w: number, force: boolean): Promise<unknown> {
     const o = this.#o;
-    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route)], [id, w, o.slots, o.replicas, this.share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
+    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route)], [id, w, this.#slots, o.replicas, this.#share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
   }
 
   #releaser(id: string): Release {
@@ -263,8 +327,12 @@ export class SharedAdmission {
     this.pump();
   }
 
-  close(): void {
+  dispose(): void {
+    this.#o.onDispose?.();
     clearInterval(this.#poll);
     this.#poll = undefined;
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+    this.#ramp = null;
   }
 }

@@ -3,25 +3,9 @@
 // case it missed one. A drain made while Redis is away holds on this replica and is written
 // to Redis when it returns; so does a drain survive a replica's restart (it reads the hash at
 // start).
+import type { DrainStore } from '../upstream/drains.ts';
 import type { ClusterKeys } from './keys.ts';
 import type { RedisLink } from './link.ts';
-
-export interface DrainStore {
-  isDrained(route: string): boolean;
-  setDrained(route: string, drained: boolean): void;
-}
-
-/** A single router's drains: a set in memory. */
-export class LocalDrains implements DrainStore {
-  readonly #drained = new Set<string>();
-  isDrained(route: string): boolean {
-    return this.#drained.has(route);
-  }
-  setDrained(route: string, drained: boolean): void {
-    if (drained) this.#drained.add(route);
-    else this.#drained.delete(route);
-  }
-}
 
 export interface DrainEvent {
   type: 'drain';

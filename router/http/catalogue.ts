@@ -55,8 +55,10 @@ export function handleHealthz(_req: IncomingMessage, res: ServerResponse, svc: R
 
 export function handleReadyz(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
   const healthy = svc.states.all().filter((r) => r.health.healthy).map((r) => r.name);
-  if (healthy.length === 0) sendJson(res, 503, { status: 'not_ready', reason: 'no route is healthy', policy_hash: svc.policy.hash });
-  else sendJson(res, 200, { status: 'ready', healthy_routes: healthy, policy_hash: svc.policy.hash });
+  // A replica cut off from Redis still serves (on its local share) and says so.
+  const cluster = svc.cluster ? { cluster: svc.cluster.status } : {};
+  if (healthy.length === 0) sendJson(res, 503, { status: 'not_ready', reason: 'no route is healthy', policy_hash: svc.policy.hash, ...cluster });
+  else sendJson(res, 200, { status: 'ready', healthy_routes: healthy, policy_hash: svc.policy.hash, ...cluster });
 }
 
 /** Embeddings go to routes with `embeddings: true`: a pinned one, or the first that can take it. */

@@ -70,4 +70,14 @@ export class RouterMetrics {
     this.policyInfo.set({ hash }, 1);
     this.lastReload.set(Math.floor(atMs / 1000));
   }
+
+  /**
+   * Replica gauges, registered only by a router with a cluster block:
+   * homelab_router_cluster_redis_up (1 when shared state is reachable) and
+   * homelab_router_cluster_leader (1 while this replica probes and runs the watchdog).
+   */
+  clusterGauges(status: () => { redis: 'up' | 'down'; leader: boolean }): void {
+    new Gauge({ name: 'homelab_router_cluster_redis_up', help: '1 when this replica reaches Redis and shares slots, drains and limits through it; 0 while it admits on its local share.', registers: [this.registry], collect() { this.set(status().redis === 'up' ? 1 : 0); } });
+    new Gauge({ name: 'homelab_router_cluster_leader', help: '1 while this replica holds the lock that makes it the one that probes upstreams and runs the watchdog.', registers: [this.registry], collect() { this.set(status().leader ? 1 : 0); } });
+  }
 }

@@ -177,16 +177,18 @@ export interface Policy {
     loading_grace_s: number;
   };
   auth: AuthConfig;
+  cluster?: ClusterConfig;
 }
 
 /** SPEC §14: replicas sharing slots, drains, health and key limits through Redis. */
 export interface ClusterConfig {
   redis_url: string;
-  replica_id: string;
+  /** Resolved at start when absent: $HOMELAB_ROUTER_REPLICA_ID, else the host name. */
+  replica_id?: string;
   lease_ttl_ms: number;
   /** How many routers share the slots: sizes each one's local share while Redis is away. */
   replicas: number;
   /** Per-command timeout towards Redis, ms. */
   command_timeout_ms: number;
-  key_prefix?: string;
+  key_prefix: string;
 }

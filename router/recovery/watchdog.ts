@@ -26,6 +26,8 @@ export interface WatchdogDeps {
   onAction?: (route: string, action: 'restart' | 'cuda' | 'page', result: ActionResult) => void;
   /** A recovery command is about to run on `route` (the router takes it out of service). */
   onRecoveryStart?: (route: string, action: RecoveryAction, host: string) => void;
+  /** Why this process must not act this round (another replica is the watchdog), or null. */
+  blocked?: () => string | null;
 }
 
 export interface RouteReport {
@@ -87,6 +89,8 @@ export class Watchdog {
   private stopped = true;
   private readonly now: () => number;
   private readonly lock: WatchdogLock;
+  /** The last reason a round was skipped for (logged once per change). */
+  private lastBlocked: string | null = null;
 
   constructor(private readonly deps: WatchdogDeps) {
     this.now = deps.now ?? Date.now;
@@ -177,6 +181,13 @@ export class Watchdog {
 
   private async doRound(): Promise<WatchdogReport> {
     const compiled = this.deps.policy();
+    const blocked = this.deps.blocked?.() ?? null;
+    if (blocked !== null) {
+      if (blocked !== this.lastBlocked) this.deps.log.info({ event: 'watchdog_round_skipped', why: blocked });
+      this.lastBlocked = blocked;
+      return { at: this.now(), state: 'memory', routes: [], failed: false, skipped: blocked };
+    }
+    this.lastBlocked = null;
     const lock = this.lock.acquire(this.lockTtlMs(compiled));
     if (!lock.ok) {
       const why = this.heldBy(lock.holder);

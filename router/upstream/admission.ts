@@ -13,7 +13,7 @@ export type Release = () => void;
  */
 export type AbortSource = AbortSignal | (NodeJS.EventEmitter & { readonly aborted: boolean });
 
-function onAbort(signal: AbortSource, listener: () => void): () => void {
+export function onAbort(signal: AbortSource, listener: () => void): () => void {
   if ('addEventListener' in signal) {
     signal.addEventListener('abort', listener, { once: true });
     return () => signal.removeEventListener('abort', listener);
@@ -32,7 +32,35 @@ interface Waiter {
   weight: number;
 }
 
-export class Admission {
+/**
+ * What a route's machine state needs of its admission: the local FIFO limiter below, or one
+ * shared by several replicas (router/cluster/shared-admission.ts).
+ */
+export interface SlotLimiter {
+  readonly slots: number;
+  readonly queueLimit: number;
+  readonly queueTimeoutMs: number;
+  /** Requests this router has admitted and not yet released. */
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly saturated: boolean;
+  /** Requests admitted at once right now (less than `slots` during slow start). */
+  readonly limit: number;
+  acquire(signal: AbortSource, maxWaitMs?: number, weight?: number): Promise<AcquireResult> | AcquireResult;
+  /** A slot now, without waiting and without a round trip anywhere, or null. */
+  tryAcquire(weight?: number): Release | null;
+  resize(slots: number, queueLimit: number, queueTimeoutMs: number): void;
+  rampUp(ms: number, now?: number): void;
+  dispose(): void;
+}
+
+/** Slow start's cap: from 1 at `ramp.from` to `slots` at `ramp.until`, linearly. */
+export function rampedLimit(slots: number, ramp: { from: number; until: number } | null, now: number): number {
+  if (ramp === null || now >= ramp.until) return slots;
+  return Math.max(1, Math.min(slots, 1 + Math.floor(((slots - 1) * (now - ramp.from)) / (ramp.until - ramp.from))));
+}
+
+export class Admission implements SlotLimiter {
   #slots: number;
   #queueLimit: number;
   #queueTimeoutMs: number;
@@ -74,11 +102,7 @@ export class Admission {
 
   /** Requests admitted at once right now: `slots`, or less while slow start ramps up. */
   get limit(): number {
-    const r = this.#ramp;
-    if (r === null) return this.#slots;
-    const now = Date.now();
-    if (now >= r.until) return this.#slots;
-    return Math.max(1, Math.min(this.#slots, 1 + Math.floor(((this.#slots - 1) * (now - r.from)) / (r.until - r.from))));
+    return rampedLimit(this.#slots, this.#ramp, Date.now());
   }
 
   /**

@@ -11,14 +11,25 @@ export class HealthChecker {
   readonly #policy: () => CompiledPolicy;
   readonly #probe: ProbeFn;
   readonly #onProbe: ((route: RouteRuntime, result: ProbeResult) => void) | undefined;
+  readonly #mayProbe: () => boolean;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
 
-  constructor(states: RouteStates, policy: () => CompiledPolicy, opts: { probe?: ProbeFn; onProbe?: (route: RouteRuntime, result: ProbeResult) => void } = {}) {
+  constructor(
+    states: RouteStates,
+    policy: () => CompiledPolicy,
+    opts: {
+      probe?: ProbeFn;
+      onProbe?: (route: RouteRuntime, result: ProbeResult) => void;
+      /** False while another replica probes for the cluster (its results arrive through Redis). */
+      mayProbe?: () => boolean;
+    } = {},
+  ) {
     this.#states = states;
     this.#policy = policy;
     this.#probe = opts.probe ?? ((route, timeoutMs) => probeRoute(route.config, timeoutMs));
     this.#onProbe = opts.onProbe;
+    this.#mayProbe = opts.mayProbe ?? (() => true);
   }
 
   /** Probes every route once; concurrent callers share the round in progress. */
@@ -30,6 +41,7 @@ export class HealthChecker {
   }
 
   async #round(): Promise<void> {
+    if (!this.#mayProbe()) return;
     const policy = this.#policy();
     await Promise.all(
       this.#states.all().map(async (route) => {

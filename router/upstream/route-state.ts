@@ -16,7 +16,8 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouteConfig } from '../policy/types.ts';
 import type { RouteStatus, StateView } from '../decide/chain.ts';
 import { adapterFor } from './adapters.ts';
-import { Admission } from './admission.ts';
+import { Admission, type SlotLimiter } from './admission.ts';
+import { LocalDrains, type DrainStore } from './drains.ts';
 import { mayEject } from './ejection-cap.ts';
 import { backInMs } from './retry-estimate.ts';
 import type { ProbeResult } from './probe.ts';
@@ -59,6 +60,9 @@ export interface RouteChange {
 /** What a route's machine state needs from the set of routes. */
 interface Fleet {
   policy(): CompiledPolicy;
+  /** The admission of a route's machine: local, or shared by replicas. */
+  limiter(route: string, config: RouteConfig): SlotLimiter;
+  drains: DrainStore;
   mayEject(route: string, now: number): boolean;
   changed(change: RouteChange): void;
 }
@@ -77,9 +81,8 @@ export function healthRules(policy: CompiledPolicy): HealthRules {
 
 /** The state of one upstream machine, shared by every runtime the route has had. */
 class Machine {
-  readonly admission: Admission;
+  readonly admission: SlotLimiter;
   readonly health: HealthState = freshHealth();
-  drained = false;
   probeUrl: string;
   #condition: RouteCondition = 'healthy';
   /** Down or loading since it was last healthy: slow start applies when it comes back. */
@@ -92,7 +95,7 @@ class Machine {
     config: RouteConfig,
     readonly fleet: Fleet,
   ) {
-    this.admission = new Admission(config.slots, config.queue, config.queue_timeout_ms);
+    this.admission = fleet.limiter(name, config);
     this.probeUrl = adapterFor(config.runtime).healthUrl(config);
   }
 
@@ -184,7 +187,7 @@ export class RouteRuntime {
     return new RouteRuntime(this.name, config, this.#machine.fleet, this.#machine);
   }
 
-  get admission(): Admission {
+  get admission(): SlotLimiter {
     return this.#machine.admission;
   }
 
@@ -193,7 +196,7 @@ export class RouteRuntime {
   }
 
   get drained(): boolean {
-    return this.#machine.drained;
+    return this.#machine.fleet.drains.isDrained(this.name);
   }
 
   /** The URL the health probe calls. */
@@ -202,7 +205,7 @@ export class RouteRuntime {
   }
 
   setDrained(drained: boolean): void {
-    this.#machine.drained = drained;
+    this.#machine.fleet.drains.setDrained(this.name, drained);
   }
 
   /** Same as setDrained (kept for callers that assign). */
@@ -214,8 +217,9 @@ export class RouteRuntime {
     const h = this.#machine.health;
     // An ejection whose time is up ends here too, should its timer be late.
     if (h.ejectedUntil !== 0 && h.ejectedUntil <= Date.now()) this.#machine.after('timer');
-    if (h.healthy) return { healthy: true, drained: this.#machine.drained };
-    return { healthy: false, drained: this.#machine.drained, backInMs: backInMs(h, this.#machine.rules.intervalMs, Date.now()) };
+    const drained = this.#machine.fleet.drains.isDrained(this.name);
+    if (h.healthy) return { healthy: true, drained };
+    return { healthy: false, drained, backInMs: backInMs(h, this.#machine.rules.intervalMs, Date.now()) };
   }
 
   /** ms left of an upstream's busy window (0 when not busy). */
@@ -271,6 +275,14 @@ export class RouteRuntime {
 export interface RouteStatesOptions {
   /** Told once per change of a route's condition. */
   onChange?: (change: RouteChange) => void;
+  /** Builds each route's admission (default: the local FIFO limiter). */
+  limiter?: (route: string, config: RouteConfig) => SlotLimiter;
+  /** Where drains are kept (default: in memory). */
+  drains?: DrainStore;
+}
+
+function localLimiter(_route: string, config: RouteConfig): SlotLimiter {
+  return new Admission(config.slots, config.queue, config.queue_timeout_ms);
 }
 
 export class RouteStates {
@@ -287,6 +299,8 @@ export class RouteStates {
     const onChange = opts.onChange;
     this.#fleet = {
       policy: () => this.#policy,
+      limiter: opts.limiter ?? localLimiter,
+      drains: opts.drains ?? new LocalDrains(),
       mayEject: (route, now) => mayEject(this.#policy, route, (r) => (this.#routes.get(r)?.ejectedForMs(now) ?? 0) > 0, this.#policy.policy.health.max_ejected_percent),
       changed: (change) => onChange?.(change),
     };

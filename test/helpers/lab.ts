@@ -68,6 +68,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   }
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'hr-data-'));
   const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
+  await svc.start();
   const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

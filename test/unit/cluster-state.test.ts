@@ -54,14 +54,22 @@ test('cluster – exactly one replica holds the probe lock; when it stops, anoth
   await until(() => other.leader.held);
 });
 
-test('cluster – health published by one replica reaches the others', async () => {
+test('cluster – only the replica holding the lock probes; its probe results reach the others and wait for late starters', async () => {
   const prefix = `h${++n}:`;
   const a = await replica('a', prefix);
   const b = await replica('b', prefix);
+  await until(() => a.leader.held || b.leader.held);
+  const [prober, other] = a.leader.held ? [a, b] : [b, a];
+  assert.equal(prober.mayProbe(), true);
+  assert.equal(other.mayProbe(), false);
+  assert.equal(other.watchdogBlocked(), 'another replica holds the watchdog lock');
   const seen: string[] = [];
-  b.onHealth((e) => seen.push(`${e.route}:${e.healthy}`));
-  a.publishHealth({ route: 'gpu', healthy: false, consecutive_failures: 2, last_error: 'connect ECONNREFUSED', last_probe_at: Date.now(), latency_ms: null, busy_until: 0 });
+  other.onProbe((route, r) => seen.push(`${route}:${r.ok}`));
+  const result = { ok: false, busy: false, loading: false, cuda: false, error: 'connect ECONNREFUSED', latencyMs: 3, at: Date.now() };
+  other.publishProbe('gpu', result); // not the prober: publishes nothing
+  prober.publishProbe('gpu', result);
   await until(() => seen.length > 0);
   assert.deepEqual(seen, ['gpu:false']);
-  assert.equal((await b.sharedHealth())[0]?.healthy, false);
+  const late = await replica('c', prefix);
+  assert.deepEqual((await late.lastProbes()).map((e) => [e.route, e.result.ok]), [['gpu', false]]);
 });

@@ -1,0 +1,138 @@
+// Several routers, one lab (SPEC §14): real `homelab-router serve` processes sharing a real
+// redis-server, in front of simulated upstreams whose own counters say what they saw.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump as dumpYaml } from 'js-yaml';
+import { startSimUpstream, type SimUpstream } from '../../router/demo/sim-upstream.ts';
+import { cliEnv, startServe, type ServeProcess } from '../helpers/cli.ts';
+import { pollUntil } from '../helpers/poll.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+
+const TOKEN = 'cluster-test-token';
+let redis: RedisServer;
+let gpu: SimUpstream;
+let cpu: SimUpstream;
+const routers: ServeProcess[] = [];
+
+function policyFile(prefix: string, gpuUrl = gpu.url): string {
+  const doc = {
+    version: 1,
+    server: { listen: '127.0.0.1:0', request_timeout_ms: 60000 },
+    health: { interval_s: 1 },
+    classifier: { scope: 'last_user', tie_break: ['chat', 'unknown'], default_bucket: 'unknown' },
+    routes: {
+      // The sims take far more than the policy's slots, so their peak is what the routers sent.
+      gpu: { url: gpuUrl, model: 'gpu-model', runtime: 'vllm', context_tokens: 32768, slots: 2, queue: 16, queue_timeout_ms: 20000, fallback: { busy: 'cpu', outage: 'cpu' } },
+      cpu: { url: cpu.url, model: 'cpu-model', runtime: 'vllm', context_tokens: 32768, slots: 8, queue: 8, fallback: 'terminal' },
+    },
+    buckets: { chat: { keywords: ['joke'], route: 'cpu' }, unknown: { route: 'gpu' } },
+    cluster: { redis_url: redis.url, lease_ttl_ms: 1500, replicas: 2, key_prefix: prefix },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'hr-cluster-'));
+  const path = join(dir, 'routing_policy.yaml');
+  writeFileSync(path, dumpYaml(doc));
+  return path;
+}
+
+async function startRouter(id: string, policy: string): Promise<ServeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), `hr-${id}-`));
+  const r = await startServe(['--policy', policy], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data'), HOMELAB_ROUTER_REPLICA_ID: id }));
+  routers.push(r);
+  return r;
+}
+
+function chat(base: string, model: string, text = 'hello'): Promise<Response> {
+  return fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, messages: [{ role: 'user', content: text }] }) });
+}
+
+async function admin(base: string, method: string, path: string): Promise<any> {
+  const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+  return res.json();
+}
+
+before(async () => {
+  redis = await startRedis();
+  gpu = await startSimUpstream({ model: 'gpu-model', slots: 64, latencyMs: 150 });
+  cpu = await startSimUpstream({ model: 'cpu-model', slots: 64 });
+});
+
+after(async () => {
+  await Promise.all(routers.map((r) => r.stop()));
+  await Promise.all([gpu?.close(), cpu?.close()]);
+  await redis?.close();
+});
+
+test('cluster – two routers together never send a route more than its slots; every request is answered', async () => {
+  const policy = policyFile('t1:');
+  const [a, b] = await Promise.all([startRouter('a', policy), startRouter('b', policy)]);
+  gpu.resetStats();
+  // Pinned to the gpu route: they queue on their replica rather than spill.
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => chat(i % 2 ? a.base : b.base, 'gpu-model')));
+  for (const r of answers) assert.equal(r.status, 200, await r.text());
+  assert.equal(gpu.completed(), 12);
+  assert.ok(gpu.peakInFlight() <= 2, `the gpu saw ${gpu.peakInFlight()} requests at once from two routers, above its 2 slots`);
+  assert.equal(gpu.peakInFlight(), 2, 'both slots were used');
+  const view = await admin(a.base, 'GET', '/admin/upstreams');
+  assert.equal(view.cluster.redis, 'up');
+  assert.equal(view.cluster.replica_id, 'a');
+  assert.equal(view.upstreams.find((u: any) => u.route === 'gpu').local_share, 1);
+  await Promise.all([a.stop(), b.stop()]);
+});
+
+test('cluster – a drain on one router is honoured by the other within a second, and survives a restart', async () => {
+  const policy = policyFile('t2:');
+  const [a, b] = await Promise.all([startRouter('a', policy), startRouter('b', policy)]);
+  await admin(a.base, 'POST', '/admin/drain/gpu');
+  await pollUntil('router b to see the drain', async () => ((await admin(b.base, 'GET', '/admin/upstreams')).upstreams.find((u: any) => u.route === 'gpu').drained ? true : undefined), { tries: 40, everyMs: 50 });
+  const res = await chat(b.base, 'homelab/auto');
+  assert.equal(res.headers.get('x-homelab-route'), 'cpu');
+  await b.stop();
+  const b2 = await startRouter('b', policy);
+  assert.equal((await admin(b2.base, 'GET', '/admin/upstreams')).upstreams.find((u: any) => u.route === 'gpu').drained, true, 'a restarted router reads the drain');
+  await admin(b2.base, 'DELETE', '/admin/drain/gpu');
+  await pollUntil('router a to see the undrain', async () => ((await admin(a.base, 'GET', '/admin/upstreams')).upstreams.find((u: any) => u.route === 'gpu').drained ? undefined : true), { tries: 40, everyMs: 50 });
+  await Promise.all([a.stop(), b2.stop()]);
+});
+
+test('cluster – a router killed with requests in flight frees its slots within lease_ttl_ms', async () => {
+  // Requests to this gpu hold their slot until a's death cuts them.
+  const slow = await startSimUpstream({ model: 'gpu-model', slots: 64, latencyMs: 60_000 });
+  const policy = policyFile('t3:', slow.url);
+  const [a, b] = await Promise.all([startRouter('a', policy), startRouter('b', policy)]);
+  const held = [chat(a.base, 'gpu-model'), chat(a.base, 'gpu-model')].map((p) => p.catch(() => null));
+  await pollUntil('a to hold both gpu slots', async () => ((await admin(b.base, 'GET', '/admin/upstreams')).upstreams.find((u: any) => u.route === 'gpu').lab_in_flight === 2 ? true : undefined), { tries: 100, everyMs: 20 });
+  a.child.kill('SIGKILL');
+  await Promise.all(held);
+  await pollUntil('the gpu to see a go', () => (slow.inFlight() === 0 ? true : undefined), { tries: 100, everyMs: 20 });
+  // b waits in its queue (20 s at most) and gets a slot once a's leases expired (1.5 s).
+  await pollUntil('a\'s leases to expire', async () => ((await admin(b.base, 'GET', '/admin/upstreams')).upstreams.find((u: any) => u.route === 'gpu').lab_in_flight === 0 ? true : undefined), { tries: 100, everyMs: 50 });
+  const pending = chat(b.base, 'gpu-model').catch(() => null);
+  await pollUntil('b\'s request to reach the gpu', () => (slow.inFlight() === 1 ? true : undefined), { tries: 200, everyMs: 20 });
+  await b.stop();
+  await pending;
+  await slow.close();
+});
+
+test('cluster – Redis stopped and restarted under load: nothing lost, nothing over-admitted, /readyz says so', async () => {
+  const policy = policyFile('t4:');
+  const [a, b] = await Promise.all([startRouter('a', policy), startRouter('b', policy)]);
+  gpu.resetStats();
+  const load = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => chat(i % 2 ? a.base : b.base, 'gpu-model')));
+  const first = load(8);
+  await redis.stop();
+  const during = await load(8);
+  const readyA = await (await fetch(`${a.base}/readyz`)).json();
+  assert.equal(readyA.cluster.redis, 'down');
+  assert.equal(readyA.cluster.mode, 'local');
+  await redis.start();
+  for (const r of [a, b]) await pollUntil('the routers to rejoin', async () => ((await (await fetch(`${r.base}/readyz`)).json()).cluster.redis === 'up' ? true : undefined), { tries: 100, everyMs: 50 });
+  const afterwards = await load(8);
+  for (const r of [...(await first), ...during, ...afterwards]) assert.ok(r.status === 200 || (r.status === 503 && r.headers.get('retry-after') !== null), `unexpected ${r.status}: ${await r.text()}`);
+  assert.ok(gpu.peakInFlight() <= 2, `the gpu saw ${gpu.peakInFlight()} at once, above its 2 slots`);
+  const metrics = await (await fetch(`${b.base}/metrics`)).text();
+  assert.match(metrics, /^homelab_router_cluster_redis_up 1$/m);
+  await Promise.all([a.stop(), b.stop()]);
+});
