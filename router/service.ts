@@ -73,7 +73,7 @@ export class RouterService {
     if (cluster) this.metrics.clusterGauges(() => cluster.status);
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
-    this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg) });
+    this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg), ...(cluster ? { limits: cluster.keyLimits } : {}) });
   }
 
   /**

@@ -10,6 +10,8 @@ import { LeaderLock } from './leader-lock.ts';
 import { RedisLink } from './link.ts';
 import { SharedAdmission } from './shared-admission.ts';
 import { SharedDrains, type DrainEvent } from './shared-drains.ts';
+import { SharedKeyLimits } from './shared-key-limits.ts';
+import type { LocalKeyLimits } from '../keys/limits.ts';
 
 /** A probe's result, published by the replica that probes so the others apply the same one. */
 export interface ProbeEvent {
@@ -50,6 +52,7 @@ export class Cluster {
   readonly leader: LeaderLock;
   readonly #admissions = new Set<SharedAdmission>();
   readonly #byRoute = new Map<string, SharedAdmission>();
+  #keyLimits: SharedKeyLimits | undefined;
   readonly #log: ClusterLog;
   #probeListeners: ((route: string, result: ProbeResult) => void)[] = [];
   #stateListeners: ((s: ClusterStatus) => void)[] = [];
@@ -72,6 +75,7 @@ export class Cluster {
       if (up) void this.#rejoin();
       for (const l of this.#stateListeners) l(status);
     });
+    this.link.onErrorReply((err) => this.#log.warn({ err: err.message }, 'cluster: Redis refused a command (a bug in homelab-router; shared state may be off until it is fixed)'));
     this.leader.onChange((held) => this.#log.info({ replica: config.replica_id, held }, held ? 'cluster: this replica now probes the upstreams and runs the watchdog' : 'cluster: this replica no longer probes or runs the watchdog'));
   }
 
@@ -121,7 +125,7 @@ export class Cluster {
       t.unref();
       this.#timers.push(t);
     };
-    every(Math.max(50, Math.floor(this.config.lease_ttl_ms / 3)), () => Promise.all([...this.#admissions].map((a) => a.heartbeat())));
+    every(Math.max(50, Math.floor(this.config.lease_ttl_ms / 3)), () => Promise.all([...[...this.#admissions].map((a) => a.heartbeat()), this.#keyLimits?.heartbeat()]));
     every(RESYNC_MS, () => this.drains.resync());
   }
 
@@ -148,6 +152,12 @@ export class Cluster {
     this.#byRoute.set(route, a);
     if (this.link.up) void a.heartbeat();
     return a;
+  };
+
+  /** Per-key limits counted in Redis, with the local store as the fallback while it is away. */
+  readonly keyLimits = (local: LocalKeyLimits): SharedKeyLimits => {
+    this.#keyLimits = new SharedKeyLimits(local, this.link, this.keys, { replicaId: this.config.replica_id, replicas: this.config.replicas, leaseTtlMs: this.config.lease_ttl_ms });
+    return this.#keyLimits;
   };
 
   /** Lab-wide in-flight of a route as Redis last said, and this replica's share (admin view). */

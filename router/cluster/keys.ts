@@ -6,6 +6,9 @@ export interface ClusterKeys {
   drains: string;
   health: string;
   lock(name: string): string;
+  keyRpm(keyId: string): string;
+  keyInFlight(keyId: string): string;
+  keyMonth(keyId: string, month: string): string;
   /** Pub/sub: a slot came free on a route (message = route). */
   released: string;
   /** Pub/sub: a drain or health change (message = JSON). */
@@ -18,6 +21,9 @@ export function clusterKeys(prefix = 'hlr:'): ClusterKeys {
     // One copy of the replica set per route, in the route's hash slot, so the acquire script
     // reads it atomically with the leases.
     replicas: (route) => `${prefix}{${route}}:replicas`,
+    keyRpm: (id) => `${prefix}key:{${id}}:rpm`,
+    keyInFlight: (id) => `${prefix}key:{${id}}:in_flight`,
+    keyMonth: (id, month) => `${prefix}key:{${id}}:month:${month}`,
     drains: `${prefix}drains`,
     health: `${prefix}health`,
     lock: (name) => `${prefix}lock:${name}`,

@@ -21,6 +21,7 @@ export class RedisLink {
   #up = false;
   #closed = false;
   #listeners: LinkListener[] = [];
+  #errorListeners: ((err: Error) => void)[] = [];
   #lastReason = 'not connected yet';
   #probe: NodeJS.Timeout | undefined;
 
@@ -56,6 +57,11 @@ export class RedisLink {
     this.#listeners.push(listener);
   }
 
+  /** Error replies from Redis (a script or command it refused): logged, never an outage. */
+  onErrorReply(listener: (err: Error) => void): void {
+    this.#errorListeners.push(listener);
+  }
+
   /** Starts connecting; resolves once the first attempt ended either way (never rejects). */
   async start(): Promise<void> {
     await Promise.all([this.client.connect().catch(() => undefined), this.subscriber.connect().catch(() => undefined)]);
@@ -67,6 +73,11 @@ export class RedisLink {
    * when Redis answers in time again.
    */
   noteFailure(err: unknown): void {
+    // An error reply is Redis answering: a bug to report, not an outage.
+    if (isErrorReply(err)) {
+      for (const l of this.#errorListeners) l(err as Error);
+      return;
+    }
     this.#set(false, err instanceof Error ? err.message : String(err));
     if (this.#probe || this.#closed) return;
     this.#probe = setInterval(() => {
@@ -95,4 +106,9 @@ export class RedisLink {
     this.#stopProbe();
     await Promise.all([this.client, this.subscriber].map((c) => (c.isOpen ? c.close().catch(() => c.destroy()) : Promise.resolve())));
   }
+}
+
+function isErrorReply(err: unknown): boolean {
+  const name = (err as { constructor?: { name?: string } } | null)?.constructor?.name;
+  return name === 'SimpleError' || name === 'BlobError' || name === 'ErrorReply';
 }

@@ -81,3 +81,58 @@ export const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+/**
+ * key admit: KEYS = [rpm window, in-flight leases], ARGV = [member, rpm (-1: none),
+ * max_in_flight (-1: none), ttl_ms]. → {1} admitted, or {0, 'rpm' | 'in_flight', retry_after_s}.
+ */
+export const KEY_ADMIT = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local maxIn = tonumber(ARGV[3])
+if maxIn >= 0 and redis.call('ZCARD', KEYS[2]) >= maxIn then return {0, 'in_flight', 1} end
+local rpm = tonumber(ARGV[2])
+if rpm >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then
+    local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or now)
+    local wait = math.ceil((oldest + 60000 - now) / 1000)
+    if wait < 1 then wait = 1 end
+    if wait > 60 then wait = 60 end
+    return {0, 'rpm', wait}
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], 61000)
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]) * 2)
+return {1}
+`;
+
+/**
+ * key reserve: KEYS = [month hash], ARGV = [need, want, limit, seed_used].
+ * → {1, reserved, used} or {0, 0, used}. The month starts from `seed_used` (this replica's
+ * persisted usage) the first time any replica counts it.
+ */
+export const KEY_RESERVE = `
+redis.call('HSETNX', KEYS[1], 'used', ARGV[4])
+local used = tonumber(redis.call('HGET', KEYS[1], 'used'))
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+local need = tonumber(ARGV[1])
+local left = tonumber(ARGV[3]) - used - reserved
+if left <= 0 or left < need then return {0, 0, used} end
+local r = math.max(tonumber(ARGV[2]), need, 1)
+if r > left then r = left end
+redis.call('HINCRBY', KEYS[1], 'reserved', math.floor(r))
+redis.call('PEXPIRE', KEYS[1], 40 * 86400000)
+return {1, r, used}
+`;
+
+/** key settle: KEYS = [month hash], ARGV = [reserved, used, requests]. → used after. */
+export const KEY_SETTLE = `
+local reserved = tonumber(redis.call('HINCRBY', KEYS[1], 'reserved', 0 - math.floor(tonumber(ARGV[1]))))
+if reserved < 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
+redis.call('HINCRBY', KEYS[1], 'requests', math.floor(tonumber(ARGV[3])))
+local used = redis.call('HINCRBY', KEYS[1], 'used', math.floor(tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], 40 * 86400000)
+return used
+`;

@@ -71,8 +71,8 @@ export interface KeyServiceOptions {
   dataDir: string | undefined;
   policy: () => CompiledPolicy;
   metrics?: KeyMetrics;
-  /** Replaces the local counters (a shared store for several replicas). */
-  limits?: KeyLimitStore;
+  /** Replaces the local counters: a store, or a shared one built around the local one (its fallback). */
+  limits?: KeyLimitStore | ((local: LocalKeyLimits) => KeyLimitStore);
   warn?: (msg: string, detail?: Record<string, unknown>) => void;
   /** How often settled usage is written to keys.db (ms). */
   flushMs?: number;
@@ -101,12 +101,12 @@ export class KeyService {
     this.#policy = opts.policy;
     this.#metrics = opts.metrics;
     this.#warn = opts.warn ?? (() => {});
-    this.limits =
-      opts.limits ??
+    const local = () =>
       new LocalKeyLimits({
         loadUsage: (keyId, month) => this.db.usage(keyId, month),
         onSettled: (keyId, month, tokens, requests) => this.#noteUsage(keyId, month, tokens, requests),
       });
+    this.limits = typeof opts.limits === 'function' ? opts.limits(local()) : (opts.limits ?? local());
     this.#rebuild(this.#policy());
     // Writes usage, and notices keys changed by another process sharing keys.db.
     this.#timer = setInterval(() => this.#tick(), opts.flushMs ?? 1000).unref();

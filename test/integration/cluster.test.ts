@@ -2,6 +2,7 @@
 // redis-server, in front of simulated upstreams whose own counters say what they saw.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,10 @@ let gpu: SimUpstream;
 let cpu: SimUpstream;
 const routers: ServeProcess[] = [];
 
-function policyFile(prefix: string, gpuUrl = gpu.url): string {
+const KEY = `hlr_${'k'.repeat(43)}`;
+const KEY_SHA = createHash('sha256').update(KEY).digest('hex');
+
+function policyFile(prefix: string, gpuUrl = gpu.url, extra: Record<string, unknown> = {}): string {
   const doc = {
     version: 1,
     server: { listen: '127.0.0.1:0', request_timeout_ms: 60000 },
@@ -30,6 +34,7 @@ function policyFile(prefix: string, gpuUrl = gpu.url): string {
     },
     buckets: { chat: { keywords: ['joke'], route: 'cpu' }, unknown: { route: 'gpu' } },
     cluster: { redis_url: redis.url, lease_ttl_ms: 1500, replicas: 2, key_prefix: prefix },
+    ...extra,
   };
   const dir = mkdtempSync(join(tmpdir(), 'hr-cluster-'));
   const path = join(dir, 'routing_policy.yaml');
@@ -44,8 +49,8 @@ async function startRouter(id: string, policy: string): Promise<ServeProcess> {
   return r;
 }
 
-function chat(base: string, model: string, text = 'hello'): Promise<Response> {
-  return fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, messages: [{ role: 'user', content: text }] }) });
+function chat(base: string, model: string, text = 'hello', headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, messages: [{ role: 'user', content: text }] }) });
 }
 
 async function admin(base: string, method: string, path: string): Promise<any> {
@@ -124,15 +129,29 @@ test('cluster – Redis stopped and restarted under load: nothing lost, nothing 
   const first = load(8);
   await redis.stop();
   const during = await load(8);
-  const readyA = await (await fetch(`${a.base}/readyz`)).json();
+  const readyA: any = await (await fetch(`${a.base}/readyz`)).json();
   assert.equal(readyA.cluster.redis, 'down');
   assert.equal(readyA.cluster.mode, 'local');
   await redis.start();
-  for (const r of [a, b]) await pollUntil('the routers to rejoin', async () => ((await (await fetch(`${r.base}/readyz`)).json()).cluster.redis === 'up' ? true : undefined), { tries: 100, everyMs: 50 });
+  for (const r of [a, b]) await pollUntil("the routers to rejoin", async () => (((await (await fetch(`${r.base}/readyz`)).json()) as any).cluster.redis === 'up' ? true : undefined), { tries: 100, everyMs: 50 });
   const afterwards = await load(8);
   for (const r of [...(await first), ...during, ...afterwards]) assert.ok(r.status === 200 || (r.status === 503 && r.headers.get('retry-after') !== null), `unexpected ${r.status}: ${await r.text()}`);
   assert.ok(gpu.peakInFlight() <= 2, `the gpu saw ${gpu.peakInFlight()} at once, above its 2 slots`);
   const metrics = await (await fetch(`${b.base}/metrics`)).text();
   assert.match(metrics, /^homelab_router_cluster_redis_up 1$/m);
+  await Promise.all([a.stop(), b.stop()]);
+});
+
+test('cluster – a key\'s rpm is counted across routers, not per router', async () => {
+  const policy = policyFile('t5:', gpu.url, { auth: { mode: 'keys', keys: [{ name: 'bot', key_sha256: KEY_SHA, rpm: 4 }] } });
+  const [a, b] = await Promise.all([startRouter('a', policy), startRouter('b', policy)]);
+  const statuses: number[] = [];
+  // One after another, alternating routers: each alone would allow 4.
+  for (let i = 0; i < 6; i++) {
+    const r = await chat(i % 2 ? a.base : b.base, 'cpu-model', 'hello', { authorization: `Bearer ${KEY}` });
+    await r.body?.cancel();
+    statuses.push(r.status);
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
   await Promise.all([a.stop(), b.stop()]);
 });
