@@ -7,6 +7,8 @@ import { adminRouter, upstreamView, type RecoveryControl } from './admin/routes.
 import { serveDataPlane } from './http/data-plane.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
+import { uiRouter } from './ui/routes.ts';
+import { UiSessions } from './ui/sessions.ts';
 
 export interface AppOptions {
   recovery?: RecoveryControl;
@@ -17,7 +19,11 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use('/admin', adminRouter(svc, opts.recovery));
+  const sessions = new UiSessions();
+  app.use('/admin', adminRouter(svc, opts.recovery, sessions));
+  app.get(/^\/ui$/, (_req, res) => res.redirect(308, '/ui/'));
+  app.use('/ui', uiRouter(svc, sessions));
+  app.get('/favicon.ico', (_req, res) => res.redirect(308, '/ui/app/favicon.svg'));
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', svc.metrics.registry.contentType);
@@ -36,7 +42,7 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   });
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new RouterError('not_found', `No endpoint ${req.method} ${req.path}. See GET /v1/models, POST /v1/chat/completions, POST /v1/route/explain, /healthz, /readyz, /metrics, /stats, /admin/*.`));
+    next(new RouterError('not_found', `No endpoint ${req.method} ${req.path}. See GET /v1/models, POST /v1/chat/completions, POST /v1/route/explain, /healthz, /readyz, /metrics, /stats, /admin/*, /ui/.`));
   });
 
   // Express 5 routes rejected promises here too, so handlers just throw.

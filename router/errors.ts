@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   conflict: { status: 409, type: 'invalid_request_error' },
   unauthorized: { status: 401, type: 'authentication_error' },
   admin_disabled: { status: 403, type: 'permission_error' },
+  forbidden: { status: 403, type: 'permission_error' },
   upstream_saturated: { status: 503, type: 'server_error' },
   upstream_unavailable: { status: 503, type: 'server_error' },
   upstream_error: { status: 502, type: 'server_error' },

@@ -2,6 +2,7 @@
 // live route state, health checks, metrics and logs. Nothing here listens on a socket.
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
+import { PolicyError } from './policy/load.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
@@ -18,6 +19,19 @@ export interface ServiceOptions {
   processMetrics?: boolean;
 }
 
+/** One reload attempt, for the web UI's policy page (newest last, at most RELOAD_HISTORY). */
+export interface ReloadEvent {
+  at: string;
+  source: 'admin' | 'file';
+  result: 'ok' | 'unchanged' | 'invalid';
+  hash: string;
+  previous_hash: string;
+  changed: string[];
+  errors: string[];
+}
+
+const RELOAD_HISTORY = 50;
+
 export interface CudaFaultListener {
   (route: string): void;
 }
@@ -30,6 +44,7 @@ export class RouterService {
   readonly health: HealthChecker;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
+  readonly reloadHistory: ReloadEvent[] = [];
   #cudaListeners: CudaFaultListener[] = [];
 
   constructor(opts: ServiceOptions) {
@@ -54,10 +69,29 @@ export class RouterService {
     return result;
   }
 
-  reloadFromFile(): ReloadResult {
-    const result = this.store.reloadFromFile();
+  /**
+   * Reads the policy file again. An invalid file changes nothing, is counted and remembered
+   * here, and the PolicyError is rethrown for the caller to report.
+   */
+  reloadFromFile(source: ReloadEvent['source'] = 'admin'): ReloadResult {
+    let result: ReloadResult;
+    try {
+      result = this.store.reloadFromFile();
+    } catch (err) {
+      if (err instanceof PolicyError) {
+        this.metrics.reloads.inc({ result: 'invalid' });
+        this.#remember({ source, result: 'invalid', hash: this.policy.hash, previous_hash: this.policy.hash, changed: [], errors: err.errors });
+      }
+      throw err;
+    }
     this.#afterSwap(result);
+    this.#remember({ source, result: result.result, hash: result.hash, previous_hash: result.previousHash, changed: result.changed, errors: [] });
     return result;
+  }
+
+  #remember(e: Omit<ReloadEvent, 'at'>): void {
+    this.reloadHistory.push({ at: new Date().toISOString(), ...e });
+    if (this.reloadHistory.length > RELOAD_HISTORY) this.reloadHistory.shift();
   }
 
   #afterSwap(result: ReloadResult): void {

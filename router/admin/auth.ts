@@ -1,8 +1,12 @@
-// Bearer-token check for /admin/*. Both sides are hashed before the constant-time compare, so
-// neither the token's bytes nor its length leak through timing.
+// Who may use /admin/*: a bearer token (compared in constant time; both sides are hashed first,
+// so neither the token's bytes nor its length leak through timing), or a web UI session cookie.
+// A cookie is sent by the browser on its own, so a cookie-authenticated mutation must also
+// carry the UI's custom header and, when the browser names an Origin, come from this host:
+// a page on another site can do neither.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { RouterError } from '../errors.ts';
+import { UI_CSRF_HEADER, type UiSessions } from '../ui/sessions.ts';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -12,19 +16,40 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export function requireAdminToken(expected: string | undefined) {
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function adminDisabledError(): RouterError {
+  return new RouterError('admin_disabled', 'The admin API is disabled: no token is configured. Set HOMELAB_ROUTER_ADMIN_TOKEN (e.g. `export HOMELAB_ROUTER_ADMIN_TOKEN=$(openssl rand -hex 32)`) and restart the router.');
+}
+
+export function requireAdminToken(expected: string | undefined, sessions?: UiSessions) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (!expected) {
-      next(new RouterError('admin_disabled', 'The admin API is disabled: no token is configured. Set HOMELAB_ROUTER_ADMIN_TOKEN (e.g. `export HOMELAB_ROUTER_ADMIN_TOKEN=$(openssl rand -hex 32)`) and restart the router.'));
+      next(adminDisabledError());
       return;
     }
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match || !tokenMatches(match[1]!.trim(), expected)) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="homelab-router admin"');
-      next(new RouterError('unauthorized', match ? 'The admin token is wrong.' : 'Missing admin token: send "Authorization: Bearer $HOMELAB_ROUTER_ADMIN_TOKEN".'));
+    if (match && tokenMatches(match[1]!.trim(), expected)) {
+      next();
       return;
     }
-    next();
+    if (!match && sessions?.fromRequest(req)) {
+      next(SAFE_METHODS.has(req.method) || sameSiteMutation(req) ? undefined : new RouterError('forbidden', `A signed-in browser must send the ${UI_CSRF_HEADER} header from this router's own pages to change anything.`));
+      return;
+    }
+    res.setHeader('WWW-Authenticate', 'Bearer realm="homelab-router admin"');
+    next(new RouterError('unauthorized', match ? 'The admin token is wrong.' : 'Missing admin token: send "Authorization: Bearer $HOMELAB_ROUTER_ADMIN_TOKEN" (or sign in to the web UI at /ui/).'));
   };
+}
+
+function sameSiteMutation(req: Request): boolean {
+  if (req.headers[UI_CSRF_HEADER] === undefined) return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
