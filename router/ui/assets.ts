@@ -3,6 +3,7 @@
 // No build step and no CDN: a lab may have no internet. Everything is read once, at first use,
 // and kept in memory (about 100 KB), so serving the UI never touches the disk again.
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -10,6 +11,8 @@ import { packagePath } from '../paths.ts';
 
 export interface Asset {
   body: Buffer;
+  /** The same bytes gzipped once at load, sent to browsers that accept gzip. */
+  gzip: Buffer;
   type: string;
   etag: string;
 }
@@ -42,7 +45,7 @@ function typeOf(name: string): string {
 }
 
 function asset(body: Buffer, name: string): Asset {
-  return { body, type: typeOf(name), etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+  return { body, gzip: gzipSync(body, { level: 9 }), type: typeOf(name), etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
 }
 
 function packageDir(pkg: string): string {
@@ -67,7 +70,7 @@ export interface UiAssets {
   /** The Content-Security-Policy for the page: its own origin only, plus the import map's hash. */
   csp: string;
   /** Bytes of everything the first page load fetches, raw and gzipped (README's page weight). */
-  weight: { raw: number; files: number };
+  weight: { raw: number; gzip: number; files: number };
 }
 
 let loaded: UiAssets | undefined;
@@ -95,7 +98,11 @@ export function uiAssets(): UiAssets {
     "form-action 'self'",
   ].join('; ');
   let raw = 0;
-  for (const a of files.values()) raw += a.body.length;
-  loaded = { files, csp, weight: { raw, files: files.size } };
+  let gzip = 0;
+  for (const a of files.values()) {
+    raw += a.body.length;
+    gzip += a.gzip.length;
+  }
+  loaded = { files, csp, weight: { raw, gzip, files: files.size } };
   return loaded;
 }

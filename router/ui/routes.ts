@@ -64,9 +64,14 @@ function sendAsset(res: Response, path: string): void {
   } else {
     res.setHeader('cache-control', 'no-cache');
   }
+  res.setHeader('vary', 'accept-encoding');
   if (res.req.headers['if-none-match'] === a.etag) {
     res.status(304).end();
     return;
   }
-  res.end(res.req.method === 'HEAD' ? undefined : a.body);
+  const gzip = /\bgzip\b/.test(String(res.req.headers['accept-encoding'] ?? ''));
+  if (gzip) res.setHeader('content-encoding', 'gzip');
+  const body = gzip ? a.gzip : a.body;
+  res.setHeader('content-length', body.length);
+  res.end(res.req.method === 'HEAD' ? undefined : body);
 }

@@ -53,7 +53,7 @@ test('ui – a wrong token is refused on the page; the right one signs in with a
   assert.equal(cookie?.name, 'hlr_session');
   assert.equal(cookie?.httpOnly, true);
   assert.equal(cookie?.sameSite, 'Strict');
-  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.documentElement.outerHTML);
+  const stored = await page.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.documentElement.outerHTML');
   assert.ok(!stored.includes(TOKEN), 'the admin token must not stay in the page or its storage');
 });
 
@@ -112,10 +112,10 @@ test('ui – the page is readable on a phone and in the dark theme', async () =>
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByRole('link', { name: 'Upstreams' }).click();
   await page.getByTestId('upstream-card').first().waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   assert.ok(overflow <= 1, `the upstreams page scrolls sideways on a phone by ${overflow}px`);
   await page.getByRole('button', { name: /theme/ }).click();
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  assert.equal(await page.evaluate<string>('document.documentElement.dataset.theme'), 'dark');
   await shot('upstreams-phone-dark');
   await page.getByRole('button', { name: /theme/ }).click();
   await page.setViewportSize({ width: 1280, height: 860 });
