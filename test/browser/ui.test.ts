@@ -80,7 +80,7 @@ test('ui – the playground explains a prompt with the router’s own decision',
   await page.getByTestId('playground-input').fill('Refactor this FastAPI handler and add pytest tests');
   await page.getByTestId('playground-submit').click();
   await page.getByTestId('playground-result').waitFor();
-  const explained = await (await fetch(`${lab.url}/route/explain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: 'Refactor this FastAPI handler and add pytest tests' }] }) })).json();
+  const explained: any = await (await fetch(`${lab.url}/route/explain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: 'Refactor this FastAPI handler and add pytest tests' }] }) })).json();
   assert.equal(await page.getByTestId('playground-route').innerText(), explained.route);
   await shot('playground');
 });
@@ -100,7 +100,7 @@ test('ui – a signed-in cookie cannot change anything without the UI header (cr
   const headers = { cookie: `${cookie!.name}=${cookie!.value}` };
   const forged = await fetch(`${lab.base}/admin/drain/spark`, { method: 'POST', headers });
   assert.equal(forged.status, 403);
-  assert.equal((await forged.json()).error.code, 'forbidden');
+  assert.equal(((await forged.json()) as any).error.code, 'forbidden');
   const otherSite = await fetch(`${lab.base}/admin/drain/spark`, { method: 'POST', headers: { ...headers, 'x-homelab-ui': '1', origin: 'http://evil.example' } });
   assert.equal(otherSite.status, 403);
   assert.equal(lab.svc.states.get('spark')!.drained, false);
