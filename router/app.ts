@@ -10,6 +10,8 @@ import { applyConnectionLimits, checkingIntervalMs } from './http/connections.ts
 import { publicUpstreamView, statsDetail } from './admin/stats-view.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
+import { uiRouter } from './ui/routes.ts';
+import { UiSessions } from './ui/sessions.ts';
 
 export interface AppOptions {
   recovery?: RecoveryControl;
@@ -22,8 +24,12 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use('/admin', adminRouter(svc, opts.recovery));
+  const sessions = new UiSessions();
+  app.use('/admin', adminRouter(svc, opts.recovery, sessions));
   if (opts.extra) app.use(opts.extra.path, opts.extra.router);
+  app.get(/^\/ui$/, (_req, res) => res.redirect(308, '/ui/'));
+  app.use('/ui', uiRouter(svc, sessions));
+  app.get('/favicon.ico', (_req, res) => res.redirect(308, '/ui/app/favicon.svg'));
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', svc.metrics.registry.contentType);
@@ -44,7 +50,7 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   });
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new RouterError('not_found', `No endpoint ${req.method} ${req.path}. See GET /v1/models, POST /v1/chat/completions, POST /v1/route/explain, /healthz, /readyz, /metrics, /stats, /admin/*.`));
+    next(new RouterError('not_found', `No endpoint ${req.method} ${req.path}. See GET /v1/models, POST /v1/chat/completions, POST /v1/route/explain, /healthz, /readyz, /metrics, /stats, /admin/*, /ui/.`));
   });
 
   // Express 5 routes rejected promises here too, so handlers just throw.

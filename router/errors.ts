@@ -21,6 +21,7 @@ export const ERROR_CATALOGUE = {
   model_not_allowed: { status: 403, type: 'permission_error' },
   rate_limited: { status: 429, type: 'rate_limit_error' },
   budget_exceeded: { status: 429, type: 'insufficient_quota' },
+  forbidden: { status: 403, type: 'permission_error' },
   upstream_saturated: { status: 503, type: 'server_error' },
   upstream_unavailable: { status: 503, type: 'server_error' },
   upstream_error: { status: 502, type: 'server_error' },

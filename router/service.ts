@@ -2,6 +2,7 @@
 // live route state, health checks, metrics and logs. Nothing here listens on a socket.
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
+import { PolicyError } from './policy/load.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
 import { KeyService } from './keys/service.ts';
 import { RouterMetrics } from './obs/metrics.ts';
@@ -33,6 +34,19 @@ export function replicaConfig(cluster: ClusterConfig, fallbackId?: string): Repl
   return { ...cluster, replica_id: cluster.replica_id ?? fallbackId ?? process.env.HOMELAB_ROUTER_REPLICA_ID ?? hostname() };
 }
 
+/** One reload attempt, for the web UI's policy page (newest last, at most RELOAD_HISTORY). */
+export interface ReloadEvent {
+  at: string;
+  source: 'admin' | 'file';
+  result: 'ok' | 'unchanged' | 'invalid';
+  hash: string;
+  previous_hash: string;
+  changed: string[];
+  errors: string[];
+}
+
+const RELOAD_HISTORY = 50;
+
 export interface CudaFaultListener {
   (route: string): void;
 }
@@ -50,6 +64,7 @@ export class RouterService {
   readonly cluster: Cluster | undefined;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
+  readonly reloadHistory: ReloadEvent[] = [];
   #cudaListeners: CudaFaultListener[] = [];
 
   constructor(opts: ServiceOptions) {
@@ -98,10 +113,29 @@ export class RouterService {
     return result;
   }
 
-  reloadFromFile(): ReloadResult {
-    const result = this.store.reloadFromFile();
+  /**
+   * Reads the policy file again. An invalid file changes nothing, is counted and remembered
+   * here, and the PolicyError is rethrown for the caller to report.
+   */
+  reloadFromFile(source: ReloadEvent['source'] = 'admin'): ReloadResult {
+    let result: ReloadResult;
+    try {
+      result = this.store.reloadFromFile();
+    } catch (err) {
+      if (err instanceof PolicyError) {
+        this.metrics.reloads.inc({ result: 'invalid' });
+        this.#remember({ source, result: 'invalid', hash: this.policy.hash, previous_hash: this.policy.hash, changed: [], errors: err.errors });
+      }
+      throw err;
+    }
     this.#afterSwap(result);
+    this.#remember({ source, result: result.result, hash: result.hash, previous_hash: result.previousHash, changed: result.changed, errors: [] });
     return result;
+  }
+
+  #remember(e: Omit<ReloadEvent, 'at'>): void {
+    this.reloadHistory.push({ at: new Date().toISOString(), ...e });
+    if (this.reloadHistory.length > RELOAD_HISTORY) this.reloadHistory.shift();
   }
 
   #afterSwap(result: ReloadResult): void {

@@ -7,6 +7,7 @@ import type { RouterService } from '../service.ts';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { requireAdminToken } from './auth.ts';
 import { keysRouter } from './keys.ts';
+import type { UiSessions } from '../ui/sessions.ts';
 
 export interface RecoveryControl {
   recoverCuda(route: string, trigger: 'admin'): Promise<unknown>;
@@ -32,12 +33,14 @@ export function upstreamView(r: RouteRuntime) {
     last_error: r.health.lastError,
     last_probe_at: r.health.lastProbeAt === null ? null : new Date(r.health.lastProbeAt).toISOString(),
     latency_ms: r.health.latencyMs,
+    // Whether recover-cuda can act on it: a managed route with a CUDA runbook.
+    recoverable: r.config.recovery?.managed !== false && r.config.recovery?.cuda !== undefined,
   };
 }
 
-export function adminRouter(svc: RouterService, recovery: RecoveryControl | undefined): Router {
+export function adminRouter(svc: RouterService, recovery: RecoveryControl | undefined, sessions?: UiSessions): Router {
   const router = express.Router();
-  router.use(requireAdminToken(svc.adminToken, (bearer) => svc.keys.isAdminKey(bearer)));
+  router.use(requireAdminToken(svc.adminToken, { isAdminKey: (bearer) => svc.keys.isAdminKey(bearer), ...(sessions ? { sessions } : {}) }));
   router.use('/keys', keysRouter(svc.keys, (req, action, detail) => audit(req, action, detail)));
   const routeOf = (req: Request): RouteRuntime => {
     const name = String(req.params.route);
@@ -58,6 +61,10 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
     res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.policy });
   });
 
+  router.get('/api/reloads', (_req, res) => {
+    res.json({ reloads: [...svc.reloadHistory].reverse() });
+  });
+
   const setDrain = (drained: boolean) => (req: Request, res: Response) => {
     const rt = routeOf(req);
     rt.setDrained(drained);
@@ -75,7 +82,6 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
       res.json({ hash: r.hash, previous_hash: r.previousHash, result: r.result, changed: r.changed });
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
-      svc.metrics.reloads.inc({ result: 'invalid' });
       audit(req, 'reload', { result: 'invalid', errors: err.errors });
       const e = new RouterError('invalid_request', `The policy file is invalid; the running policy is unchanged. ${err.errors.join('; ')}`);
       res.status(400).json({ ...e.toBody(), errors: err.errors, hash: svc.policy.hash });

@@ -81,10 +81,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
   watchdog.start();
   const watcher = watchPolicyFile(opts.policyPath, () => {
     try {
-      svc.reloadFromFile();
+      svc.reloadFromFile('file');
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
-      svc.metrics.reloads.inc({ result: 'invalid' });
       log.error({ errors: err.errors }, 'policy file changed but is invalid; the running policy is unchanged');
     }
   });

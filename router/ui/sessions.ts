@@ -1,0 +1,79 @@
+// Web UI sign-in sessions: an admin token (or, later, an admin key) is exchanged once for a
+// random session id carried in an HttpOnly, SameSite=Strict cookie. The token itself never
+// reaches the page. Sessions live in memory: a restart signs everyone out, which is the safe
+// default for a single operator's lab.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+export const SESSION_COOKIE = 'hlr_session';
+/** Header every cookie-authenticated mutation must carry: a cross-site form or image cannot set it. */
+export const UI_CSRF_HEADER = 'x-homelab-ui';
+
+export interface UiSession {
+  id: string;
+  subject: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export class UiSessions {
+  readonly #byId = new Map<string, UiSession>();
+  readonly #ttlMs: number;
+  readonly #max: number;
+
+  constructor(opts: { ttlMs?: number; max?: number } = {}) {
+    this.#ttlMs = opts.ttlMs ?? 12 * 3600_000;
+    this.#max = opts.max ?? 256;
+  }
+
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+
+  create(subject: string, now = Date.now()): UiSession {
+    this.#prune(now);
+    // Bounded: the oldest session makes room (a Map iterates in insertion order).
+    if (this.#byId.size >= this.#max) this.#byId.delete(this.#byId.keys().next().value as string);
+    const s: UiSession = { id: randomBytes(32).toString('base64url'), subject, createdAt: now, expiresAt: now + this.#ttlMs };
+    this.#byId.set(s.id, s);
+    return s;
+  }
+
+  /** The live session named by the request's cookie, or undefined. */
+  fromRequest(req: IncomingMessage, now = Date.now()): UiSession | undefined {
+    const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
+    if (!id) return undefined;
+    const s = this.#byId.get(id);
+    if (!s) return undefined;
+    if (s.expiresAt <= now) {
+      this.#byId.delete(id);
+      return undefined;
+    }
+    return s;
+  }
+
+  revoke(id: string): void {
+    this.#byId.delete(id);
+  }
+
+  #prune(now: number): void {
+    for (const [id, s] of this.#byId) if (s.expiresAt <= now) this.#byId.delete(id);
+  }
+}
+
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export function sessionCookie(s: UiSession): string {
+  return `${SESSION_COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.floor((s.expiresAt - s.createdAt) / 1000)}`;
+}
+
+export function clearedSessionCookie(): string {
+  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+}

@@ -1,0 +1,134 @@
+// The web UI in a real browser (Debian's Chromium through playwright-core) against a real
+// router and simulated upstreams on loopback: sign-in, every page rendering the router's data,
+// drain and undrain from the page, the playground, sign-out, and no console errors anywhere.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { collectPageErrors, launchBrowser } from '../helpers/browser.ts';
+import { startLab, type Lab } from '../helpers/lab.ts';
+
+const TOKEN = 'ui-test-admin-token-0123456789';
+/** Set HOMELAB_ROUTER_UI_SHOTS=dir to save a screenshot of each page (the README's come from here). */
+const SHOTS = process.env.HOMELAB_ROUTER_UI_SHOTS;
+
+let lab: Lab;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let errors: string[];
+
+async function shot(name: string): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+before(async () => {
+  lab = await startLab({ adminToken: TOKEN, policyFile: true });
+  browser = await launchBrowser();
+  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  page = await context.newPage();
+  errors = collectPageErrors(page);
+});
+
+after(async () => {
+  await browser?.close();
+  await lab?.close();
+});
+
+test('ui – a wrong token is refused on the page; the right one signs in with an HttpOnly, SameSite=Strict cookie and is kept nowhere in the page', async () => {
+  await page.goto(`${lab.base}/ui/`);
+  await page.getByTestId('login-token').fill('not-the-token');
+  await page.getByTestId('login-submit').click();
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /not the admin token/);
+  assert.deepEqual(await context.cookies(), []);
+  errors.length = 0; // the refused sign-in's 401 was the point of this step
+
+  await page.getByTestId('login-token').fill(TOKEN);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('logout').waitFor();
+  const [cookie] = await context.cookies();
+  assert.equal(cookie?.name, 'hlr_session');
+  assert.equal(cookie?.httpOnly, true);
+  assert.equal(cookie?.sameSite, 'Strict');
+  const stored = await page.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.documentElement.outerHTML');
+  assert.ok(!stored.includes(TOKEN), 'the admin token must not stay in the page or its storage');
+});
+
+test('ui – the upstreams page shows a card per route, and drain / undrain from the page change the router', async () => {
+  await page.getByRole('link', { name: 'Upstreams' }).click();
+  const cards = page.getByTestId('upstream-card');
+  await cards.first().waitFor();
+  assert.deepEqual((await cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-route')))).sort(), [...lab.svc.policy.routeNames].sort());
+  await shot('upstreams');
+
+  await page.locator('[data-action="drain"][data-route="ubuntu-6000"]').click();
+  await page.locator('[data-action="confirm"][data-route="ubuntu-6000"]').click();
+  await page.locator('[data-testid="upstream-card"][data-route="ubuntu-6000"][data-state="drained"]').waitFor();
+  assert.equal(lab.svc.states.get('ubuntu-6000')!.drained, true);
+
+  await page.locator('[data-action="undrain"][data-route="ubuntu-6000"]').click();
+  await page.locator('[data-action="confirm"][data-route="ubuntu-6000"]').click();
+  await page.locator('[data-testid="upstream-card"][data-route="ubuntu-6000"][data-state="healthy"]').waitFor();
+  assert.equal(lab.svc.states.get('ubuntu-6000')!.drained, false);
+});
+
+test('ui – the playground explains a prompt with the router’s own decision', async () => {
+  await page.getByRole('link', { name: 'Playground' }).click();
+  await page.getByTestId('playground-input').fill('Refactor this FastAPI handler and add pytest tests');
+  await page.getByTestId('playground-submit').click();
+  await page.getByTestId('playground-result').waitFor();
+  const explained: any = await (await fetch(`${lab.url}/route/explain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: 'Refactor this FastAPI handler and add pytest tests' }] }) })).json();
+  assert.equal(await page.getByTestId('playground-route').innerText(), explained.route);
+  await shot('playground');
+});
+
+test('ui – the policy page shows the active hash and a reload with its outcome in the history', async () => {
+  await page.getByRole('link', { name: 'Policy' }).click();
+  await page.getByTestId('policy-hash').waitFor();
+  assert.equal(await page.getByTestId('policy-hash').innerText(), lab.svc.policy.hash);
+  await page.locator('[data-action="reload"]').click();
+  await page.getByText('The file is unchanged.').waitFor();
+  await page.getByRole('cell', { name: 'unchanged' }).waitFor();
+  await shot('policy');
+});
+
+test('ui – a signed-in cookie cannot change anything without the UI header (cross-site request)', async () => {
+  const [cookie] = await context.cookies();
+  const headers = { cookie: `${cookie!.name}=${cookie!.value}` };
+  const forged = await fetch(`${lab.base}/admin/drain/spark`, { method: 'POST', headers });
+  assert.equal(forged.status, 403);
+  assert.equal(((await forged.json()) as any).error.code, 'forbidden');
+  const otherSite = await fetch(`${lab.base}/admin/drain/spark`, { method: 'POST', headers: { ...headers, 'x-homelab-ui': '1', origin: 'http://evil.example' } });
+  assert.equal(otherSite.status, 403);
+  assert.equal(lab.svc.states.get('spark')!.drained, false);
+  const read = await fetch(`${lab.base}/admin/upstreams`, { headers });
+  assert.equal(read.status, 200);
+});
+
+test('ui – the page is readable on a phone and in the dark theme', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole('link', { name: 'Upstreams' }).click();
+  await page.getByTestId('upstream-card').first().waitFor();
+  const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+  assert.ok(overflow <= 1, `the upstreams page scrolls sideways on a phone by ${overflow}px`);
+  await page.getByRole('button', { name: /theme/ }).click();
+  assert.equal(await page.evaluate<string>('document.documentElement.dataset.theme'), 'dark');
+  await shot('upstreams-phone-dark');
+  await page.getByRole('button', { name: /theme/ }).click();
+  await page.setViewportSize({ width: 1280, height: 860 });
+});
+
+test('ui – sign-out ends the session: the cookie no longer opens the admin API', async () => {
+  const [cookie] = await context.cookies();
+  await page.getByTestId('logout').click();
+  await page.getByTestId('login-token').waitFor();
+  const after = await fetch(`${lab.base}/admin/upstreams`, { headers: { cookie: `${cookie!.name}=${cookie!.value}` } });
+  assert.equal(after.status, 401);
+});
+
+test('ui – no console errors, failed requests or error responses on any page', () => {
+  assert.deepEqual(errors, []);
+});
