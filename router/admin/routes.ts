@@ -33,8 +33,6 @@ export function upstreamView(r: RouteRuntime) {
     last_error: r.health.lastError,
     last_probe_at: r.health.lastProbeAt === null ? null : new Date(r.health.lastProbeAt).toISOString(),
     latency_ms: r.health.latencyMs,
-    // Whether recover-cuda can act on it: a managed route with a CUDA runbook.
-    recoverable: r.config.recovery?.managed !== false && r.config.recovery?.cuda !== undefined,
   };
 }
 

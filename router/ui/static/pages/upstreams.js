@@ -31,7 +31,12 @@ const ACTIONS = {
   'recover-cuda': { label: 'Recover CUDA', verb: 'Run the CUDA recovery runbook on', explain: 'Runs recovery.cuda on the route’s host over SSH; the GPU server restarts.', run: (r) => api.post('/admin/recover-cuda', { route: r }) },
 };
 
-function Card({ u, onDone }) {
+/** recover-cuda can act on a route: managed by the router, with a CUDA runbook. */
+function recoverable(route) {
+  return route?.recovery?.managed !== false && typeof route?.recovery?.cuda === 'string';
+}
+
+function Card({ u, canRecover, onDone }) {
   const [confirm, setConfirm] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -61,7 +66,7 @@ function Card({ u, onDone }) {
       <div><dt>failures in a row</dt><dd>${u.consecutive_failures}</dd></div>
       ${u.last_error ? html`<div class="wide"><dt>last error</dt><dd class="err">${u.last_error}</dd></div>` : null}
     </dl>
-    <div class="actions">${u.drained ? button('undrain') : button('drain')} ${u.recoverable ? button('recover-cuda') : html`<span class="muted small">not managed by the router</span>`}</div>
+    <div class="actions">${u.drained ? button('undrain') : button('drain')} ${canRecover ? button('recover-cuda') : html`<span class="muted small">not managed by the router</span>`}</div>
     ${confirm
       ? html`<div class="confirm" role="alertdialog" aria-label=${`Confirm ${ACTIONS[confirm].label}`}>
           <p><strong>${ACTIONS[confirm].verb} ${u.route}?</strong> ${ACTIONS[confirm].explain}</p>
@@ -77,6 +82,10 @@ export function Upstreams() {
   const [list, setList] = useState(null);
   const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
+  const [routes, setRoutes] = useState({});
+  useEffect(() => {
+    api.get('/admin/policy').then((p) => setRoutes(p.policy.routes ?? {}), setError);
+  }, []);
   useEffect(() => {
     let live = true;
     const load = () => api.get('/admin/upstreams').then((d) => live && (setList(d.upstreams), setError(null)), (e) => live && setError(e));
@@ -91,6 +100,6 @@ export function Upstreams() {
     <div class="bar"><h1>Upstreams</h1><span class="muted">refreshed every ${REFRESH_MS / 1000} s</span></div>
     <${ErrorBox} error=${error} />
     ${list && list.length === 0 ? html`<${Empty}>No routes in the policy. Add one under <code>routes:</code> (see <code>homelab-router init</code>).</${Empty}>` : null}
-    <div class="cards">${(list ?? []).map((u) => html`<${Card} key=${u.route} u=${u} onDone=${() => setTick(tick + 1)} />`)}</div>
+    <div class="cards">${(list ?? []).map((u) => html`<${Card} key=${u.route} u=${u} canRecover=${recoverable(routes[u.route])} onDone=${() => setTick(tick + 1)} />`)}</div>
   </section>`;
 }
