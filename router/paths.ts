@@ -14,3 +14,8 @@ export const PACKAGE_ROOT = RUNNING_BUILT ? dirname(dirname(dirname(here))) : di
 export function packagePath(relative: string): string {
   return join(PACKAGE_ROOT, relative);
 }
+
+/** Where the request log and keys live: $HOMELAB_ROUTER_DATA_DIR, default ./data. */
+export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HOMELAB_ROUTER_DATA_DIR || './data';
+}

@@ -2,7 +2,10 @@
 // live route state, health checks, metrics and logs. Nothing here listens on a socket.
 import type { CompiledPolicy } from './policy/compile.ts';
 import { PolicyStore, type ReloadResult } from './policy/store.ts';
+import { join } from 'node:path';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
+import { decisionLogSink, type RequestSink } from './obs/request-record.ts';
+import { RequestLog } from './reqlog/request-log.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
@@ -11,6 +14,8 @@ export interface ServiceOptions {
   policy: CompiledPolicy;
   policyPath?: string | undefined;
   logDir: string;
+  /** Where requests.db goes ($HOMELAB_ROUTER_DATA_DIR); without it there is no request log. */
+  dataDir?: string | undefined;
   adminToken?: string | undefined;
   quiet?: boolean;
   /** Replace the HTTP probe (tests of health logic only). */
@@ -28,6 +33,9 @@ export class RouterService {
   readonly metrics: RouterMetrics;
   readonly logs: RouterLogs;
   readonly health: HealthChecker;
+  /** Every finished /v1/* request's record goes to each of these. */
+  readonly requestSinks: RequestSink[];
+  readonly requestLog: RequestLog | undefined;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   #cudaListeners: CudaFaultListener[] = [];
@@ -41,6 +49,11 @@ export class RouterService {
     this.metrics.setPolicy(opts.policy.hash, this.store.loadedAt);
     this.health = new HealthChecker(this.states, () => this.store.current, opts.probe ? { probe: opts.probe } : {});
     this.adminToken = opts.adminToken;
+    this.requestSinks = [decisionLogSink(this.logs.decision)];
+    if (opts.dataDir !== undefined) {
+      this.requestLog = new RequestLog({ path: join(opts.dataDir, 'requests.db'), policy: () => this.store.current, metrics: this.metrics, log: this.logs.service });
+      this.requestSinks.push(this.requestLog);
+    }
   }
 
   get policy(): CompiledPolicy {
@@ -82,6 +95,7 @@ export class RouterService {
   async close(): Promise<void> {
     this.health.stop();
     await this.states.close();
+    await this.requestLog?.close();
     this.logs.flush();
   }
 }

@@ -6,7 +6,7 @@ import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { watchPolicyFile } from '../policy/watch.ts';
 import { logDir } from '../obs/logs.ts';
 import { HostTelemetry } from '../obs/host.ts';
-import { RUNNING_BUILT } from '../paths.ts';
+import { dataDir, RUNNING_BUILT } from '../paths.ts';
 import { RouterService } from '../service.ts';
 import { inProcessWatchdog } from './watchdog-wiring.ts';
 
@@ -38,7 +38,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     return 2;
   }
   const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN || undefined;
-  const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), adminToken: token, quiet: opts.quiet ?? false });
+  const svc = new RouterService({ policy, policyPath: opts.policyPath, logDir: logDir(), dataDir: dataDir(), adminToken: token, quiet: opts.quiet ?? false });
   const log = svc.logs.service;
   const host = new HostTelemetry(svc.metrics.registry);
   const watchdog = inProcessWatchdog(svc);

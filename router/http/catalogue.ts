@@ -25,8 +25,10 @@ export function modelList(policy: CompiledPolicy, created: number): unknown {
   return { object: 'list', data };
 }
 
-export function handleModels(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
-  sendJson(res, 200, modelList(svc.policy, Math.floor(svc.startedAt / 1000)));
+export function handleModels(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
+  const scope = openScope(req, res, svc);
+  sendJson(res, 200, modelList(scope.policy, Math.floor(svc.startedAt / 1000)), { 'x-request-id': scope.requestId });
+  recordOutcome(scope, svc, { endpoint: 'models', decision: undefined, result: undefined, status: 200, stream: false });
 }
 
 export function handleHealthz(_req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
@@ -73,12 +75,14 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   let result: ForwardResult | undefined;
   let status = 200;
   let errorCode: string | undefined;
+  let model: string | undefined;
   try {
     const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
     const body = validateEmbeddingsBody(value);
+    model = body.model;
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
-    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
+    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false, attempts: scope.attempts }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;
@@ -88,6 +92,6 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
     status = sendError(res, err, decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.intended, decision.reason, []) : { 'x-request-id': scope.requestId });
     errorCode = err instanceof RouterError ? err.code : 'internal_error';
   } finally {
-    recordOutcome(scope, svc, { endpoint: 'embeddings', decision, result, status, errorCode, stream: false });
+    recordOutcome(scope, svc, { endpoint: 'embeddings', model, decision, result, status, errorCode, stream: false });
   }
 }

@@ -26,6 +26,12 @@ export class RouterMetrics {
   readonly recoveries = new Counter({ name: 'homelab_router_recoveries_total', help: 'Recovery actions, by route, action (restart|cuda|page) and result.', labelNames: ['route', 'action', 'result'] as const, registers: [this.registry] });
   readonly upstreamFailures = new Counter({ name: 'homelab_router_upstream_failures_total', help: 'Upstream-caused failures (refused, reset, timeout, 5xx, mid-stream death), by route and kind.', labelNames: ['route', 'kind'] as const, registers: [this.registry] });
   readonly policyInfo = new Gauge({ name: 'homelab_router_policy_info', help: 'The active policy hash (value always 1).', labelNames: ['hash'] as const, registers: [this.registry] });
+  // The request log (SPEC §10): rows written, rows dropped (queue full, or the database could not
+  // be written), rows waiting, and whether the database is being written.
+  readonly requestLogWritten = new Counter({ name: 'homelab_router_request_log_written_total', help: 'Request-log rows written to requests.db.', registers: [this.registry] });
+  readonly requestLogDropped = new Counter({ name: 'homelab_router_request_log_dropped_total', help: 'Request-log rows lost, by reason (queue_full|write_failed).', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly requestLogQueued = new Gauge({ name: 'homelab_router_request_log_queue_rows', help: 'Request-log rows waiting to be written.', registers: [this.registry] });
+  readonly requestLogUp = new Gauge({ name: 'homelab_router_request_log_up', help: '1 while requests.db is being written, 0 while rows are dropped.', registers: [this.registry] });
   readonly lastReload = new Gauge({ name: 'homelab_router_policy_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful policy load.', registers: [this.registry] });
 
   constructor(states: () => RouteStates, opts: { processMetrics?: boolean } = {}) {

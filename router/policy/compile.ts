@@ -117,6 +117,10 @@ export function semanticErrors(p: Policy): string[] {
     const vb = p.buckets[c.image_bucket]!;
     if (exists(vb.route) && !routes[vb.route]!.vision) errors.push(`buckets.${c.image_bucket}.route: the image bucket's route "${vb.route}" has no vision: true`);
   }
+  // Cost-equivalent: each reference names a route or a served model.
+  for (const key of Object.keys(p.pricing.reference)) {
+    if (!exists(key) && !owner.has(key)) errors.push(`pricing.reference.${key}: no route or served model named "${key}"`);
+  }
   if (p.size_tiers.medium >= p.size_tiers.large) errors.push(`size_tiers.large: must be greater than size_tiers.medium (${p.size_tiers.medium})`);
   return errors;
 }

@@ -70,6 +70,8 @@ export interface Policy {
     stream_idle_timeout_ms: number;
   };
   logging: { prompts: boolean };
+  request_log: RequestLogConfig;
+  pricing: PricingConfig;
   classifier: {
     scope: ClassifierScope;
     tie_break: string[];
@@ -93,4 +95,20 @@ export interface Policy {
     command_timeout_ms: number;
     loading_grace_s: number;
   };
+}
+
+export interface RequestLogConfig {
+  enabled: boolean;
+  retention_days: number;
+  rollup_retention_days: number;
+  store_payloads: boolean;
+  payload_retention_days: number;
+  payload_max_bytes: number;
+}
+
+export interface PricingConfig {
+  /** Route name or served model → catalogue model ("provider/model"). */
+  reference: Record<string, string>;
+  /** "provider/model" → USD per million tokens. */
+  overrides: Record<string, { input_per_mtok: number; output_per_mtok: number }>;
 }

@@ -39,6 +39,7 @@ export async function deliver(
     headers['content-length'] = String(outcome.bodyBytes.length);
     res.writeHead(outcome.status, headers);
     res.end(outcome.bodyBytes);
+    ex.tap?.(outcome.bodyBytes);
     return done(outcome.status, null, Date.now() - ex.startedAt, false, ex);
   }
 
@@ -49,6 +50,7 @@ export async function deliver(
     headers['content-length'] = String(read.bytes.length);
     res.writeHead(outcome.status, headers);
     res.end(read.bytes);
+    ex.tap?.(read.bytes);
     return done(outcome.status, usageInBytes(read.bytes), Date.now() - ex.startedAt, false, ex);
   }
 
@@ -57,7 +59,7 @@ export async function deliver(
   headers['x-accel-buffering'] = 'no';
   res.writeHead(outcome.status, headers);
   res.flushHeaders();
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal);
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end();

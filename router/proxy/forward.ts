@@ -7,6 +7,7 @@ import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
+import type { Attempt } from '../obs/request-record.ts';
 import { recordBusy, recordFailure, recordSuccess, thresholds } from '../upstream/health.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
@@ -39,6 +40,10 @@ export interface Exchange {
   stream: boolean;
   /** Read the answer in full and return it instead of writing it (fail-closed validation). */
   capture?: boolean;
+  /** Each route tried is pushed here (shared by copies of the exchange, so retries add to it). */
+  attempts?: Attempt[];
+  /** Sees the response bytes as they go to the client (request_log.store_payloads). */
+  tap?: ((chunk: Buffer) => void) | undefined;
 }
 
 export interface ForwardResult {
@@ -87,9 +92,11 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     path.push(route);
     const rt = deps.states.get(route);
     const own = decisionHeaders(ex, route, reason, path);
+    const tried = Date.now();
     const outcome: RouteOutcome = rt
       ? await tryRoute(rt, ex, signal, deadline, own)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
+    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted));
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
     }
@@ -176,6 +183,13 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
   } finally {
     slot.release();
   }
+}
+
+function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean): Attempt {
+  const ms = Date.now() - since;
+  if (o.kind === 'aborted' || clientGone) return { route, outcome: 'client_gone', ms };
+  if (o.kind === 'delivered') return { route, outcome: o.delivery.upstreamError ? 'mid_stream' : 'ok', ms, status: o.delivery.status };
+  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: o.detail };
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {

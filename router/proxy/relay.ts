@@ -140,7 +140,7 @@ const DONE_MARK = 'data: [DONE]';
  * for 'drain' is acted on once the drain wait ends, and a body closed without 'end' or
  * 'error' is a premature close.
  */
-export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }): Promise<StreamEnd> {
+export function relayEventStream(body: Dispatcher.ResponseData['body'], res: ServerResponse, stallMs: number, client: { readonly aborted: boolean }, tap?: (chunk: Buffer) => void): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let chunks = 0;
     let firstByteAt: number | null = null;
@@ -169,6 +169,7 @@ export function relayEventStream(body: Dispatcher.ResponseData['body'], res: Ser
       // Usage and [DONE] come in the last events; only chunks that mention them are decoded.
       if (chunk.includes('"usage"')) usage = usageIn(chunk.toString('utf8')) ?? usage;
       tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 32))).slice(-48);
+      if (tap) tap(chunk);
       if (res.write(chunk)) return;
       body.pause();
       waitingForDrain = true;

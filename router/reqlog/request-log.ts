@@ -1,0 +1,201 @@
+// The request log's front, on the router's main thread: a sink that takes each finished
+// request's record, queues it in memory and hands the queue to the worker thread that owns
+// requests.db (router/reqlog/worker.ts) every FLUSH_MS, or at once when BATCH_MAX rows wait.
+// The request path pays for one array push. The queue is bounded: past QUEUE_MAX rows the
+// oldest are dropped and counted, so a stalled disk can never grow the router's memory.
+// At most two batches are with the worker at a time; the rest wait here, bounded.
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { RequestRecord, RequestSink } from '../obs/request-record.ts';
+import type { RouterMetrics } from '../obs/metrics.ts';
+import type { CompiledPolicy } from '../policy/compile.ts';
+import { RUNNING_BUILT } from '../paths.ts';
+import type { LogStateChange } from './database.ts';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
+import type { RequestRow } from './row.ts';
+import type { WriterConfig } from './writer.ts';
+
+export const FLUSH_MS = 100;
+export const BATCH_MAX = 500;
+export const QUEUE_MAX = 50_000;
+const MAX_BATCHES_AT_WORKER = 2;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export interface RequestLogOptions {
+  path: string;
+  policy: () => CompiledPolicy;
+  metrics: RouterMetrics;
+  log: Logger;
+  queueMax?: number;
+}
+
+export function writerConfig(p: CompiledPolicy): WriterConfig {
+  return { request_log: p.policy.request_log, pricing: p.policy.pricing };
+}
+
+export class RequestLog implements RequestSink {
+  readonly path: string;
+  readonly #policy: () => CompiledPolicy;
+  readonly #metrics: RouterMetrics;
+  readonly #log: Logger;
+  readonly #queueMax: number;
+  readonly #worker: Worker;
+  readonly #subscribers = new Set<(row: RequestRow) => void>();
+  #queue: RequestRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #atWorker = 0;
+  #seq = 0;
+  #configHash: string;
+  #closing: Promise<void> | null = null;
+  #state: LogStateChange = { ok: false, level: 'info', message: 'opening' };
+  #drained: Array<() => void> = [];
+  readonly #flushBound = this.flush.bind(this);
+
+  constructor(opts: RequestLogOptions) {
+    this.path = opts.path;
+    this.#policy = opts.policy;
+    this.#metrics = opts.metrics;
+    this.#log = opts.log;
+    this.#queueMax = opts.queueMax ?? QUEUE_MAX;
+    const policy = opts.policy();
+    this.#configHash = policy.hash;
+    this.#worker = spawnLogWorker({ path: opts.path, cfg: writerConfig(policy) });
+    this.#worker.on('message', (m: FromWorker) => this.#onMessage(m));
+    this.#worker.on('error', (err) => {
+      this.#log.error({ err }, 'request log worker failed; requests are still routed but no longer logged to requests.db');
+      this.#metrics.requestLogUp.set(0);
+    });
+    // The worker must not keep a finished process alive; close() waits for it explicitly.
+    this.#worker.unref();
+    this.#metrics.requestLogUp.set(0);
+  }
+
+  /** Whether requests.db is being written, and the last state message. */
+  get state(): LogStateChange {
+    return this.#state;
+  }
+
+  write(record: RequestRecord): void {
+    if (this.#closing || !this.#policy().policy.request_log.enabled) return;
+    const q = this.#queue;
+    q.push(record);
+    if (q.length > this.#queueMax) {
+      q.shift();
+      this.#metrics.requestLogDropped.inc({ reason: 'queue_full' });
+    }
+    if (q.length >= BATCH_MAX) return this.flush();
+    if (this.#timer === undefined) this.#timer = setTimeout(this.#flushBound, FLUSH_MS);
+  }
+
+  /** Hands queued rows to the worker, unless it already holds as many batches as it may. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#queue.length > 0 && this.#atWorker < MAX_BATCHES_AT_WORKER) this.#post();
+    this.#metrics.requestLogQueued.set(this.#queue.length);
+    if (this.#queue.length > 0 && this.#atWorker >= MAX_BATCHES_AT_WORKER) return; // the next ack flushes again
+    this.#settleIfDrained();
+  }
+
+  #post(): void {
+    const policy = this.#policy();
+    if (policy.hash !== this.#configHash) {
+      this.#configHash = policy.hash;
+      this.#send({ t: 'config', cfg: writerConfig(policy) });
+    }
+    const records = this.#queue.length <= BATCH_MAX ? this.#queue : this.#queue.slice(0, BATCH_MAX);
+    this.#queue = records === this.#queue ? [] : this.#queue.slice(BATCH_MAX);
+    this.#atWorker++;
+    this.#send({ t: 'batch', seq: ++this.#seq, records });
+  }
+
+  #send(m: ToWorker): void {
+    this.#worker.postMessage(m);
+  }
+
+  #onMessage(m: FromWorker): void {
+    switch (m.t) {
+      case 'ack':
+        this.#atWorker--;
+        if (m.written > 0) this.#metrics.requestLogWritten.inc(m.written);
+        if (m.dropped > 0) this.#metrics.requestLogDropped.inc({ reason: 'write_failed' }, m.dropped);
+        if (this.#queue.length > 0) this.flush();
+        else this.#settleIfDrained();
+        return;
+      case 'state':
+        this.#state = m.change;
+        if (m.change.ok) this.#metrics.requestLogUp.set(1);
+        else this.#metrics.requestLogUp.set(0);
+        this.#log[m.change.level]({ request_log: this.path, code: m.change.code }, m.change.message);
+        return;
+      case 'rows':
+        for (const row of m.rows) for (const fn of this.#subscribers) fn(row);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  #settleIfDrained(): void {
+    if (this.#queue.length > 0 || this.#atWorker > 0) return;
+    const waiting = this.#drained;
+    this.#drained = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves once every row queued so far has been written (or dropped) by the worker. */
+  drained(): Promise<void> {
+    this.flush();
+    if (this.#queue.length === 0 && this.#atWorker === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  /** The live feed: `fn` gets every finished request's row. Returns the unsubscribe. */
+  subscribe(fn: (row: RequestRow) => void): () => void {
+    this.#subscribers.add(fn);
+    if (this.#subscribers.size === 1) this.#send({ t: 'tail', on: true });
+    return () => {
+      if (this.#subscribers.delete(fn) && this.#subscribers.size === 0 && !this.#closing) this.#send({ t: 'tail', on: false });
+    };
+  }
+
+  /** Writes what is queued, then closes the database and ends the worker (shutdown). */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    clearTimeout(this.#timer);
+    const done = new Promise<void>((resolve) => {
+      const onMessage = (m: FromWorker) => {
+        if (m.t === 'closed') resolve();
+      };
+      this.#worker.on('message', onMessage);
+      this.#worker.once('exit', () => resolve());
+    });
+    // Everything queued goes now, past the usual two-batch limit: the worker takes them in order.
+    while (this.#queue.length > 0) this.#post();
+    this.#send({ t: 'close' });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+    await Promise.race([done, timeout]);
+    clearTimeout(timer);
+    this.#subscribers.clear();
+    await this.#worker.terminate();
+  }
+}
+
+/**
+ * The worker runs worker.js from the build, or worker.ts from the sources through tsx's loader
+ * (registered inside the worker: a loader registered on the main thread does not reach it).
+ */
+function spawnLogWorker(data: WorkerData): Worker {
+  if (RUNNING_BUILT) return new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData: data, execArgv: [] });
+}
