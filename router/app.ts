@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { asRouterError, RouterError } from './errors.ts';
 import { adminRouter, upstreamView, type RecoveryControl } from './admin/routes.ts';
 import { serveDataPlane } from './http/data-plane.ts';
+import { requestLogApi } from './reqlog/api.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
 
@@ -17,6 +18,7 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use('/admin/api', requestLogApi(svc));
   app.use('/admin', adminRouter(svc, opts.recovery));
 
   app.get('/metrics', async (_req, res) => {

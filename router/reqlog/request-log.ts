@@ -4,8 +4,6 @@
 // The request path pays for one array push. The queue is bounded: past QUEUE_MAX rows the
 // oldest are dropped and counted, so a stalled disk can never grow the router's memory.
 // At most two batches are with the worker at a time; the rest wait here, bounded.
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { RequestRecord, RequestSink } from '../obs/request-record.ts';
@@ -43,6 +41,7 @@ export class RequestLog implements RequestSink {
   readonly #queueMax: number;
   readonly #worker: Worker;
   readonly #subscribers = new Set<(row: RequestRow) => void>();
+  readonly #enders = new Map<(row: RequestRow) => void, () => void>();
   #queue: RequestRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
   #atWorker = 0;
@@ -107,7 +106,8 @@ export class RequestLog implements RequestSink {
     }
     const records = this.#queue.length <= BATCH_MAX ? this.#queue : this.#queue.slice(0, BATCH_MAX);
     this.#queue = records === this.#queue ? [] : this.#queue.slice(BATCH_MAX);
-    this.#atWorker++;
+    // Held while it has rows: a process that ends must not lose them (close() says when).
+    if (this.#atWorker++ === 0) this.#worker.ref();
     this.#send({ t: 'batch', seq: ++this.#seq, records });
   }
 
@@ -118,7 +118,7 @@ export class RequestLog implements RequestSink {
   #onMessage(m: FromWorker): void {
     switch (m.t) {
       case 'ack':
-        this.#atWorker--;
+        if (--this.#atWorker === 0) this.#worker.unref();
         if (m.written > 0) this.#metrics.requestLogWritten.inc(m.written);
         if (m.dropped > 0) this.#metrics.requestLogDropped.inc({ reason: 'write_failed' }, m.dropped);
         if (this.#queue.length > 0) this.flush();
@@ -152,13 +152,23 @@ export class RequestLog implements RequestSink {
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 
-  /** The live feed: `fn` gets every finished request's row. Returns the unsubscribe. */
-  subscribe(fn: (row: RequestRow) => void): () => void {
+  /** The live feed: `fn` gets every finished request's row; `end` is called at shutdown. Returns the unsubscribe. */
+  subscribe(fn: (row: RequestRow) => void, end: () => void = () => {}): () => void {
     this.#subscribers.add(fn);
+    this.#enders.set(fn, end);
     if (this.#subscribers.size === 1) this.#send({ t: 'tail', on: true });
     return () => {
+      this.#enders.delete(fn);
       if (this.#subscribers.delete(fn) && this.#subscribers.size === 0 && !this.#closing) this.#send({ t: 'tail', on: false });
     };
+  }
+
+  /** Ends every live feed (shutdown: open feeds would hold the server open). */
+  endFeeds(): void {
+    const enders = [...this.#enders.values()];
+    this.#enders.clear();
+    this.#subscribers.clear();
+    for (const end of enders) end();
   }
 
   /** Writes what is queued, then closes the database and ends the worker (shutdown). */
@@ -183,7 +193,7 @@ export class RequestLog implements RequestSink {
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
     await Promise.race([done, timeout]);
     clearTimeout(timer);
-    this.#subscribers.clear();
+    this.endFeeds();
     await this.#worker.terminate();
   }
 }
@@ -194,7 +204,7 @@ export class RequestLog implements RequestSink {
  */
 function spawnLogWorker(data: WorkerData): Worker {
   if (RUNNING_BUILT) return new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
+  const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
   return new Worker(boot, { eval: true, workerData: data, execArgv: [] });

@@ -40,6 +40,8 @@ export interface LabOptions {
   /** Options for the HTTP app; a function gets the service first (host telemetry needs its registry). */
   app?: AppOptions | ((svc: RouterService) => AppOptions);
   logDir?: string;
+  /** Where requests.db goes; without it the lab has no request log. */
+  dataDir?: string;
   /** Write the policy to a file in a temp folder and load it from there, so reloads can be tested. */
   policyFile?: boolean;
   /** Default process metrics on the registry (off by default: they only add noise to most tests). */
@@ -63,7 +65,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     policyPath = join(mkdtempSync(join(tmpdir(), 'hr-policy-')), 'routing_policy.yaml');
     writeFileSync(policyPath, policyYaml);
   }
-  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
+  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir: opts.dataDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
   const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
