@@ -11,6 +11,8 @@ const USAGE = `usage: homelab-router <command> [options]
   watchdog --once [--policy P]              one watchdog round (what the systemd timer runs)
   drain <route> | undrain <route>           drain or undrain a route on a running router
   upstreams                                 show every route's state on a running router
+  requests [--since 1h] [--route R] [--status 5xx] [--client C] [--json]   recent requests from the request log
+  usage [--range 7d] [--by client] [--json]  requests, errors, latency, tokens and cost-equivalent per route, client, ...
 
   Running-router commands use --url (default $HOMELAB_ROUTER_URL or http://127.0.0.1:4000)
   and $HOMELAB_ROUTER_ADMIN_TOKEN.`;
@@ -21,6 +23,9 @@ export function defaultPolicyPath(flag?: string): string {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // These parse their own flags.
+  if (command === 'requests') return (await import('./requests.ts')).requestsCommand(rest);
+  if (command === 'usage') return (await import('./requests.ts')).usageCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,

@@ -13,7 +13,8 @@ let cfg = data.cfg;
 let tail = false;
 const post = (m: FromWorker) => port.postMessage(m);
 const db = new LogDatabase(data.path, (change) => post({ t: 'state', change }));
-db.open();
+// Opened at start, so a data directory that cannot be written is reported at once.
+if (cfg.request_log.enabled) db.open();
 
 // Retention also runs while no request arrives.
 const timer = setInterval(() => db.tick(cfg), 60_000);
