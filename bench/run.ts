@@ -34,6 +34,8 @@
 //          interleaved with the rest — a before/after on the same machine in the same minutes)
 //        --router DIR (bench the router of another checkout instead of this one)
 //        --quick (1 round, short loads: a smoke run of the bench itself)
+//        --request-log (adds `nolog`: this router with request_log.enabled: false, so the request
+//          log's cost is the router column against it, in the same rounds)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
@@ -59,6 +61,7 @@ const { values: flags } = parseArgs({
     router: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-nginx': { type: 'boolean', default: false },
+    'request-log': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
@@ -190,6 +193,19 @@ async function stopProcess(t: Target): Promise<void> {
   const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** --request-log: the router (request log on) against `nolog` (off), round by round at c=32. */
+function requestLogBudget(c32: Record<string, WrkResult[]>): Budget {
+  const ratio = median(c32.router!.map((r) => r.rps)) / median(c32.nolog!.map((r) => r.rps));
+  return {
+    item: 'request log on vs off: RPS at c=32',
+    value: fmt.ratio(ratio),
+    limit: '≥ 0.95×',
+    ok: ratio >= 0.95,
+    vsPassthrough: `p99 ${fmt.us(median(c32.router!.map((r) => r.p99Us)))} on, ${fmt.us(median(c32.nolog!.map((r) => r.p99Us)))} off`,
+    byRound: c32.router!.map((r, i) => fmt.ratio(r.rps / c32.nolog![i]!.rps)).join(', '),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -680,17 +696,18 @@ async function main(): Promise<void> {
   const tcp = await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
   const nginxBin = flags['no-nginx'] ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
-  const startRouter = (name: string, root: string, profile: boolean) => {
+  const startRouter = (name: string, root: string, profile: boolean, requestLog = true) => {
     const policyPath = join(work, `${name}-policy.yaml`);
-    writeFileSync(policyPath, benchPolicy(root, upstream.port));
+    writeFileSync(policyPath, benchPolicy(root, upstream.port) + (requestLog ? '' : 'request_log: {enabled: false}\n'));
     const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
-    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
+    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
   const targets: Target[] = [upstream, passthrough, buffered, tcp];
   if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
+  if (flags['request-log']) targets.push(await startRouter('nolog', flags.router ?? REPO, false, false));
   targets.push(router);
   const label = (t: Target) => (t === upstream ? 'direct' : t.name);
   progress(`started: ${targets.map((t) => `${label(t)} :${t.port}`).join(', ')}`);
@@ -812,6 +829,7 @@ async function main(): Promise<void> {
     { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: others(addedTtfb1), byRound: addedByRound(s1, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: others(addedTtfb16), byRound: addedByRound(s16, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
+    ...(c32.nolog ? [requestLogBudget(c32)] : []),
     { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
     { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
   ];
