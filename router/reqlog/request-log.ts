@@ -18,6 +18,8 @@ import type { WriterConfig } from './writer.ts';
 export const FLUSH_MS = 100;
 export const BATCH_MAX = 500;
 export const QUEUE_MAX = 50_000;
+/** Stored bodies (store_payloads) waiting in the queue are bounded too. */
+export const QUEUE_PAYLOAD_BYTES = 64 * 1024 * 1024;
 const MAX_BATCHES_AT_WORKER = 2;
 const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -43,6 +45,7 @@ export class RequestLog implements RequestSink {
   readonly #subscribers = new Set<(row: RequestRow) => void>();
   readonly #enders = new Map<(row: RequestRow) => void, () => void>();
   #queue: RequestRecord[] = [];
+  #queueBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #atWorker = 0;
   #seq = 0;
@@ -77,11 +80,13 @@ export class RequestLog implements RequestSink {
   }
 
   write(record: RequestRecord): void {
-    if (this.#closing || !this.#policy().policy.request_log.enabled) return;
+    const cfg = this.#policy().policy.request_log;
+    if (this.#closing || !cfg.enabled) return;
+    if (record.payload) this.#queueBytes += cutPayload(record, cfg.payload_max_bytes);
     const q = this.#queue;
     q.push(record);
-    if (q.length > this.#queueMax) {
-      q.shift();
+    while (q.length > this.#queueMax || (this.#queueBytes > QUEUE_PAYLOAD_BYTES && q.length > 1)) {
+      this.#queueBytes -= payloadBytes(q.shift()!);
       this.#metrics.requestLogDropped.inc({ reason: 'queue_full' });
     }
     if (q.length >= BATCH_MAX) return this.flush();
@@ -106,6 +111,7 @@ export class RequestLog implements RequestSink {
     }
     const records = this.#queue.length <= BATCH_MAX ? this.#queue : this.#queue.slice(0, BATCH_MAX);
     this.#queue = records === this.#queue ? [] : this.#queue.slice(BATCH_MAX);
+    if (this.#queueBytes > 0) for (const r of records) this.#queueBytes -= payloadBytes(r);
     // Held while it has rows: a process that ends must not lose them (close() says when).
     if (this.#atWorker++ === 0) this.#worker.ref();
     this.#send({ t: 'batch', seq: ++this.#seq, records });
@@ -196,6 +202,21 @@ export class RequestLog implements RequestSink {
     this.endFeeds();
     await this.#worker.terminate();
   }
+}
+
+/**
+ * Bodies are cut to one character past the cap before they are queued (the worker cuts exactly
+ * and marks the cut), so a 32 MB request never sits in the queue or crosses to the worker whole.
+ */
+function cutPayload(r: RequestRecord, max: number): number {
+  const p = r.payload!;
+  if (p.request.length > max) p.request = p.request.slice(0, max + 1);
+  if (p.response !== null && p.response.length > max) p.response = p.response.slice(0, max + 1);
+  return payloadBytes(r);
+}
+
+function payloadBytes(r: RequestRecord): number {
+  return r.payload ? r.payload.request.length + (r.payload.response?.length ?? 0) : 0;
 }
 
 /**

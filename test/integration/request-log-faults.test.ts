@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import pino from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,7 +14,10 @@ import type { RequestRecord } from '../../router/obs/request-record.ts';
 import { LogWriter, type WriterConfig } from '../../router/reqlog/writer.ts';
 import { configureWriter, migrate } from '../../router/reqlog/schema.ts';
 import { chat, coding, labFor, pinned } from '../helpers/faults.ts';
-import { startLab } from '../helpers/lab.ts';
+import { SHIPPED_POLICY, startLab } from '../helpers/lab.ts';
+import { parsePolicyText } from '../../router/policy/load.ts';
+import { RouterMetrics } from '../../router/obs/metrics.ts';
+import { RequestLog } from '../../router/reqlog/request-log.ts';
 import { cliEnv, startServe } from '../helpers/cli.ts';
 import { pollUntil } from '../helpers/poll.ts';
 
@@ -208,4 +212,21 @@ test('request log – SIGTERM on a real serve writes every queued row before it 
   t.after(() => db.close());
   assert.equal((db.prepare("SELECT count(DISTINCT request_id) AS n FROM requests WHERE request_id LIKE 'term-%'").get() as { n: number }).n, 108);
   assert.ok(existsSync(join(dir, 'data', 'requests.db')));
+});
+
+test('request log – the queue is bounded: past its size the oldest rows are dropped and counted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-queue-'));
+  const policy = parsePolicyText(readFileSync(SHIPPED_POLICY, 'utf8'), 'shipped');
+  const metrics = new RouterMetrics(() => ({ all: () => [] }) as never, { processMetrics: false });
+  const log = new RequestLog({ path: join(dir, 'requests.db'), policy: () => policy, metrics, log: pino({ level: 'silent' }), queueMax: 10 });
+  // 25 rows within one tick: nothing reaches the worker before the queue overflows.
+  for (let i = 0; i < 25; i++) log.write(record(i));
+  await log.drained();
+  await log.close();
+  const db = new Database(join(dir, 'requests.db'), { readonly: true });
+  const ids = (db.prepare('SELECT request_id FROM requests ORDER BY id').all() as Array<{ request_id: string }>).map((r) => r.request_id);
+  db.close();
+  assert.deepEqual(ids, Array.from({ length: 10 }, (_, i) => `rec-${15 + i}`), 'the newest 10 are kept');
+  assert.equal((await metrics.requestLogDropped.get()).values.find((v) => v.labels.reason === 'queue_full')?.value, 15);
+  assert.equal((await metrics.requestLogWritten.get()).values[0]?.value, 10);
 });
