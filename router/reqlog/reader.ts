@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { RouterError } from '../errors.ts';
 import { LATENCY_BUCKETS, percentile } from './latency.ts';
 import { apiRow, type RequestRow, type StoredRow } from './row.ts';
-import { DIMENSIONS, HIST_COLUMNS, type Dimension, type RollupTable } from './schema.ts';
+import { DIMENSIONS, type Dimension, type RollupTable } from './schema.ts';
 
 export interface RequestFilters {
   from?: number;
@@ -249,17 +249,17 @@ export class RequestLogReader {
     const blank = (): Acc => ({ requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, priced: 0, hist: new Array<number>(LATENCY_BUCKETS).fill(0) });
     const perKey = new Map<string, { total: Acc; points: Acc[] }>();
     const rows = this.#read(
-      (db) => this.#prepare(db, `SELECT t, key, requests, errors, prompt_tokens, completion_tokens, cost_usd, priced, ${HIST_COLUMNS.join(', ')} FROM ${r.table} WHERE dim = ? AND t >= ?`).raw().all(by, start) as number[][],
+      (db) => this.#prepare(db, `SELECT t, key, requests, errors, prompt_tokens, completion_tokens, cost_usd, priced, hist FROM ${r.table} WHERE dim = ? AND t >= ?`).raw().all(by, start) as unknown[][],
       [],
     );
     for (const row of rows) {
-      const key = row[1] as unknown as string;
+      const key = row[1] as string;
       let s = perKey.get(key);
       if (!s) perKey.set(key, (s = { total: blank(), points: Array.from({ length: n }, blank) }));
-      const i = Math.floor((row[0]! - start) / r.stepS);
-      if (i < 0 || i >= n) continue;
-      for (const acc of [s.points[i]!, s.total]) add(acc, row);
+      const i = Math.floor(((row[0] as number) - start) / r.stepS);
+      if (i >= 0 && i < n) add(s.points[i]!, row);
     }
+    for (const s of perKey.values()) for (const p of s.points) merge(s.total, p);
     // The busiest keys each get a series; the rest are summed into one.
     let keys = [...perKey.keys()].sort((a, b) => perKey.get(b)!.total.requests - perKey.get(a)!.total.requests || (a < b ? -1 : 1));
     if (keys.length > MAX_SERIES) {
@@ -281,14 +281,15 @@ export class RequestLogReader {
     });
     return { range, by, step_s: r.stepS, from: new Date(start * 1000).toISOString(), to: new Date((start + n * r.stepS) * 1000).toISOString(), series, totals: figures(grand) };
 
-    function add(acc: Acc, row: number[]): void {
-      acc.requests += row[2]!;
-      acc.errors += row[3]!;
-      acc.prompt += row[4]!;
-      acc.completion += row[5]!;
-      acc.cost += row[6]!;
-      acc.priced += row[7]!;
-      for (let h = 0; h < LATENCY_BUCKETS; h++) acc.hist[h]! += row[8 + h]!;
+    function add(acc: Acc, row: unknown[]): void {
+      acc.requests += row[2] as number;
+      acc.errors += row[3] as number;
+      acc.prompt += row[4] as number;
+      acc.completion += row[5] as number;
+      acc.cost += row[6] as number;
+      acc.priced += row[7] as number;
+      const hist = row[8] as Buffer;
+      for (let h = 0, o = 0; h < LATENCY_BUCKETS && o + 4 <= hist.length; h++, o += 4) acc.hist[h]! += hist.readUInt32LE(o);
     }
     function merge(into: Acc, from: Acc): void {
       into.requests += from.requests;

@@ -4,8 +4,12 @@
 import type Database from 'better-sqlite3';
 import { LATENCY_BUCKETS } from './latency.ts';
 
-/** One column per latency bucket in each rollup table: h0 … h34. */
-export const HIST_COLUMNS = Array.from({ length: LATENCY_BUCKETS }, (_, i) => `h${i}`);
+/**
+ * A rollup row's latency histogram: LATENCY_BUCKETS counts as unsigned 32-bit little-endian
+ * integers in one BLOB (140 bytes), added together by the writer's hist_add() SQL function.
+ * One column rather than 35 keeps rollup rows small and quick to read.
+ */
+export const HIST_BYTES = LATENCY_BUCKETS * 4;
 
 /** The dimensions analytics group by; each has its own rows in the rollup tables. */
 export const DIMENSIONS = ['route', 'bucket', 'client', 'model', 'status'] as const;
@@ -25,7 +29,7 @@ const rollupTable = (name: string) => `CREATE TABLE ${name} (
   completion_tokens INTEGER NOT NULL,
   cost_usd REAL NOT NULL,        -- sum over priced requests only
   priced INTEGER NOT NULL,       -- requests with a cost-equivalent
-  ${HIST_COLUMNS.map((h) => `${h} INTEGER NOT NULL DEFAULT 0`).join(', ')},
+  hist BLOB NOT NULL,            -- latency histogram (HIST_BYTES)
   PRIMARY KEY (dim, t, key)
 ) WITHOUT ROWID`;
 
