@@ -15,13 +15,13 @@ export const HIST_BYTES = LATENCY_BUCKETS * 4;
 export const DIMENSIONS = ['route', 'bucket', 'client', 'model', 'status'] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
-/** Rollup tables by their step in seconds: per minute (kept 2 days) and per hour. */
-export const ROLLUP_TABLES = { rollup_minute: 60, rollup_hour: 3600 } as const;
+/** Rollup tables by their step in seconds: per minute (kept 2 days), per hour and per day. */
+export const ROLLUP_TABLES = { rollup_minute: 60, rollup_hour: 3_600, rollup_day: 86_400 } as const;
 export type RollupTable = keyof typeof ROLLUP_TABLES;
 
 const rollupTable = (name: string) => `CREATE TABLE ${name} (
   dim TEXT NOT NULL,
-  t INTEGER NOT NULL,            -- start of the minute or hour, epoch seconds (UTC)
+  t INTEGER NOT NULL,            -- start of the minute, hour or day, epoch seconds (UTC)
   key TEXT NOT NULL,
   requests INTEGER NOT NULL,
   errors INTEGER NOT NULL,       -- status >= 400
@@ -75,6 +75,7 @@ const MIGRATIONS: string[] = [
   CREATE INDEX requests_reason ON requests (reason, ts);
   ${rollupTable('rollup_minute')};
   ${rollupTable('rollup_hour')};
+  ${rollupTable('rollup_day')};
   CREATE TABLE payloads (
     request_row INTEGER PRIMARY KEY,   -- requests.id
     ts INTEGER NOT NULL,

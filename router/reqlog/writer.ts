@@ -65,7 +65,7 @@ export class LogWriter {
            prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens,
            cost_usd = cost_usd + excluded.cost_usd, priced = priced + excluded.priced, hist = hist_add(hist, excluded.hist)`,
       );
-    this.#upsert = { rollup_minute: upsert('rollup_minute'), rollup_hour: upsert('rollup_hour') };
+    this.#upsert = { rollup_minute: upsert('rollup_minute'), rollup_hour: upsert('rollup_hour'), rollup_day: upsert('rollup_day') };
     this.#insertPayload = db.prepare('INSERT OR REPLACE INTO payloads (request_row, ts, request, response, system_hash, system_at, tools_hash, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.#upsertBlob = db.prepare('INSERT INTO blobs (hash, data, bytes, last_used) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET last_used = max(last_used, excluded.last_used)');
     this.#writeBatch = db.transaction((records: RequestRecord[], cfg: WriterConfig) => this.#write(records, cfg));
@@ -172,6 +172,7 @@ export class LogWriter {
       // Rollups: a few rows per dimension and hour (minute); by primary-key range.
       for (const dim of DIMENSIONS) {
         run('DELETE FROM rollup_hour WHERE dim = ? AND t < ?', dim, hourCutoff);
+        run('DELETE FROM rollup_day WHERE dim = ? AND t < ?', dim, hourCutoff);
         run('DELETE FROM rollup_minute WHERE dim = ? AND t < ?', dim, minuteCutoff);
       }
     })();
