@@ -28,7 +28,7 @@ export interface RequestFilters {
 
 export const RANGES = {
   '1h': { spanS: 3_600, stepS: 60, table: 'rollup_minute' },
-  '24h': { spanS: 86_400, stepS: 900, table: 'rollup_minute' },
+  '24h': { spanS: 86_400, stepS: 3_600, table: 'rollup_hour' },
   '7d': { spanS: 7 * 86_400, stepS: 3_600, table: 'rollup_hour' },
   '30d': { spanS: 30 * 86_400, stepS: 86_400, table: 'rollup_day' },
 } as const satisfies Record<string, { spanS: number; stepS: number; table: RollupTable }>;
