@@ -169,8 +169,9 @@ const routerPort = (line: string) => {
 };
 
 /** A checkout's shipped policy (buckets and routes), every route pointed at the fake upstream. */
-function benchPolicy(root: string, upstreamPort: number): string {
+function benchPolicy(root: string, upstreamPort: number, requestLog = true): string {
   const doc = loadYaml(readFileSync(join(root, 'routing_policy.yaml'), 'utf8')) as Record<string, any>;
+  if (!requestLog) doc.request_log = { ...doc.request_log, enabled: false };
   doc.server = { ...doc.server, listen: '127.0.0.1:0' };
   for (const route of Object.values(doc.routes as Record<string, any>)) {
     route.url = `http://127.0.0.1:${upstreamPort}/v1`;
@@ -708,7 +709,7 @@ async function main(): Promise<void> {
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
   const startRouter = (name: string, root: string, profile: boolean, requestLog = true) => {
     const policyPath = join(work, `${name}-policy.yaml`);
-    writeFileSync(policyPath, benchPolicy(root, upstream.port) + (requestLog ? '' : 'request_log: {enabled: false}\n'));
+    writeFileSync(policyPath, benchPolicy(root, upstream.port, requestLog));
     const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
     return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };

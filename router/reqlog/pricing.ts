@@ -6,7 +6,7 @@
 //
 // The catalogue is @pydantic/genai-prices: its price data is bundled in the package and read
 // from there; its updatePrices() (which would fetch from GitHub) is never called.
-import { calcPrice } from '@pydantic/genai-prices';
+import { calcPrice, findProvider, type Provider } from '@pydantic/genai-prices';
 import type { PricingConfig } from '../policy/types.ts';
 
 export interface Price {
@@ -33,13 +33,35 @@ export function priceOf(r: Priceable, cfg: PricingConfig): Price {
   const output = r.completion_tokens ?? 0;
   const own = cfg.overrides[ref];
   if (own) return { usd: (input * own.input_per_mtok + output * own.output_per_mtok) / 1e6, ref };
+  const key = `${ref}\u0000${input}\u0000${output}`;
+  let usd = priced.get(key);
+  if (usd === undefined) {
+    usd = catalogue(ref, input, output);
+    if (priced.size >= PRICED_MAX) priced.clear();
+    priced.set(key, usd);
+  }
+  return { usd, ref };
+}
+
+// A catalogue lookup matches the model against its provider's list (~10-40 µs); the same
+// reference and token counts (a camera pipeline's fixed prompt, a health check) are priced once.
+const PRICED_MAX = 10_000;
+const priced = new Map<string, number | null>();
+const providers = new Map<string, Provider | null>();
+
+function catalogue(ref: string, input: number, output: number): number | null {
   const slash = ref.indexOf('/');
-  const provider = ref.slice(0, slash);
-  const model = ref.slice(slash + 1);
+  const providerId = ref.slice(0, slash);
+  let provider = providers.get(providerId);
+  if (provider === undefined) {
+    provider = findProvider({ providerId }) ?? null;
+    providers.set(providerId, provider);
+  }
+  if (provider === null) return null;
   try {
-    const calc = calcPrice({ input_tokens: input, output_tokens: output }, model, { providerId: provider });
-    return { usd: calc ? calc.total_price : null, ref };
+    const calc = calcPrice({ input_tokens: input, output_tokens: output }, ref.slice(slash + 1), { provider });
+    return calc ? calc.total_price : null;
   } catch {
-    return { usd: null, ref };
+    return null;
   }
 }

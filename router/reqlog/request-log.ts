@@ -114,7 +114,7 @@ export class RequestLog implements RequestSink {
     if (this.#queueBytes > 0) for (const r of records) this.#queueBytes -= payloadBytes(r);
     // Held while it has rows: a process that ends must not lose them (close() says when).
     if (this.#atWorker++ === 0) this.#worker.ref();
-    this.#send({ t: 'batch', seq: ++this.#seq, records });
+    this.#send({ t: 'batch', seq: ++this.#seq, json: JSON.stringify(records) });
   }
 
   #send(m: ToWorker): void {

@@ -2,6 +2,7 @@
 // WAL checkpoints, cost pricing, payload compression and retention all happen off the
 // router's event loop. Messages are handled one at a time, in order.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { RequestRecord } from '../obs/request-record.ts';
 import { LogDatabase } from './database.ts';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
 import { apiRow } from './row.ts';
@@ -28,10 +29,11 @@ port.on('message', (m: ToWorker) => {
       tail = m.on;
       return;
     case 'batch': {
-      const result = db.write(m.records, cfg);
+      const records = JSON.parse(m.json) as RequestRecord[];
+      const result = db.write(records, cfg);
       post({ t: 'ack', seq: m.seq, written: result.rows?.length ?? 0, dropped: result.dropped });
       // The live feed shows every finished request, written or not.
-      if (tail) post({ t: 'rows', rows: (result.rows ?? m.records.map((r) => ({ id: 0, ...columnsOf(r, cfg) }))).map(apiRow) });
+      if (tail) post({ t: 'rows', rows: (result.rows ?? records.map((r) => columnsOf(r, cfg))).map(apiRow) });
       return;
     }
     case 'close':

@@ -55,7 +55,7 @@ export class LogWriter {
 
   constructor(db: Database.Database) {
     this.#db = db;
-    this.#insertRow = db.prepare(`INSERT INTO requests (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => '@' + c).join(', ')})`);
+    this.#insertRow = db.prepare(`INSERT INTO requests (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map(() => '?').join(', ')})`);
     db.function('hist_add', { deterministic: true }, histAdd);
     const upsert = (table: RollupTable) =>
       db.prepare(
@@ -82,8 +82,12 @@ export class LogWriter {
     for (const r of records) {
       const row = columnsOf(r, cfg);
       const withPayload = row.has_payload === 1;
-      const id = Number(this.#insertRow.run(row).lastInsertRowid);
-      stored.push({ id, ...row });
+      // Positional binding: about a third cheaper than binding 27 named parameters.
+      const values = new Array<unknown>(ROW_COLUMNS.length);
+      for (let c = 0; c < ROW_COLUMNS.length; c++) values[c] = row[ROW_COLUMNS[c]!];
+      const id = Number(this.#insertRow.run(values).lastInsertRowid);
+      row.id = id;
+      stored.push(row);
       if (withPayload) this.#payload(id, r, cfg.request_log.payload_max_bytes);
       for (const table of Object.keys(ROLLUP_TABLES) as RollupTable[]) {
         const step = ROLLUP_TABLES[table];
@@ -181,10 +185,12 @@ export class LogWriter {
   }
 }
 
-/** A record's stored columns, cost-equivalent included (everything but the row id). */
-export function columnsOf(r: RequestRecord, cfg: WriterConfig): Omit<StoredRow, 'id'> {
+/** A record's stored columns, cost-equivalent included (the row id is 0 until it is inserted). */
+export function columnsOf(r: RequestRecord, cfg: WriterConfig): StoredRow {
   const price = priceOf(r, cfg.pricing);
   return {
+    // The row id comes first so that setting it after the insert keeps the object's shape.
+    id: 0,
     request_id: r.request_id, ts: r.ts, endpoint: r.endpoint, client: r.client, user_agent: r.user_agent, model: r.model, bucket: r.bucket, route: r.route,
     served_model: r.served_model, reason: r.reason, fallback_path: r.fallback_path, status: r.status, status_class: Math.floor(r.status / 100),
     error_code: r.error_code, stream: r.stream ? 1 : 0, ttfb_ms: r.ttfb_ms, duration_ms: r.duration_ms, prompt_tokens: r.prompt_tokens,
