@@ -6,7 +6,8 @@
 //
 // The catalogue is @pydantic/genai-prices: its price data is bundled in the package and read
 // from there; its updatePrices() (which would fetch from GitHub) is never called.
-import { calcPrice, findProvider, type Provider } from '@pydantic/genai-prices';
+import { createRequire } from 'node:module';
+import type { Provider } from '@pydantic/genai-prices';
 import type { PricingConfig } from '../policy/types.ts';
 
 export interface Price {
@@ -49,7 +50,13 @@ const PRICED_MAX = 10_000;
 const priced = new Map<string, number | null>();
 const providers = new Map<string, Provider | null>();
 
+// Loaded on the first lookup: its bundled price data takes ~20 MB, needless while every
+// reference is overridden or none is set.
+let genaiPrices: typeof import('@pydantic/genai-prices') | undefined;
+
 function catalogue(ref: string, input: number, output: number): number | null {
+  genaiPrices ??= createRequire(import.meta.url)('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
+  const { calcPrice, findProvider } = genaiPrices;
   const slash = ref.indexOf('/');
   const providerId = ref.slice(0, slash);
   let provider = providers.get(providerId);

@@ -41,7 +41,8 @@ export class RequestLog implements RequestSink {
   readonly #metrics: RouterMetrics;
   readonly #log: Logger;
   readonly #queueMax: number;
-  readonly #worker: Worker;
+  readonly #workerData: WorkerData;
+  #worker: Worker | null = null;
   readonly #subscribers = new Set<(row: RequestRow) => void>();
   readonly #enders = new Map<(row: RequestRow) => void, () => void>();
   #queue: RequestRecord[] = [];
@@ -63,15 +64,24 @@ export class RequestLog implements RequestSink {
     this.#queueMax = opts.queueMax ?? QUEUE_MAX;
     const policy = opts.policy();
     this.#configHash = policy.hash;
-    this.#worker = spawnLogWorker({ path: opts.path, cfg: writerConfig(policy) });
-    this.#worker.on('message', (m: FromWorker) => this.#onMessage(m));
-    this.#worker.on('error', (err) => {
+    this.#workerData = { path: opts.path, cfg: writerConfig(policy) };
+    // A router whose policy turns the log off never starts the worker (~30 MB).
+    if (policy.policy.request_log.enabled) this.#spawn();
+    this.#metrics.requestLogUp.set(0);
+  }
+
+  #spawn(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = spawnLogWorker(this.#workerData);
+    worker.on('message', (m: FromWorker) => this.#onMessage(m));
+    worker.on('error', (err) => {
       this.#log.error({ err }, 'request log worker failed; requests are still routed but no longer logged to requests.db');
       this.#metrics.requestLogUp.set(0);
     });
     // The worker must not keep a finished process alive; close() waits for it explicitly.
-    this.#worker.unref();
-    this.#metrics.requestLogUp.set(0);
+    worker.unref();
+    this.#worker = worker;
+    return worker;
   }
 
   /** Whether requests.db is being written, and the last state message. */
@@ -113,18 +123,18 @@ export class RequestLog implements RequestSink {
     this.#queue = records === this.#queue ? [] : this.#queue.slice(BATCH_MAX);
     if (this.#queueBytes > 0) for (const r of records) this.#queueBytes -= payloadBytes(r);
     // Held while it has rows: a process that ends must not lose them (close() says when).
-    if (this.#atWorker++ === 0) this.#worker.ref();
+    if (this.#atWorker++ === 0) this.#spawn().ref();
     this.#send({ t: 'batch', seq: ++this.#seq, json: JSON.stringify(records) });
   }
 
   #send(m: ToWorker): void {
-    this.#worker.postMessage(m);
+    this.#spawn().postMessage(m);
   }
 
   #onMessage(m: FromWorker): void {
     switch (m.t) {
       case 'ack':
-        if (--this.#atWorker === 0) this.#worker.unref();
+        if (--this.#atWorker === 0) this.#worker?.unref();
         if (m.written > 0) this.#metrics.requestLogWritten.inc(m.written);
         if (m.dropped > 0) this.#metrics.requestLogDropped.inc({ reason: 'write_failed' }, m.dropped);
         if (this.#queue.length > 0) this.flush();
@@ -185,12 +195,17 @@ export class RequestLog implements RequestSink {
 
   async #close(): Promise<void> {
     clearTimeout(this.#timer);
+    const worker = this.#worker;
+    if (!worker) {
+      this.endFeeds();
+      return;
+    }
     const done = new Promise<void>((resolve) => {
       const onMessage = (m: FromWorker) => {
         if (m.t === 'closed') resolve();
       };
-      this.#worker.on('message', onMessage);
-      this.#worker.once('exit', () => resolve());
+      worker.on('message', onMessage);
+      worker.once('exit', () => resolve());
     });
     // Everything queued goes now, past the usual two-batch limit: the worker takes them in order.
     while (this.#queue.length > 0) this.#post();
@@ -200,7 +215,7 @@ export class RequestLog implements RequestSink {
     await Promise.race([done, timeout]);
     clearTimeout(timer);
     this.endFeeds();
-    await this.#worker.terminate();
+    await worker.terminate();
   }
 }
 
