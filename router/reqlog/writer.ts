@@ -89,10 +89,11 @@ export class LogWriter {
       row.id = id;
       stored.push(row);
       if (withPayload) this.#payload(id, r, cfg.request_log.payload_max_bytes);
-      for (const table of Object.keys(ROLLUP_TABLES) as RollupTable[]) {
+      const bucket = latencyBucket(r.duration_ms);
+      for (const table of TABLES) {
         const step = ROLLUP_TABLES[table];
         const t = Math.floor(r.ts / 1000 / step) * step;
-        for (const dim of DIMENSIONS) fold(rollups, table, dim, t, dimensionKey(r, dim), r, row.cost_equivalent_usd);
+        for (const dim of DIMENSIONS) fold(rollups, table, dim, t, dimensionKey(r, dim), r, row.cost_equivalent_usd, bucket);
       }
     }
     for (const a of rollups.values()) {
@@ -230,7 +231,9 @@ function dimensionKey(r: RequestRecord, dim: (typeof DIMENSIONS)[number]): strin
   }
 }
 
-function fold(into: Map<string, Aggregate>, table: RollupTable, dim: string, t: number, key: string, r: RequestRecord, cost: number | null): void {
+const TABLES = Object.keys(ROLLUP_TABLES) as RollupTable[];
+
+function fold(into: Map<string, Aggregate>, table: RollupTable, dim: string, t: number, key: string, r: RequestRecord, cost: number | null, bucket: number): void {
   const id = `${table}\u0000${dim}\u0000${t}\u0000${key}`;
   let a = into.get(id);
   if (!a) {
@@ -245,5 +248,5 @@ function fold(into: Map<string, Aggregate>, table: RollupTable, dim: string, t: 
     a.cost += cost;
     a.priced++;
   }
-  a.hist[latencyBucket(r.duration_ms)]!++;
+  a.hist[bucket]!++;
 }

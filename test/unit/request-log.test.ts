@@ -10,6 +10,7 @@ import { parseAnalytics, parseFilters } from '../../router/reqlog/reader.ts';
 import { sinceToMs } from '../../router/cli/requests.ts';
 import { parsePolicyText, PolicyError } from '../../router/policy/load.ts';
 import { RouterError } from '../../router/errors.ts';
+import { uuidv7 } from '../../router/request-id.ts';
 
 test('latency histogram – buckets by upper bound; percentiles interpolate within a bucket', () => {
   assert.equal(latencyBucket(0), 0);
@@ -79,4 +80,14 @@ test('policy – request_log and pricing have defaults; a reference to an unknow
   doc.pricing = {};
   doc.request_log = { retention_days: 0 };
   assert.throws(() => parsePolicyText(dump(doc), 'test'), PolicyError);
+});
+
+test('request ids – UUID version 7: the time first, so later ids sort after earlier ones', () => {
+  const a = uuidv7(1_700_000_000_000);
+  const b = uuidv7(1_700_000_000_001);
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(a < b);
+  assert.equal(a.slice(0, 13).replace('-', ''), (1_700_000_000_000).toString(16).padStart(12, '0'));
+  const many = new Set(Array.from({ length: 1000 }, () => uuidv7(1_700_000_000_000)));
+  assert.equal(many.size, 1000);
 });
