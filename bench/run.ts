@@ -34,6 +34,8 @@
 //          interleaved with the rest — a before/after on the same machine in the same minutes)
 //        --router DIR (bench the router of another checkout instead of this one)
 //        --quick (1 round, short loads: a smoke run of the bench itself)
+//        --request-log (adds `nolog`: this router with request_log.enabled: false, so the request
+//          log's cost is the router column against it, in the same rounds)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
@@ -59,6 +61,7 @@ const { values: flags } = parseArgs({
     router: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-nginx': { type: 'boolean', default: false },
+    'request-log': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
@@ -166,8 +169,9 @@ const routerPort = (line: string) => {
 };
 
 /** A checkout's shipped policy (buckets and routes), every route pointed at the fake upstream. */
-function benchPolicy(root: string, upstreamPort: number): string {
+function benchPolicy(root: string, upstreamPort: number, requestLog = true): string {
   const doc = loadYaml(readFileSync(join(root, 'routing_policy.yaml'), 'utf8')) as Record<string, any>;
+  if (!requestLog) doc.request_log = { ...doc.request_log, enabled: false };
   doc.server = { ...doc.server, listen: '127.0.0.1:0' };
   for (const route of Object.values(doc.routes as Record<string, any>)) {
     route.url = `http://127.0.0.1:${upstreamPort}/v1`;
@@ -190,6 +194,29 @@ async function stopProcess(t: Target): Promise<void> {
   const timer = setTimeout(() => t.proc.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * The router's event-loop delay p99 (ms) since the last call: prom-client resets its
+ * histogram at each scrape, so a scrape before a load and one after bracket the load.
+ */
+async function eventLoopP99Ms(t: Target): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${t.port}/metrics`)).text();
+  const m = /^homelab_router_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text);
+  return m ? Number(m[1]) * 1000 : NaN;
+}
+
+/** --request-log: the router (request log on) against `nolog` (off), round by round at c=32. */
+function requestLogBudget(c32: Record<string, WrkResult[]>, loopP99: Record<string, number[]>): Budget {
+  const ratio = median(c32.router!.map((r) => r.rps)) / median(c32.nolog!.map((r) => r.rps));
+  return {
+    item: 'request log on vs off: RPS at c=32',
+    value: fmt.ratio(ratio),
+    limit: '≥ 0.95×',
+    ok: ratio >= 0.95,
+    vsPassthrough: `p99 latency ${fmt.us(median(c32.router!.map((r) => r.p99Us)))} on, ${fmt.us(median(c32.nolog!.map((r) => r.p99Us)))} off; event-loop delay p99 ${median(loopP99.router ?? [NaN]).toFixed(1)} ms on, ${median(loopP99.nolog ?? [NaN]).toFixed(1)} ms off`,
+    byRound: c32.router!.map((r, i) => fmt.ratio(r.rps / c32.nolog![i]!.rps)).join(', '),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -680,9 +707,9 @@ async function main(): Promise<void> {
   const tcp = await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
   const nginxBin = flags['no-nginx'] ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
-  const startRouter = (name: string, root: string, profile: boolean) => {
+  const startRouter = (name: string, root: string, profile: boolean, requestLog = true) => {
     const policyPath = join(work, `${name}-policy.yaml`);
-    writeFileSync(policyPath, benchPolicy(root, upstream.port));
+    writeFileSync(policyPath, benchPolicy(root, upstream.port, requestLog));
     const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
     return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
@@ -691,6 +718,7 @@ async function main(): Promise<void> {
   if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
+  if (flags['request-log']) targets.push(await startRouter('nolog', flags.router ?? REPO, false, false));
   targets.push(router);
   const label = (t: Target) => (t === upstream ? 'direct' : t.name);
   progress(`started: ${targets.map((t) => `${label(t)} :${t.port}`).join(', ')}`);
@@ -714,10 +742,14 @@ async function main(): Promise<void> {
   const s1: PerTarget<StreamRun> = {};
   const s16: PerTarget<StreamRun> = {};
   const order = (r: number) => (r % 2 === 0 ? targets : [...targets].reverse());
+  const loopP99: Record<string, number[]> = {};
 
   for (let r = 0; r < ROUNDS; r++) {
     for (const t of order(r)) {
+      const lagged = flags['request-log'] && (t.name === 'router' || t.name === 'nolog');
+      if (lagged) await eventLoopP99Ms(t); // resets the router's event-loop histogram
       const res = await runWrk(wrk, script, t, 32, C32_S);
+      if (lagged) (loopP99[t.name] ??= []).push(await eventLoopP99Ms(t));
       (c32[label(t)] ??= []).push(res);
       progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req${res.errors ? `  ERRORS ${res.errors}` : ''}`);
     }
@@ -812,6 +844,7 @@ async function main(): Promise<void> {
     { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: others(addedTtfb1), byRound: addedByRound(s1, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: others(addedTtfb16), byRound: addedByRound(s16, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
+    ...(c32.nolog ? [requestLogBudget(c32, loopP99)] : []),
     { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
     { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
   ];

@@ -8,6 +8,7 @@ import { serveDataPlane } from './http/data-plane.ts';
 import { admitAtEdge } from './http/edge.ts';
 import { applyConnectionLimits, checkingIntervalMs } from './http/connections.ts';
 import { publicUpstreamView, statsDetail } from './admin/stats-view.ts';
+import { requestLogApi } from './reqlog/api.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
 import { uiRouter } from './ui/routes.ts';
@@ -25,6 +26,7 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
   app.disable('x-powered-by');
   app.set('etag', false);
   const sessions = new UiSessions();
+  app.use('/admin/api', requestLogApi(svc, sessions));
   app.use('/admin', adminRouter(svc, opts.recovery, sessions));
   if (opts.extra) app.use(opts.extra.path, opts.extra.router);
   app.get(/^\/ui$/, (_req, res) => res.redirect(308, '/ui/'));

@@ -25,6 +25,7 @@ export const ERROR_CATALOGUE = {
   upstream_saturated: { status: 503, type: 'server_error' },
   upstream_unavailable: { status: 503, type: 'server_error' },
   upstream_error: { status: 502, type: 'server_error' },
+  request_log_unavailable: { status: 503, type: 'server_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const;
 

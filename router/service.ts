@@ -5,6 +5,9 @@ import { PolicyStore, type ReloadResult } from './policy/store.ts';
 import { PolicyError } from './policy/load.ts';
 import { openLogs, type RouterLogs } from './obs/logs.ts';
 import { KeyService } from './keys/service.ts';
+import { join } from 'node:path';
+import { decisionLogSink, type RequestSink } from './obs/request-record.ts';
+import { RequestLog } from './reqlog/request-log.ts';
 import { RouterMetrics } from './obs/metrics.ts';
 import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
@@ -18,7 +21,7 @@ export interface ServiceOptions {
   policy: CompiledPolicy;
   policyPath?: string | undefined;
   logDir: string;
-  /** $HOMELAB_ROUTER_DATA_DIR: keys.db lives here. Undefined: keys in memory only (tests). */
+  /** $HOMELAB_ROUTER_DATA_DIR: keys.db and requests.db. Undefined: keys in memory only and no request log (tests). */
   dataDir?: string | undefined;
   adminToken?: string | undefined;
   quiet?: boolean;
@@ -27,6 +30,8 @@ export interface ServiceOptions {
   processMetrics?: boolean;
   /** This router's id among replicas when the policy's cluster block names none. */
   replicaId?: string;
+  /** False: no request log even with a data directory (tests that only need keys.db). */
+  requestLog?: boolean;
 }
 
 /** The cluster block with this replica's id: the policy's, else $HOMELAB_ROUTER_REPLICA_ID, else the host name. */
@@ -62,6 +67,9 @@ export class RouterService {
   readonly keys: KeyService;
   /** Set when the policy has a cluster block: slots, drains and health shared through Redis. */
   readonly cluster: Cluster | undefined;
+  /** Every finished /v1/* request's record goes to each of these. */
+  readonly requestSinks: RequestSink[];
+  readonly requestLog: RequestLog | undefined;
   readonly adminToken: string | undefined;
   readonly startedAt = Date.now();
   readonly reloadHistory: ReloadEvent[] = [];
@@ -89,6 +97,11 @@ export class RouterService {
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
     this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg), ...(cluster ? { limits: cluster.keyLimits } : {}) });
+    this.requestSinks = [decisionLogSink(this.logs.decision)];
+    if (opts.dataDir !== undefined && opts.requestLog !== false) {
+      this.requestLog = new RequestLog({ path: join(opts.dataDir, 'requests.db'), policy: () => this.store.current, metrics: this.metrics, log: this.logs.service });
+      this.requestSinks.push(this.requestLog);
+    }
   }
 
   /**
@@ -163,6 +176,7 @@ export class RouterService {
     await this.schemas.close();
     this.keys.close();
     await this.cluster?.close();
+    await this.requestLog?.close();
     this.logs.flush();
   }
 }

@@ -1,4 +1,5 @@
-// drain / undrain / upstreams against a running router's admin API.
+// Calls to a running router's admin API for the CLI: drain / undrain / upstreams here, and the
+// transport that `keys`, `requests` and `usage` use too.
 
 interface Upstream {
   route: string;
@@ -25,7 +26,7 @@ export function adminBase(url: string | undefined): string | null {
 }
 
 /** One admin API call; errors are printed and give ok: false. */
-export async function adminFetch(base: string, method: string, path: string, body?: unknown): Promise<{ ok: boolean; body: any }> {
+export async function adminCall(base: string, method: string, path: string, body?: unknown): Promise<{ ok: boolean; body: any }> {
   let res: Response;
   try {
     res = await fetch(base + path, {
@@ -42,30 +43,23 @@ export async function adminFetch(base: string, method: string, path: string, bod
   return { ok: res.ok, body: parsed };
 }
 
+/** A call to a running router's admin API: its JSON body, or the exit code after saying why on stderr. */
+export async function adminFetch(path: string, opts: { url: string | undefined; method?: string }): Promise<{ ok: true; body: any } | { ok: false; code: number }> {
+  const base = adminBase(opts.url);
+  if (base === null) return { ok: false, code: 2 };
+  const r = await adminCall(base, opts.method ?? 'GET', path);
+  return r.ok ? { ok: true, body: r.body } : { ok: false, code: 1 };
+}
+
 export async function adminCommand(command: 'drain' | 'undrain' | 'upstreams', route: string | undefined, opts: { url: string | undefined; json: boolean }): Promise<number> {
-  const base = (opts.url ?? process.env.HOMELAB_ROUTER_URL ?? 'http://127.0.0.1:4000').replace(/\/$/, '');
-  const token = process.env.HOMELAB_ROUTER_ADMIN_TOKEN;
-  if (!token) {
-    console.error('HOMELAB_ROUTER_ADMIN_TOKEN is not set: export the token the router was started with.');
-    return 2;
-  }
   if (command !== 'upstreams' && !route) {
     console.error(`usage: homelab-router ${command} <route>`);
     return 2;
   }
   const path = command === 'upstreams' ? '/admin/upstreams' : `/admin/${command}/${encodeURIComponent(route!)}`;
-  let res: Response;
-  try {
-    res = await fetch(base + path, { method: command === 'upstreams' ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}` } });
-  } catch (err) {
-    console.error(`cannot reach the router at ${base}: ${(err as Error).message}`);
-    return 1;
-  }
-  const body = (await res.json().catch(() => null)) as any;
-  if (!res.ok) {
-    console.error(`${res.status}: ${body?.error?.message ?? res.statusText}`);
-    return 1;
-  }
+  const got = await adminFetch(path, { url: opts.url, method: command === 'upstreams' ? 'GET' : 'POST' });
+  if (!got.ok) return got.code;
+  const body = got.body;
   if (opts.json) {
     console.log(JSON.stringify(body, null, 2));
     return 0;
@@ -90,6 +84,11 @@ function printTable(rows: Upstream[]): void {
     u.model,
     (u.last_error ?? '').slice(0, 60),
   ]);
+  console.log(formatTable(head, cells));
+}
+
+/** Columns padded to their widest cell, two spaces apart; `right` lists the right-aligned ones. */
+export function formatTable(head: string[], cells: string[][], right: ReadonlySet<number> = new Set()): string {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  for (const row of [head, ...cells]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  return [head, ...cells].map((row) => row.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }

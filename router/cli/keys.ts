@@ -1,5 +1,5 @@
 // `homelab-router keys create|list|rotate|revoke` against a running router's /admin/keys.
-import { adminBase, adminFetch } from './admin-client.ts';
+import { adminBase, adminCall } from './admin-client.ts';
 
 export const KEYS_USAGE = `usage: homelab-router keys create NAME [--models M1,M2] [--endpoints E1,E2] [--rpm N] [--max-in-flight N] [--monthly-tokens N] [--expires ISO] [--admin]
        homelab-router keys list [--json]
@@ -68,7 +68,7 @@ export async function keysCommand(args: string[], flags: KeysFlags): Promise<num
     if (flags.endpoints !== undefined) body.endpoints = list(flags.endpoints);
     if (flags.expires !== undefined) body.expires_at = flags.expires;
     if (flags.admin) body.admin = true;
-    const r = await adminFetch(base, 'POST', '/admin/keys', body);
+    const r = await adminCall(base, 'POST', '/admin/keys', body);
     if (!r.ok) return 1;
     if (flags.json) console.log(JSON.stringify(r.body, null, 2));
     else {
@@ -77,7 +77,7 @@ export async function keysCommand(args: string[], flags: KeysFlags): Promise<num
     }
     return 0;
   }
-  const found = await adminFetch(base, 'GET', '/admin/keys');
+  const found = await adminCall(base, 'GET', '/admin/keys');
   if (!found.ok) return 1;
   const key = (found.body.keys as KeyView[]).find((k) => (k.name === name || k.id === name) && !k.revoked);
   if (!key) {
@@ -85,13 +85,13 @@ export async function keysCommand(args: string[], flags: KeysFlags): Promise<num
     return 1;
   }
   if (verb === 'rotate') {
-    const r = await adminFetch(base, 'POST', `/admin/keys/${encodeURIComponent(key.id)}/rotate`);
+    const r = await adminCall(base, 'POST', `/admin/keys/${encodeURIComponent(key.id)}/rotate`);
     if (!r.ok) return 1;
     if (flags.json) console.log(JSON.stringify(r.body, null, 2));
     else console.log(`rotated key "${key.name}" (${key.id}); the old key stops working now. New key, shown this once:\n\n${r.body.key}`);
     return 0;
   }
-  const r = await adminFetch(base, 'DELETE', `/admin/keys/${encodeURIComponent(key.id)}`);
+  const r = await adminCall(base, 'DELETE', `/admin/keys/${encodeURIComponent(key.id)}`);
   if (!r.ok) return 1;
   console.log(`revoked key "${key.name}" (${key.id})`);
   return 0;
@@ -100,7 +100,7 @@ export async function keysCommand(args: string[], flags: KeysFlags): Promise<num
 async function listKeys(flags: KeysFlags): Promise<number> {
   const base = adminBase(flags.url);
   if (base === null) return 2;
-  const r = await adminFetch(base, 'GET', '/admin/keys');
+  const r = await adminCall(base, 'GET', '/admin/keys');
   if (!r.ok) return 1;
   const keys = r.body.keys as KeyView[];
   if (flags.json) {

@@ -20,6 +20,8 @@ const USAGE = `usage: homelab-router <command> [options]
   keys create NAME [--models M1,M2] [--endpoints E1,E2] [--rpm N] [--max-in-flight N]
        [--monthly-tokens N] [--expires ISO] [--admin]     create an API key (shown once)
   keys list | keys rotate NAME | keys revoke NAME     manage the keys of a running router
+  requests [--since 1h] [--route R] [--status 5xx] [--client C] [--json]   recent requests from the request log
+  usage [--range 7d] [--by client] [--json]  requests, errors, latency, tokens and cost-equivalent per route, client, ...
 
   Running-router commands use --url (default $HOMELAB_ROUTER_URL or http://127.0.0.1:4000)
   and $HOMELAB_ROUTER_ADMIN_TOKEN.`;
@@ -64,6 +66,9 @@ function parseFlags(rest: string[]): ReturnType<typeof parseArgs<{ args: string[
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // These parse their own flags.
+  if (command === 'requests') return (await import('./requests.ts')).requestsCommand(rest);
+  if (command === 'usage') return (await import('./requests.ts')).usageCommand(rest);
   const parsed = parseFlags(rest);
   if (!parsed) return 2;
   const { values, positionals } = parsed;

@@ -102,6 +102,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log.info({ signal, in_flight: svc.states.all().reduce((n, r) => n + r.admission.inFlight, 0) }, 'shutting down: no new connections, draining requests');
     server.close();
     server.closeIdleConnections();
+    svc.requestLog?.endFeeds();
     const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
     server.once('close', () => {
       clearTimeout(force);

@@ -27,10 +27,12 @@ export function modelList(policy: CompiledPolicy, created: number): unknown {
 }
 
 export function handleModels(req: IncomingMessage, res: ServerResponse, svc: RouterService): void {
-  const list = modelList(svc.policy, Math.floor(svc.startedAt / 1000)) as { object: string; data: Array<{ id: string }> };
+  const scope = openScope(req, res, svc);
+  const list = modelList(scope.policy, Math.floor(svc.startedAt / 1000)) as { object: string; data: Array<{ id: string }> };
   // A key sees the models it may use (SPEC §12), so a client's model picker offers only those.
   const key = grantOf(req)?.key;
-  sendJson(res, 200, key ? { ...list, data: list.data.filter((m) => key.modelAllowed(m.id)) } : list);
+  sendJson(res, 200, key ? { ...list, data: list.data.filter((m) => key.modelAllowed(m.id)) } : list, { 'x-request-id': scope.requestId });
+  recordOutcome(scope, svc, { endpoint: 'models', decision: undefined, result: undefined, status: 200, stream: false });
 }
 
 /** GET /v1/models/{id}: one entry of the list (ids contain `/`, so the rest of the path is the id). */
@@ -103,13 +105,15 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
   let result: ForwardResult | undefined;
   let status = 200;
   let errorCode: string | undefined;
+  let model: string | undefined;
   try {
     const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
     const body = validateEmbeddingsBody(value);
+    model = body.model;
     if (scope.grant) await svc.keys.checkModel(scope.grant, body.model, { prompt: embeddingTokens(body.input), answer: 0 });
     decision = decideEmbeddings(body.model, scope.policy, svc.states.view);
     if (decision.error) throw decision.error;
-    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
+    result = await forward({ requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/embeddings', body, rawBody: text, stream: false, attempts: scope.attempts }, { states: svc.states, metrics: svc.metrics, logs: svc.logs });
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;
@@ -119,6 +123,6 @@ export async function handleEmbeddings(req: IncomingMessage, res: ServerResponse
     status = sendError(res, err, decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.intended, decision.reason, []) : { 'x-request-id': scope.requestId });
     errorCode = err instanceof RouterError ? err.code : 'internal_error';
   } finally {
-    recordOutcome(scope, svc, { endpoint: 'embeddings', decision, result, status, errorCode, stream: false });
+    recordOutcome(scope, svc, { endpoint: 'embeddings', model, decision, result, status, errorCode, stream: false });
   }
 }

@@ -12,6 +12,7 @@ import { decodeJson, readBody } from './body.ts';
 import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
 import { header, sendError, sendJson } from './respond.ts';
 import { validateChatBody } from './validate.ts';
+import { ResponseCapture, storesPayloads } from '../reqlog/payload-capture.ts';
 
 async function readChat(req: IncomingMessage, scope: RequestScope): Promise<{ body: ChatBody; text: string }> {
   const { value, text } = decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
@@ -48,9 +49,12 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
   let status = 200;
   let errorCode: string | undefined;
   let synthetic = false;
+  let payloadText: string | undefined;
+  const capture = storesPayloads(scope.policy.policy, svc.requestLog !== undefined) ? new ResponseCapture(scope.policy.policy.request_log.payload_max_bytes) : undefined;
   try {
     let read: { body: ChatBody; text: string } | undefined = await readChat(req, scope);
     body = read.body;
+    if (capture) payloadText = read.text;
     const facts = factsFor(body, scope);
     // The key's model allowlist and token reservation, before any routing work (SPEC §12).
     if (scope.grant) {
@@ -59,7 +63,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
     }
     decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
-    const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true };
+    const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true, attempts: scope.attempts, tap: capture?.tap };
     // The text is the exchange's alone from here, so it can let go of it (see forward.ts).
     read = undefined;
     const deps = forwardDeps(svc);
@@ -67,6 +71,8 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
       const fc = await forwardFailClosed(exchange, deps, svc.schemas);
       result = fc.result;
       synthetic = fc.synthetic;
+      const captured = fc.result.delivery?.captured;
+      if (capture && captured) capture.push(captured.bytes);
     } else {
       result = await forward(exchange, deps);
     }
@@ -82,22 +88,31 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, 'unexpected error in chat handler');
   } finally {
     const prompt = scope.policy.policy.logging.prompts && body ? body.messages.map(messageText).join('\n') : undefined;
-    recordOutcome(scope, svc, { endpoint: 'chat', decision, result, status, errorCode, stream: body?.stream === true, prompt, synthetic });
+    const payload = capture && payloadText !== undefined ? { request: payloadText, response: capture.text() } : undefined;
+    recordOutcome(scope, svc, { endpoint: 'chat', model: body?.model, decision, result, status, errorCode, stream: body?.stream === true, prompt, synthetic, payload });
   }
 }
 
 export async function handleExplain(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
+  let body: ChatBody | undefined;
+  let decision: Decision | undefined;
+  let status = 200;
+  let errorCode: string | undefined;
   try {
-    const { body } = await readChat(req, scope);
+    body = (await readChat(req, scope)).body;
     if (scope.grant) {
       svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
       await svc.keys.checkModel(scope.grant, body.model);
     }
-    const d = decideFor(req, factsFor(body, scope), scope, svc);
-    sendJson(res, 200, explainBody(d, scope), { 'x-request-id': scope.requestId });
+    decision = decideFor(req, factsFor(body, scope), scope, svc);
+    sendJson(res, 200, explainBody(decision, scope), { 'x-request-id': scope.requestId });
   } catch (err) {
-    sendError(res, err, { 'x-request-id': scope.requestId });
+    status = sendError(res, err, { 'x-request-id': scope.requestId });
+    errorCode = err instanceof RouterError ? err.code : 'internal_error';
+  } finally {
+    // In the request log (it is a /v1/* request), not in the decision log: nothing was routed.
+    recordOutcome(scope, svc, { endpoint: 'explain', model: body?.model, decision, result: undefined, status, errorCode, stream: false });
   }
 }
 

@@ -8,8 +8,22 @@ import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReady
 import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
 import { keyGate } from '../keys/gate.ts';
 import { sendError } from './respond.ts';
+import { openScope, requestRecord } from './exchange.ts';
+import type { Endpoint } from '../obs/request-record.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;
+
+/** The request log's name for each /v1/* endpoint (a refused method is logged too). */
+const ENDPOINTS: Record<string, Endpoint> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/embeddings': 'embeddings',
+  '/v1/messages': 'messages',
+  '/v1/messages/count_tokens': 'count_tokens',
+  '/v1/responses': 'responses',
+  '/v1/completions': 'completions',
+  '/v1/route/explain': 'explain',
+  '/v1/models': 'models',
+};
 
 const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/v1/chat/completions': { POST: handleChat },
@@ -53,7 +67,11 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
   const handler = methods[method] ?? (method === 'HEAD' ? methods.GET : undefined);
   if (!handler) {
     const allow = allowed(methods);
-    sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.replace(/, /g, ' or ')}.`), { allow });
+    const logged = ENDPOINTS[endpoint];
+    const scope = logged ? openScope(req, res, svc) : undefined;
+    const status = sendError(res, new RouterError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.replace(/, /g, ' or ')}.`), { allow });
+    // The request log only: the decision log and the request metrics never counted these.
+    if (scope && logged) svc.requestLog?.write(requestRecord(scope, { endpoint: logged, decision: undefined, result: undefined, status, errorCode: 'method_not_allowed', stream: false }));
     return true;
   }
   // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.

@@ -1,9 +1,11 @@
 // What every routed request shares: its id, its start time, one policy snapshot, a signal
-// that fires when the client goes away, and the one decision-log line written at its end.
+// that fires when the client goes away, and the one typed record handed to the request sinks
+// (the decision log, the request log) at its end.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../decide/engine.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ForwardResult } from '../proxy/forward.ts';
+import { isDecision, type Attempt, type Endpoint, type RequestRecord } from '../obs/request-record.ts';
 import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
 import { grantOf } from '../keys/gate.ts';
@@ -18,13 +20,19 @@ export interface RequestScope {
   client: Abortable;
   /** The API key's hold on this request (SPEC §12): settled by recordOutcome. */
   grant?: KeyGrant | undefined;
-  /** The API key's name: the request log's `client` (undefined: no key was used). */
+  /** The API key's name: the request log's `client` (undefined: no key was used, the address is). */
   keyName?: string | undefined;
+  /** The client's address and user agent, for the request log. */
+  remote: string;
+  userAgent: string | null;
+  /** Each route tried, pushed by the proxy's chain walk. */
+  attempts: Attempt[];
 }
 
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
   const grant = grantOf(req);
-  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name };
+  const ua = req.headers['user-agent'];
+  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name, remote: req.socket.remoteAddress ?? 'unknown', userAgent: ua ?? null, attempts: [] };
 }
 
 /**
@@ -47,7 +55,9 @@ class ClientSignal extends Abortable {
 }
 
 export interface Outcome {
-  endpoint: 'chat' | 'embeddings' | 'messages' | 'responses' | 'completions';
+  endpoint: Endpoint;
+  /** The `model` the client asked for. */
+  model?: string | undefined;
   decision: Decision | undefined;
   result: ForwardResult | undefined;
   status: number;
@@ -55,50 +65,63 @@ export interface Outcome {
   stream: boolean;
   prompt?: string | undefined;
   synthetic?: boolean;
+  payload?: RequestRecord['payload'];
 }
 
-/** One line in router-decisions.jsonl and the request metrics, for every routed request. */
+/** The request's record, handed to every sink (decision log, request log), and the request metrics. */
 export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcome): void {
-  const latencyMs = Date.now() - scope.startedAt;
-  const d = o.decision;
-  const route = o.result?.route ?? d?.route ?? 'none';
-  const reason = o.result?.reason ?? d?.reason ?? 'invalid_request';
   const usage = o.result?.delivery?.usage ?? null;
-  const ttfbMs = o.result?.delivery?.ttfbMs ?? null;
-  const status = o.result?.clientGone ? 499 : o.status;
   // Reached: an upstream answered, or was asked when the client left (it may have generated).
   if (scope.grant) svc.keys.finish(scope.grant, usage, o.result != null && (o.result.delivery != null || (o.result.clientGone && o.result.path.length > 0)));
-  svc.logs.decision({
-    request_id: scope.requestId,
-    client: scope.keyName,
-    endpoint: o.endpoint,
-    bucket: d?.bucket ?? null,
-    route: route === 'none' ? null : route,
-    reason,
-    fallback_path: o.result?.path.join('>') ?? d?.skipped.map((s) => s.route).join('>') ?? '',
-    status,
-    error: o.errorCode ?? (o.result?.delivery?.upstreamError ? 'upstream_error' : undefined),
-    latency_ms: latencyMs,
-    ttfb_ms: ttfbMs,
-    stream: o.stream,
-    pinned: d?.pinned ?? false,
-    has_image: d?.hasImage ?? false,
-    estimated_tokens: d?.estimatedTokens ?? null,
-    size_tier: d?.sizeTier ?? null,
-    max_tokens_sent: o.result?.maxTokensSent,
-    tokens: usage ? { prompt: usage.prompt, completion: usage.completion } : null,
-    synthetic: o.synthetic || undefined,
-    policy_hash: scope.policy.hash,
-    prompt: o.prompt,
-  });
+  const record = requestRecord(scope, o);
+  for (const sink of svc.requestSinks) sink.write(record);
+  if (!isDecision(o.endpoint)) return;
+  const route = record.route ?? 'none';
   const m = svc.metrics;
-  m.requests.inc({ route, bucket: d?.bucket ?? 'none', reason, code: String(status) });
+  m.requests.inc({ route, bucket: record.bucket ?? 'none', reason: record.reason, code: String(record.status) });
   if (route !== 'none') {
-    m.duration.observe({ route }, latencyMs / 1000);
-    if (ttfbMs !== null) m.ttfb.observe({ route }, ttfbMs / 1000);
-    if (usage) {
-      m.tokens.inc({ route, type: 'prompt' }, usage.prompt);
-      m.tokens.inc({ route, type: 'completion' }, usage.completion);
+    m.duration.observe({ route }, record.duration_ms / 1000);
+    if (record.ttfb_ms !== null) m.ttfb.observe({ route }, record.ttfb_ms / 1000);
+    if (record.prompt_tokens !== null) {
+      m.tokens.inc({ route, type: 'prompt' }, record.prompt_tokens);
+      m.tokens.inc({ route, type: 'completion' }, record.completion_tokens ?? 0);
     }
   }
+}
+
+export function requestRecord(scope: RequestScope, o: Outcome): RequestRecord {
+  const d = o.decision;
+  const route = o.result?.route ?? d?.route ?? null;
+  const usage = o.result?.delivery?.usage ?? null;
+  return {
+    request_id: scope.requestId,
+    ts: scope.startedAt,
+    endpoint: o.endpoint,
+    client: scope.keyName ?? scope.remote,
+    key_name: scope.keyName ?? null,
+    user_agent: scope.userAgent,
+    model: o.model ?? null,
+    bucket: d?.bucket ?? null,
+    route,
+    served_model: route !== null && Object.hasOwn(scope.policy.policy.routes, route) ? scope.policy.route(route).model : null,
+    reason: o.result?.reason ?? d?.reason ?? (o.status < 400 ? o.endpoint : 'invalid_request'),
+    fallback_path: o.result?.path.join('>') ?? d?.skipped.map((s) => s.route).join('>') ?? '',
+    status: o.result?.clientGone ? 499 : o.status,
+    error_code: o.errorCode ?? (o.result?.delivery?.upstreamError ? 'upstream_error' : null),
+    stream: o.stream,
+    ttfb_ms: o.result?.delivery?.ttfbMs ?? null,
+    duration_ms: Date.now() - scope.startedAt,
+    prompt_tokens: usage ? usage.prompt : null,
+    completion_tokens: usage ? usage.completion : null,
+    estimated_tokens: d?.estimatedTokens ?? null,
+    max_tokens_sent: o.result?.maxTokensSent,
+    attempts: scope.attempts,
+    decision: d
+      ? { scores: d.scores, matched: d.matched, pinned: d.pinned, has_image: d.hasImage, size_tier: d.sizeTier, intended_route: d.intended, skipped: d.skipped }
+      : null,
+    policy_hash: scope.policy.hash,
+    synthetic: o.synthetic ?? false,
+    prompt: o.prompt,
+    payload: o.payload,
+  };
 }

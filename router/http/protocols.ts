@@ -109,6 +109,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
       body: parsed.chat,
       stream: parsed.stream,
       dialect,
+      attempts: scope.attempts,
     };
     if (isFailClosedRequest(decision, parsed.chat)) {
       const fc = await forwardFailClosedTranslated(exchange, forwardDeps(svc), svc.schemas, parsed.stream);
@@ -129,7 +130,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
   } finally {
     const prompt = scope.policy.policy.logging.prompts && parsed ? parsed.chat.messages.map(messageText).join('\n') : undefined;
-    recordOutcome(scope, svc, { endpoint: ep.name, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic });
+    recordOutcome(scope, svc, { endpoint: ep.name, model: parsed?.chat.model, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic });
   }
 }
 

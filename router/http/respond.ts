@@ -1,9 +1,9 @@
 // Writing JSON and errors. Every error the router itself produces goes out through sendError,
 // in the OpenAI envelope, with whatever decision headers exist at that point.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { asRouterError } from '../errors.ts';
 import { isLingering } from './body.ts';
+import { uuidv7 } from '../request-id.ts';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
@@ -33,7 +33,7 @@ const SAFE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 export function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'] ?? req.headers['x-correlation-id'];
   const id = Array.isArray(given) ? given[0] : given;
-  return id !== undefined && SAFE_ID.test(id) ? id : randomUUID();
+  return id !== undefined && SAFE_ID.test(id) ? id : uuidv7();
 }
 
 export function header(req: IncomingMessage, name: string): string | undefined {

@@ -29,6 +29,12 @@ export class RouterMetrics {
   readonly clientRequests = new Counter({ name: 'homelab_router_client_requests_total', help: 'Requests made with an API key, by key name (client) and HTTP status; refusals of unknown keys count as client "none".', labelNames: ['client', 'code'] as const, registers: [this.registry] });
   readonly clientTokens = new Counter({ name: 'homelab_router_client_tokens_total', help: 'Tokens reported by upstreams for requests made with an API key, by key name (client) and type (prompt|completion).', labelNames: ['client', 'type'] as const, registers: [this.registry] });
   readonly policyInfo = new Gauge({ name: 'homelab_router_policy_info', help: 'The active policy hash (value always 1).', labelNames: ['hash'] as const, registers: [this.registry] });
+  // The request log (SPEC §10): rows written, rows dropped (queue full, or the database could not
+  // be written), rows waiting, and whether the database is being written.
+  readonly requestLogWritten = new Counter({ name: 'homelab_router_request_log_written_total', help: 'Request-log rows written to requests.db.', registers: [this.registry] });
+  readonly requestLogDropped = new Counter({ name: 'homelab_router_request_log_dropped_total', help: 'Request-log rows lost, by reason (queue_full|write_failed).', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly requestLogQueued = new Gauge({ name: 'homelab_router_request_log_queue_rows', help: 'Request-log rows waiting to be written.', registers: [this.registry] });
+  readonly requestLogUp = new Gauge({ name: 'homelab_router_request_log_up', help: '1 while requests.db is being written, 0 while rows are dropped.', registers: [this.registry] });
   readonly lastReload = new Gauge({ name: 'homelab_router_policy_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful policy load.', registers: [this.registry] });
 
   constructor(states: () => RouteStates, opts: { processMetrics?: boolean } = {}) {

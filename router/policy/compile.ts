@@ -124,6 +124,10 @@ export function semanticErrors(p: Policy): string[] {
   }
   if (p.health.ejection_max_s < p.health.ejection_base_s) errors.push(`health.ejection_max_s: must be at least health.ejection_base_s (${p.health.ejection_base_s})`);
   errors.push(...authErrors(p));
+  // Cost-equivalent: each reference names a route or a served model.
+  for (const key of Object.keys(p.pricing.reference)) {
+    if (!exists(key) && !owner.has(key)) errors.push(`pricing.reference.${key}: no route or served model named "${key}"`);
+  }
   if (p.size_tiers.medium >= p.size_tiers.large) errors.push(`size_tiers.large: must be greater than size_tiers.medium (${p.size_tiers.medium})`);
   return errors;
 }

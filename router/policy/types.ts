@@ -134,6 +134,8 @@ export interface Policy {
     allowed_hosts: string[];
   };
   logging: { prompts: boolean };
+  request_log: RequestLogConfig;
+  pricing: PricingConfig;
   classifier: {
     scope: ClassifierScope;
     tie_break: string[];
@@ -191,4 +193,20 @@ export interface ClusterConfig {
   /** Per-command timeout towards Redis, ms. */
   command_timeout_ms: number;
   key_prefix: string;
+}
+
+export interface RequestLogConfig {
+  enabled: boolean;
+  retention_days: number;
+  rollup_retention_days: number;
+  store_payloads: boolean;
+  payload_retention_days: number;
+  payload_max_bytes: number;
+}
+
+export interface PricingConfig {
+  /** Route name or served model → catalogue model ("provider/model"). */
+  reference: Record<string, string>;
+  /** "provider/model" → USD per million tokens. */
+  overrides: Record<string, { input_per_mtok: number; output_per_mtok: number }>;
 }

@@ -43,6 +43,7 @@ export async function deliver(
     headers['content-length'] = String(outcome.bodyBytes.length);
     res.writeHead(outcome.status, headers);
     res.end(outcome.bodyBytes);
+    ex.tap?.(outcome.bodyBytes);
     return done(outcome.status, null, Date.now() - ex.startedAt, false, ex);
   }
 
@@ -53,6 +54,7 @@ export async function deliver(
     headers['content-length'] = String(read.bytes.length);
     res.writeHead(outcome.status, headers);
     res.end(read.bytes);
+    ex.tap?.(read.bytes);
     return done(outcome.status, usageInBytes(read.bytes), Date.now() - ex.startedAt, false, ex);
   }
 
@@ -61,7 +63,7 @@ export async function deliver(
   headers['x-accel-buffering'] = 'no';
   res.writeHead(outcome.status, headers);
   res.flushHeaders();
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined);
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end();
@@ -119,7 +121,7 @@ async function deliverTranslated(
   const stream = answer.stream();
   writeStreamHead(res, outcome.status, own);
   res.write(stream.start());
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream);
+  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream, true, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end(stream.end());

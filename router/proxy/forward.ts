@@ -10,6 +10,7 @@ import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { withoutBodyText } from '../upstream/redact.ts';
 import { isLoadingAnswer } from '../upstream/adapters.ts';
 import { retryAfterSeconds } from '../upstream/retry-estimate.ts';
+import type { Attempt } from '../obs/request-record.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
 import { DeadlineSignal, type Abortable } from './signals.ts';
@@ -45,6 +46,10 @@ export interface Exchange {
   capture?: boolean;
   /** Another client protocol (SPEC §13): what each route is sent, and how its answer is translated. */
   dialect?: Dialect;
+  /** Each route tried is pushed here (shared by copies of the exchange, so retries add to it). */
+  attempts?: Attempt[];
+  /** Sees the response bytes as they go to the client (request_log.store_payloads). */
+  tap?: ((chunk: Buffer) => void) | undefined;
 }
 
 export interface ForwardResult {
@@ -97,9 +102,11 @@ async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, dea
     const own = decisionHeaders(ex, route, reason, path);
     const sentMax = rt ? clampFor(ex, rt.config.context_tokens) : undefined;
     if (sentMax !== undefined) own['x-homelab-max-tokens'] = String(sentMax);
+    const tried = Date.now();
     const outcome: RouteOutcome = rt
       ? await tryRoute(rt, ex, signal, deadline, own, sentMax)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
+    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted));
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
     }
@@ -187,6 +194,13 @@ async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: Deadline
   } finally {
     slot.release();
   }
+}
+
+function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean): Attempt {
+  const ms = Date.now() - since;
+  if (o.kind === 'aborted' || clientGone) return { route, outcome: 'client_gone', ms };
+  if (o.kind === 'delivered') return { route, outcome: o.delivery.upstreamError ? 'mid_stream' : 'ok', ms, status: o.delivery.status };
+  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: o.detail };
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {

@@ -177,6 +177,8 @@ export function relayEventStream(
   translate?: { push(chunk: Buffer): string },
   /** Chat streams end with `data: [DONE]`; Anthropic and Responses streams end without one. */
   requireDone = true,
+  /** Sees the bytes as they go to the client (request_log.store_payloads). */
+  tap?: (chunk: Buffer) => void,
 ): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let chunks = 0;
@@ -228,8 +230,12 @@ export function relayEventStream(
           body.pause();
           return failed(err as Error);
         }
+        if (out !== '' && tap) tap(Buffer.from(out));
         if (out === '' || res.write(out)) return;
-      } else if (res.write(chunk)) return;
+      } else {
+        if (tap) tap(chunk);
+        if (res.write(chunk)) return;
+      }
       body.pause();
       waitingForDrain = true;
       void drained(res, stallMs).then((ok) => {

@@ -1,6 +1,9 @@
 // The real `homelab-router` bin as a child process: one-shot commands through execFile, and
 // `serve` as a long-running router whose address is read from its own "listening" log line.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pollUntil } from './poll.ts';
 
@@ -13,11 +16,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Environment without the caller's HOMELAB_ROUTER_* settings, plus `extra`. */
+/**
+ * Environment without the caller's HOMELAB_ROUTER_* settings, plus `extra`. The data directory
+ * (requests.db) is a fresh temp folder unless `extra` names one, so no test writes ./data.
+ */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HOMELAB_ROUTER_')) env[k] = v;
-  return { ...env, ...extra };
+  return { ...env, HOMELAB_ROUTER_DATA_DIR: mkdtempSync(join(tmpdir(), 'hr-cli-data-')), ...extra };
 }
 
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {

@@ -41,7 +41,7 @@ export interface LabOptions {
   /** Options for the HTTP app; a function gets the service first (host telemetry needs its registry). */
   app?: AppOptions | ((svc: RouterService) => AppOptions);
   logDir?: string;
-  /** $HOMELAB_ROUTER_DATA_DIR of the router (keys.db); a fresh temp dir by default. */
+  /** $HOMELAB_ROUTER_DATA_DIR of the router. Given: keys.db and the request log there; not given: keys.db in a fresh temp dir and no request log. */
   dataDir?: string;
   /** Write the policy to a file in a temp folder and load it from there, so reloads can be tested. */
   policyFile?: boolean;
@@ -67,7 +67,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(policyPath, policyYaml);
   }
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'hr-data-'));
-  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
+  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, requestLog: opts.dataDir !== undefined, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
   await svc.start();
   const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
