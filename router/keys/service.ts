@@ -81,6 +81,22 @@ export interface KeyServiceOptions {
 const MODELS_PATH = '/v1/models';
 const KEY_ID_BYTES = 9;
 
+/**
+ * keys.db in the data directory; when it cannot be opened there, an in-memory one, said loudly:
+ * the router keeps routing (as with the request log), keys kept in the policy still work, and
+ * keys made at run time are refused after a restart until the directory is fixed.
+ */
+function openKeyDb(dir: string | undefined, warn: KeyServiceOptions['warn']): KeyDb {
+  try {
+    return new KeyDb(dir);
+  } catch (err) {
+    if (dir === undefined) throw err;
+    const msg = `${(err as Error).message}; API keys are kept in memory only until HOMELAB_ROUTER_DATA_DIR is fixed (keys created now are lost at restart, keys created before are not loaded)`;
+    (warn ?? ((m: string) => console.error(m)))(msg, { data_dir: dir });
+    return new KeyDb(undefined);
+  }
+}
+
 export class KeyService {
   readonly db: KeyDb;
   readonly limits: KeyLimitStore;
@@ -97,7 +113,7 @@ export class KeyService {
   readonly #timer: NodeJS.Timeout;
 
   constructor(opts: KeyServiceOptions) {
-    this.db = new KeyDb(opts.dataDir);
+    this.db = openKeyDb(opts.dataDir, opts.warn);
     this.#policy = opts.policy;
     this.#metrics = opts.metrics;
     this.#warn = opts.warn ?? (() => {});

@@ -3,7 +3,10 @@
 // drain and undrain from the page, the playground, sign-out, and no console errors anywhere.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pollUntil } from '../helpers/poll.ts';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { collectPageErrors, launchBrowser } from '../helpers/browser.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
@@ -25,7 +28,17 @@ async function shot(name: string): Promise<void> {
 }
 
 before(async () => {
-  lab = await startLab({ adminToken: TOKEN, policyFile: true });
+  // A data dir: the request log is on, so the log pages have rows to show.
+  lab = await startLab({ adminToken: TOKEN, policyFile: true, dataDir: mkdtempSync(join(tmpdir(), 'hr-ui-data-')) });
+  for (const text of ['Refactor this FastAPI handler and add pytest tests', 'tell me a joke', 'Compare event sourcing and CRUD: what are the trade-offs?']) {
+    const r = await fetch(`${lab.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: text }] }) });
+    await r.text();
+  }
+  await pollUntil('the request log to hold the three requests', async () => {
+    const res = await fetch(`${lab.base}/admin/api/requests`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const body = (await res.json()) as any;
+    return body.requests?.length >= 3 ? true : undefined;
+  });
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
@@ -55,6 +68,39 @@ test('ui – a wrong token is refused on the page; the right one signs in with a
   assert.equal(cookie?.sameSite, 'Strict');
   const stored = await page.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.documentElement.outerHTML');
   assert.ok(!stored.includes(TOKEN), 'the admin token must not stay in the page or its storage');
+});
+
+test('ui – the overview counts the requests the router logged, by route, with a chart', async () => {
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByTestId('overview-total-requests').waitFor();
+  assert.equal(await page.getByTestId('overview-total-requests').innerText(), '3');
+  await page.locator('.chart canvas').first().waitFor();
+  await shot('overview');
+});
+
+test('ui – the requests page lists each logged request, a row opens its detail with the decision and attempts', async () => {
+  await page.getByRole('link', { name: 'Requests', exact: true }).click();
+  const rows = page.locator('[data-testid="requests-table"] tbody tr[data-request-id]');
+  await rows.nth(2).waitFor();
+  assert.equal(await rows.count(), 3);
+  await shot('requests');
+  const id = await rows.first().getAttribute('data-request-id');
+  await rows.first().click();
+  await page.getByTestId('request-detail').waitFor();
+  assert.match(await page.getByTestId('request-detail').innerText(), new RegExp(id!));
+  await page.getByRole('heading', { name: 'Attempts' }).waitFor();
+  await shot('request-detail');
+});
+
+test('ui – the live tail shows a request as it finishes, and pauses', async () => {
+  await page.getByRole('link', { name: 'Requests', exact: true }).click();
+  const rows = page.locator('[data-testid="requests-table"] tbody tr[data-request-id]');
+  await rows.nth(2).waitFor();
+  const r = await fetch(`${lab.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'live-tail-probe' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: 'tell me a joke' }] }) });
+  await r.text();
+  await page.locator('[data-request-id="live-tail-probe"]').waitFor();
+  await page.getByTestId('live-toggle').click();
+  assert.equal(await page.getByTestId('live-toggle').getAttribute('aria-pressed'), 'false');
 });
 
 test('ui – the upstreams page shows a card per route, and drain / undrain from the page change the router', async () => {
@@ -114,8 +160,10 @@ test('ui – the page is readable on a phone and in the dark theme', async () =>
   await page.getByTestId('upstream-card').first().waitFor();
   const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   assert.ok(overflow <= 1, `the upstreams page scrolls sideways on a phone by ${overflow}px`);
+  const before = await page.evaluate<string>('document.documentElement.dataset.theme');
   await page.getByRole('button', { name: /theme/ }).click();
-  assert.equal(await page.evaluate<string>('document.documentElement.dataset.theme'), 'dark');
+  const other = before === 'dark' ? 'light' : 'dark';
+  await page.waitForFunction(`document.documentElement.dataset.theme === '${other}'`);
   await shot('upstreams-phone-dark');
   await page.getByRole('button', { name: /theme/ }).click();
   await page.setViewportSize({ width: 1280, height: 860 });

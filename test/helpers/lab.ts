@@ -67,8 +67,15 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(policyPath, policyYaml);
   }
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'hr-data-'));
-  const svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, requestLog: opts.dataDir !== undefined, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
-  await svc.start();
+  let svc: RouterService;
+  try {
+    svc = new RouterService({ policy: parsePolicyText(policyYaml, policyPath ?? 'test-policy'), policyPath, logDir, dataDir, requestLog: opts.dataDir !== undefined, adminToken: opts.adminToken, quiet: true, processMetrics: opts.processMetrics ?? false });
+    await svc.start();
+  } catch (err) {
+    // A lab that cannot start leaves nothing open behind it (a test file would never exit).
+    await Promise.all(Object.values(sims).map((s) => s.close()));
+    throw err;
+  }
   const server = createRouterServer(svc, typeof opts.app === 'function' ? opts.app(svc) : opts.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
