@@ -6,14 +6,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { countChars, estimateTokens, messageText, requestFacts, type ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
-import { asRouterError, RouterError } from '../errors.ts';
+import { RouterError } from '../errors.ts';
 import { decisionHeaders, forward, type Exchange, type ForwardResult } from '../proxy/forward.ts';
 import type { Dialect } from '../proxy/dialect.ts';
 import { isFailClosedRequest } from '../proxy/fail-closed.ts';
 import { anthropicToChat, type AnthropicRequest } from '../protocol/anthropic-request.ts';
 import { completionsToChat, type CompletionsRequest } from '../protocol/completions.ts';
 import { anthropicDialect, completionsDialect, responsesDialect } from '../protocol/dialects.ts';
-import { anthropicRouterError, type Rendered } from '../protocol/errors.ts';
 import { responsesToChat, type ResponsesRequest } from '../protocol/responses-request.ts';
 import type { RouterService } from '../service.ts';
 import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
@@ -32,50 +31,28 @@ interface ProtocolEndpoint<P extends Parsed> {
   name: 'messages' | 'responses' | 'completions';
   parse(value: unknown): P;
   dialect(p: P, inputEstimate: number, raw: string, value: Record<string, unknown>): Dialect;
-  /** A router error in the protocol's envelope. */
-  error(err: unknown): Rendered | null;
 }
 
 const MESSAGES: ProtocolEndpoint<AnthropicRequest> = {
   name: 'messages',
   parse: (v) => anthropicToChat(v),
   dialect: (p, est, raw, value) => anthropicDialect(p, est, raw, value),
-  error: anthropicRouterError,
 };
 
 const RESPONSES: ProtocolEndpoint<ResponsesRequest> = {
   name: 'responses',
   parse: responsesToChat,
   dialect: (p, est, raw) => responsesDialect(p, est, raw),
-  error: () => null,
 };
 
 const COMPLETIONS: ProtocolEndpoint<CompletionsRequest> = {
   name: 'completions',
   parse: completionsToChat,
   dialect: (p, _est, raw) => completionsDialect(p, raw),
-  error: () => null,
 };
 
-/** An error in the endpoint's envelope (the OpenAI one when it has none of its own). */
-function sendProtocolError(res: ServerResponse, ep: { error(err: unknown): Rendered | null }, err: unknown, headers: Record<string, string>): number {
-  const rendered = ep.error(err);
-  if (!rendered) return sendError(res, err, headers);
-  if (res.headersSent) {
-    res.destroy();
-    return rendered.status;
-  }
-  const e = asRouterError(err);
-  const extra: Record<string, string> = { ...headers };
-  if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
-  if (e.code === 'payload_too_large') extra.connection = 'close';
-  res.writeHead(rendered.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(rendered.body)), ...extra });
-  res.end(rendered.body);
-  return rendered.status;
-}
-
 async function readJson(req: IncomingMessage, scope: RequestScope): Promise<{ value: unknown; text: string }> {
-  return decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+  return decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
 }
 
 async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
@@ -120,11 +97,11 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;
-      status = sendProtocolError(res, ep, result.error, decisionHeaders({ requestId: scope.requestId, decision }, result.route, result.reason, result.path));
+      status = sendError(res, result.error, decisionHeaders({ requestId: scope.requestId, decision }, result.route, result.reason, result.path));
     }
   } catch (err) {
     const headers = decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.route ?? decision.intended, decision.reason, decision.skipped.map((s) => s.route)) : { 'x-request-id': scope.requestId };
-    status = sendProtocolError(res, ep, err, headers);
+    status = sendError(res, err, headers);
     errorCode = err instanceof RouterError ? err.code : 'internal_error';
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
   } finally {
@@ -175,6 +152,6 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
     if (counted !== null) return sendJson(res, 200, { input_tokens: counted }, headers);
     sendJson(res, 200, { input_tokens: estimateInputTokens(parsed.chat) }, { ...headers, 'x-homelab-estimated': '1' });
   } catch (err) {
-    sendProtocolError(res, MESSAGES, err, { 'x-request-id': scope.requestId });
+    sendError(res, err, { 'x-request-id': scope.requestId });
   }
 }

@@ -195,3 +195,34 @@ test('request: a tool call without a result gets a placeholder, a result without
     { role: 'user', content: 'Tool result (zzz): orphan' },
   ]);
 });
+
+test('error envelopes: one rule by path; Anthropic types for every status the router answers with', async () => {
+  const { envelopeFor, renderError } = await import('../../router/http/envelope.ts');
+  const { RouterError } = await import('../../router/errors.ts');
+  assert.equal(envelopeFor('/v1/messages'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messages/count_tokens?beta=true'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messages?beta=true'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messagesX'), 'openai');
+  assert.equal(envelopeFor('/v1/responses'), 'openai');
+  assert.equal(envelopeFor('/v1/completions'), 'openai');
+  const cases: Array<[ConstructorParameters<typeof RouterError>[0], number, string]> = [
+    ['invalid_request', 400, 'invalid_request_error'],
+    ['invalid_api_key', 401, 'authentication_error'],
+    ['model_not_allowed', 403, 'permission_error'],
+    ['model_not_found', 404, 'not_found_error'],
+    ['method_not_allowed', 405, 'invalid_request_error'],
+    ['payload_too_large', 413, 'request_too_large'],
+    ['rate_limited', 429, 'rate_limit_error'],
+    ['budget_exceeded', 429, 'rate_limit_error'],
+    ['internal_error', 500, 'api_error'],
+    ['upstream_error', 502, 'api_error'],
+    ['upstream_unavailable', 503, 'overloaded_error'],
+    ['upstream_saturated', 529, 'overloaded_error'],
+  ];
+  for (const [code, status, type] of cases) {
+    const r = renderError('anthropic', new RouterError(code, 'm'));
+    assert.equal(r.status, status, code);
+    assert.deepEqual(JSON.parse(r.body), { type: 'error', error: { type, message: 'm' } }, code);
+  }
+  assert.deepEqual(JSON.parse(renderError('openai', new RouterError('rate_limited', 'm')).body), { error: { message: 'm', type: 'rate_limit_error', code: 'rate_limited', param: null } });
+});
