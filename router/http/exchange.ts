@@ -47,7 +47,7 @@ class ClientSignal extends Abortable {
 }
 
 export interface Outcome {
-  endpoint: 'chat' | 'embeddings' | 'messages' | 'responses' | 'completions';
+  endpoint: 'chat' | 'embeddings' | 'messages' | 'responses' | 'completions' | 'count_tokens';
   decision: Decision | undefined;
   result: ForwardResult | undefined;
   status: number;
@@ -55,6 +55,8 @@ export interface Outcome {
   stream: boolean;
   prompt?: string | undefined;
   synthetic?: boolean;
+  /** The client's own session id (Claude Code's), logged to group a session's requests; never routed on. */
+  session?: string | undefined;
 }
 
 /** One line in router-decisions.jsonl and the request metrics, for every routed request. */
@@ -72,6 +74,7 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
     request_id: scope.requestId,
     client: scope.keyName,
     endpoint: o.endpoint,
+    session: o.session,
     bucket: d?.bucket ?? null,
     route: route === 'none' ? null : route,
     reason,
@@ -93,7 +96,8 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   });
   const m = svc.metrics;
   m.requests.inc({ route, bucket: d?.bucket ?? 'none', reason, code: String(status) });
-  if (route !== 'none') {
+  // A token count is not a generation: its latency would blur the route's.
+  if (route !== 'none' && o.endpoint !== 'count_tokens') {
     m.duration.observe({ route }, latencyMs / 1000);
     if (ttfbMs !== null) m.ttfb.observe({ route }, ttfbMs / 1000);
     if (usage) {

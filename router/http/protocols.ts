@@ -13,6 +13,7 @@ import { isFailClosedRequest } from '../proxy/fail-closed.ts';
 import { anthropicToChat, type AnthropicRequest } from '../protocol/anthropic-request.ts';
 import { completionsToChat, type CompletionsRequest } from '../protocol/completions.ts';
 import { anthropicDialect, completionsDialect, responsesDialect } from '../protocol/dialects.ts';
+import { claudeCodeSession } from '../protocol/session.ts';
 import { responsesToChat, type ResponsesRequest } from '../protocol/responses-request.ts';
 import type { RouterService } from '../service.ts';
 import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
@@ -31,12 +32,20 @@ interface ProtocolEndpoint<P extends Parsed> {
   name: 'messages' | 'responses' | 'completions';
   parse(value: unknown): P;
   dialect(p: P, inputEstimate: number, raw: string, value: Record<string, unknown>): Dialect;
+  /** The client's session id for the log (parsed is undefined when the body did not parse). */
+  session?(req: IncomingMessage, parsed: P | undefined): string | undefined;
+}
+
+/** Claude Code's session: its header, else the session part of metadata.user_id. */
+function messagesSession(req: IncomingMessage, parsed: { userId: string | undefined } | undefined): string | undefined {
+  return claudeCodeSession(header(req, 'x-claude-code-session-id'), parsed?.userId);
 }
 
 const MESSAGES: ProtocolEndpoint<AnthropicRequest> = {
   name: 'messages',
   parse: (v) => anthropicToChat(v),
   dialect: (p, est, raw, value) => anthropicDialect(p, est, raw, value),
+  session: messagesSession,
 };
 
 const RESPONSES: ProtocolEndpoint<ResponsesRequest> = {
@@ -106,7 +115,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
   } finally {
     const prompt = scope.policy.policy.logging.prompts && parsed ? parsed.chat.messages.map(messageText).join('\n') : undefined;
-    recordOutcome(scope, svc, { endpoint: ep.name, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic });
+    recordOutcome(scope, svc, { endpoint: ep.name, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic, session: ep.session?.(req, parsed) });
   }
 }
 
@@ -135,11 +144,14 @@ export function estimateInputTokens(chat: ChatBody): number {
  */
 export async function handleCountTokens(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
+  let parsed: AnthropicRequest | undefined;
+  let decision: Decision | undefined;
+  let status = 200;
+  let errorCode: string | undefined;
   try {
     const { value } = await readJson(req, scope);
-    const parsed = anthropicToChat(value, { countOnly: true });
+    parsed = anthropicToChat(value, { countOnly: true });
     // A model this router does not know still gets a count (the estimate), not a 404.
-    let decision: Decision | undefined;
     try {
       decision = decideFor(req, factsFor(parsed.chat, scope), scope, svc);
     } catch {
@@ -152,6 +164,10 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
     if (counted !== null) return sendJson(res, 200, { input_tokens: counted }, headers);
     sendJson(res, 200, { input_tokens: estimateInputTokens(parsed.chat) }, { ...headers, 'x-homelab-estimated': '1' });
   } catch (err) {
-    sendError(res, err, { 'x-request-id': scope.requestId });
+    status = sendError(res, err, { 'x-request-id': scope.requestId });
+    errorCode = err instanceof RouterError ? err.code : 'internal_error';
+  } finally {
+    // Logged like every request (endpoint count_tokens), so a session's counts show beside its messages.
+    recordOutcome(scope, svc, { endpoint: 'count_tokens', decision, result: undefined, status, errorCode, stream: false, session: messagesSession(req, parsed) });
   }
 }

@@ -226,3 +226,16 @@ test('error envelopes: one rule by path; Anthropic types for every status the ro
   }
   assert.deepEqual(JSON.parse(renderError('openai', new RouterError('rate_limited', 'm')).body), { error: { message: 'm', type: 'rate_limit_error', code: 'rate_limited', param: null } });
 });
+
+test('Claude Code session id: the header first, else metadata.user_id (JSON or legacy); unsafe ids are not kept', async () => {
+  const { claudeCodeSession } = await import('../../router/protocol/session.ts');
+  const sid = '54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe';
+  assert.equal(claudeCodeSession(sid, JSON.stringify({ session_id: 'other' })), sid);
+  assert.equal(claudeCodeSession(undefined, JSON.stringify({ device_id: 'd', account_uuid: '', session_id: sid })), sid);
+  assert.equal(claudeCodeSession(undefined, `user_${'a'.repeat(64)}_account__session_${sid}`), sid);
+  assert.equal(claudeCodeSession(undefined, 'someone@example.com'), undefined);
+  assert.equal(claudeCodeSession(undefined, '{"session_id":"a b\\n"}'), undefined);
+  assert.equal(claudeCodeSession(undefined, '{not json'), undefined);
+  assert.equal(claudeCodeSession('x'.repeat(200), undefined), undefined);
+  assert.equal(claudeCodeSession(undefined, undefined), undefined);
+});
