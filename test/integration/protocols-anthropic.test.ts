@@ -25,6 +25,8 @@ before(async () => {
       doc.routes['spark'].native = ['messages'];
       doc.routes['ubuntu-6000'].tools = { sanitize: true };
       doc.routes['ubuntu-4090'].runtime = 'llamacpp';
+      doc.routes['ubuntu-6000'].thinking = 'chat_template_kwargs';
+      doc.routes['ubuntu-4090'].thinking = 'reasoning_effort';
     },
   });
   client = new Anthropic({ baseURL: lab.base, apiKey: 'test-key', maxRetries: 0 });
@@ -257,4 +259,28 @@ test('count_tokens writes a decision-log line (endpoint count_tokens); Claude Co
   assert.equal(badCount.status, 400);
   assert.equal(badCount.error, 'invalid_request');
   assert.equal(badCount.session, undefined);
+});
+
+test('thinking reaches a route only as its thinking key says: chat_template_kwargs, reasoning_effort, or not at all (default off)', async () => {
+  next = () => ({ kind: 'json', body: completion({ content: 'ok' }) });
+  const ask = async (model: string, thinking?: { type: 'enabled'; budget_tokens: number } | { type: 'disabled' }) => {
+    const { response } = await client.messages.create({ model, max_tokens: 20000, messages: [{ role: 'user', content: 'think' }], ...(thinking ? { thinking } : {}) }).withResponse();
+    return { route: response.headers.get('x-homelab-route'), sent: lastChat() };
+  };
+  const qwen = await ask('homelab/code', { type: 'enabled', budget_tokens: 10000 });
+  assert.equal(qwen.route, 'ubuntu-6000');
+  assert.deepEqual(qwen.sent.chat_template_kwargs, { enable_thinking: true });
+  assert.equal('thinking' in qwen.sent, false);
+  assert.equal('reasoning_effort' in qwen.sent, false);
+  const qwenOff = await ask('homelab/code');
+  assert.deepEqual(qwenOff.sent.chat_template_kwargs, { enable_thinking: false }, 'not asked: the template is told not to think');
+  const effort = await ask('homelab/fast', { type: 'enabled', budget_tokens: 1024 });
+  assert.equal(effort.route, 'ubuntu-4090');
+  assert.equal(effort.sent.reasoning_effort, 'low');
+  assert.equal('chat_template_kwargs' in effort.sent, false);
+  const effortOff = await ask('homelab/fast', { type: 'disabled' });
+  assert.equal('reasoning_effort' in effortOff.sent, false);
+  const plain = await ask('homelab/chat', { type: 'enabled', budget_tokens: 10000 });
+  assert.equal(plain.route, 'win-5090');
+  for (const k of ['thinking', 'chat_template_kwargs', 'reasoning_effort']) assert.equal(k in plain.sent, false, `${k} not sent by default`);
 });

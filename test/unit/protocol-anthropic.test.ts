@@ -239,3 +239,17 @@ test('Claude Code session id: the header first, else metadata.user_id (JSON or l
   assert.equal(claudeCodeSession('x'.repeat(200), undefined), undefined);
   assert.equal(claudeCodeSession(undefined, undefined), undefined);
 });
+
+test('thinking passthrough: fields per route mode; off sends nothing', async () => {
+  const { thinkingFields, effortFor } = await import('../../router/protocol/thinking.ts');
+  const on = { type: 'enabled', budget_tokens: 31999 };
+  assert.deepEqual(thinkingFields('off', on), {});
+  assert.deepEqual(thinkingFields(undefined, on), {});
+  assert.deepEqual(thinkingFields('chat_template_kwargs', on, { foo: 1 }), { chat_template_kwargs: { foo: 1, enable_thinking: true } });
+  assert.deepEqual(thinkingFields('chat_template_kwargs', null), { chat_template_kwargs: { enable_thinking: false } });
+  assert.deepEqual(thinkingFields('chat_template_kwargs', { type: 'disabled' }), { chat_template_kwargs: { enable_thinking: false } });
+  assert.deepEqual(thinkingFields('reasoning_effort', on), { reasoning_effort: 'high' });
+  assert.deepEqual(thinkingFields('reasoning_effort', { type: 'adaptive' }), { reasoning_effort: 'high' });
+  assert.deepEqual(thinkingFields('reasoning_effort', { type: 'disabled' }), {});
+  assert.deepEqual([effortFor(1024), effortFor(4096), effortFor(16383), effortFor(16384)], ['low', 'medium', 'medium', 'high']);
+});
