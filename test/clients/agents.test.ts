@@ -77,7 +77,12 @@ const codex = gateFor('codex');
 
 test('Claude Code (claude -p) completes a tool-using task through /v1/messages', options(claude), async () => {
   assertInstalled(claude);
-  assertToolTask(await runAgent('claude'), 'messages');
+  const r = await runAgent('claude');
+  assertToolTask(r, 'messages');
+  // Claude Code names its session (header and metadata.user_id): every line of the run carries the same one.
+  const sessions = new Set(r.log.filter((l: any) => l.endpoint === 'messages').map((l: any) => l.session));
+  assert.equal(sessions.size, 1, `one session: ${[...sessions].join(', ')}`);
+  assert.match(String([...sessions][0]), /^[0-9a-f-]{36}$/);
 });
 
 test('Codex (codex exec, wire_api = "responses") completes a tool-using task through /v1/responses', options(codex), async () => {
