@@ -5,8 +5,9 @@
 // the OpenAI `{"error":{message,type,code,param}}` for every other path, /v1/responses and
 // /v1/completions included.
 import type { IncomingMessage } from 'node:http';
-import type { RouterError } from '../errors.ts';
-import { anthropicRouterError, type Rendered } from '../protocol/errors.ts';
+import { envelope, type ErrorCode, type RouterError } from '../errors.ts';
+import { anthropicErrorBody } from '../protocol/anthropic-answer.ts';
+import { anthropicRouterError, anthropicType, type Rendered } from '../protocol/errors.ts';
 
 export type ErrorEnvelope = 'anthropic' | 'openai';
 
@@ -30,4 +31,16 @@ export function targetOf(req: IncomingMessage | undefined): string {
 export function renderError(envelope: ErrorEnvelope, e: RouterError): Rendered {
   if (envelope === 'anthropic') return anthropicRouterError(e);
   return { status: e.status, body: JSON.stringify(e.toBody()) };
+}
+
+/** The body for an answer written straight to a socket, whose status need not be the code's own (431). */
+export function errorBodyFor(env: ErrorEnvelope, code: ErrorCode, status: number, message: string): string {
+  return JSON.stringify(env === 'anthropic' ? anthropicErrorBody(anthropicType(status, code), message) : envelope(code, message));
+}
+
+/** The target of a request that broke HTTP, from the request line Node kept (`rawPacket`), or '/'. */
+export function targetOfRawPacket(raw: unknown): string {
+  if (!Buffer.isBuffer(raw)) return '/';
+  const m = /^[A-Z]{3,10} (\S{1,2048}) HTTP\//.exec(raw.toString('latin1', 0, Math.min(raw.length, 2100)));
+  return m ? m[1]! : '/';
 }

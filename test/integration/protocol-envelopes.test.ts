@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { startLab, type Lab } from '../helpers/lab.ts';
 
 let lab: Lab;
@@ -84,4 +85,31 @@ for (const [name, send, status, anthropicType, openaiCode] of refusals) {
 test('a path under /v1/messages the router does not serve: 404 in Anthropic\'s envelope', async () => {
   const r = await raw('POST', '/v1/messages/batches', { ...JSON_CT, 'content-length': '2' }, '{}');
   assertAnthropic(r, 404, 'not_found_error');
+});
+
+/** Bytes written as they are on one connection; the whole answer once the router closes it. */
+function rawSocket(bytes: string): Promise<{ status: number; json: any }> {
+  const { port } = new URL(lab.base);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(port), '127.0.0.1', () => sock.write(bytes));
+    let text = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (c: string) => (text += c));
+    sock.on('error', reject);
+    sock.on('close', () => {
+      const split = text.indexOf('\r\n\r\n');
+      resolve({ status: Number(text.slice(9, 12)), json: JSON.parse(text.slice(split + 4)) });
+    });
+  });
+}
+
+test('a request that breaks HTTP is answered in its path\'s envelope too', async () => {
+  const broken = (path: string) => rawSocket(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nbad header line\r\n\r\n`);
+  const a = await broken('/v1/messages');
+  assert.equal(a.status, 400);
+  assert.deepEqual(Object.keys(a.json), ['type', 'error']);
+  assert.equal(a.json.error.type, 'invalid_request_error');
+  const o = await broken('/v1/responses');
+  assert.equal(o.status, 400);
+  assert.equal(o.json.error.code, 'invalid_request');
 });
