@@ -6,6 +6,7 @@ import { asRouterError, RouterError } from './errors.ts';
 import { adminRouter, upstreamView, type RecoveryControl } from './admin/routes.ts';
 import { serveDataPlane } from './http/data-plane.ts';
 import { admitAtEdge } from './http/edge.ts';
+import { envelopeFor, renderError } from './http/envelope.ts';
 import { applyConnectionLimits, checkingIntervalMs } from './http/connections.ts';
 import { publicUpstreamView, statsDetail } from './admin/stats-view.ts';
 import { requestLogApi } from './reqlog/api.ts';
@@ -62,7 +63,8 @@ export function createExpressApp(svc: RouterService, opts: AppOptions = {}): exp
     if (!(err instanceof RouterError) && !parserError) svc.logs.service.error({ err, path: req.path }, 'unexpected error');
     if (res.headersSent) return void res.destroy();
     if (e.retryAfterS !== undefined) res.setHeader('retry-after', String(e.retryAfterS));
-    res.status(e.status).json(e.toBody());
+    const rendered = renderError(envelopeFor(req.originalUrl), e);
+    res.status(rendered.status).type('application/json').send(rendered.body);
   });
   return app;
 }

@@ -1,12 +1,13 @@
 // Connection-level limits of the listener (SPEC §6 `server.*`): how long a client may take to
 // send its headers, a backstop for bodies no handler reads, how many connections it may hold,
-// and what a client that breaks HTTP gets back (the OpenAI envelope, not Node's bare text).
+// and what a client that breaks HTTP gets back (its protocol's error envelope, not Node's bare text).
 // Response streams are not limited here: Node's request timeout stops at the end of the request.
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { envelope, ERROR_CATALOGUE, type ErrorCode } from '../errors.ts';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors.ts';
 import type { Policy } from '../policy/types.ts';
 import { LINGER_MAX_MS } from './body.ts';
+import { envelopeFor, errorBodyFor, targetOf, targetOfRawPacket } from './envelope.ts';
 
 type ServerLimits = Policy['server'];
 
@@ -44,13 +45,14 @@ export function applyConnectionLimits(server: Server, s: ServerLimits, onDrop?: 
 
 /** A request that never became one (timeout, malformed HTTP): the error in the envelope, then close. */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
   const [code, status, message] = clientErrorAnswer(err);
-  const body = JSON.stringify(envelope(code, message));
+  const target = inFlight?.req ? targetOf(inFlight.req) : targetOfRawPacket((err as { rawPacket?: unknown }).rawPacket);
+  const body = errorBodyFor(envelopeFor(target), code, status, message);
   socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   socket.destroySoon?.();
 }

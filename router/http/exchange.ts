@@ -66,6 +66,8 @@ export interface Outcome {
   prompt?: string | undefined;
   synthetic?: boolean;
   payload?: RequestRecord['payload'];
+  /** The client's own session id (Claude Code's), logged to group a session's requests; never routed on. */
+  session?: string | undefined;
 }
 
 /** The request's record, handed to every sink (decision log, request log), and the request metrics. */
@@ -79,7 +81,8 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   const route = record.route ?? 'none';
   const m = svc.metrics;
   m.requests.inc({ route, bucket: record.bucket ?? 'none', reason: record.reason, code: String(record.status) });
-  if (route !== 'none') {
+  // A token count is not a generation: its latency would blur the route's.
+  if (route !== 'none' && o.endpoint !== 'count_tokens') {
     m.duration.observe({ route }, record.duration_ms / 1000);
     if (record.ttfb_ms !== null) m.ttfb.observe({ route }, record.ttfb_ms / 1000);
     if (record.prompt_tokens !== null) {
@@ -115,6 +118,7 @@ export function requestRecord(scope: RequestScope, o: Outcome): RequestRecord {
     completion_tokens: usage ? usage.completion : null,
     estimated_tokens: d?.estimatedTokens ?? null,
     max_tokens_sent: o.result?.maxTokensSent,
+    session: o.session,
     attempts: scope.attempts,
     decision: d
       ? { scores: d.scores, matched: d.matched, pinned: d.pinned, has_image: d.hasImage, size_tier: d.sizeTier, intended_route: d.intended, skipped: d.skipped }

@@ -6,14 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { countChars, estimateTokens, messageText, requestFacts, type ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
-import { asRouterError, RouterError } from '../errors.ts';
+import { RouterError } from '../errors.ts';
 import { decisionHeaders, forward, type Exchange, type ForwardResult } from '../proxy/forward.ts';
 import type { Dialect } from '../proxy/dialect.ts';
 import { isFailClosedRequest } from '../proxy/fail-closed.ts';
 import { anthropicToChat, type AnthropicRequest } from '../protocol/anthropic-request.ts';
 import { completionsToChat, type CompletionsRequest } from '../protocol/completions.ts';
 import { anthropicDialect, completionsDialect, responsesDialect } from '../protocol/dialects.ts';
-import { anthropicRouterError, type Rendered } from '../protocol/errors.ts';
+import { claudeCodeSession } from '../protocol/session.ts';
 import { responsesToChat, type ResponsesRequest } from '../protocol/responses-request.ts';
 import type { RouterService } from '../service.ts';
 import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
@@ -32,50 +32,36 @@ interface ProtocolEndpoint<P extends Parsed> {
   name: 'messages' | 'responses' | 'completions';
   parse(value: unknown): P;
   dialect(p: P, inputEstimate: number, raw: string, value: Record<string, unknown>): Dialect;
-  /** A router error in the protocol's envelope. */
-  error(err: unknown): Rendered | null;
+  /** The client's session id for the log (parsed is undefined when the body did not parse). */
+  session?(req: IncomingMessage, parsed: P | undefined): string | undefined;
+}
+
+/** Claude Code's session: its header, else the session part of metadata.user_id. */
+function messagesSession(req: IncomingMessage, parsed: { userId: string | undefined } | undefined): string | undefined {
+  return claudeCodeSession(header(req, 'x-claude-code-session-id'), parsed?.userId);
 }
 
 const MESSAGES: ProtocolEndpoint<AnthropicRequest> = {
   name: 'messages',
   parse: (v) => anthropicToChat(v),
   dialect: (p, est, raw, value) => anthropicDialect(p, est, raw, value),
-  error: anthropicRouterError,
+  session: messagesSession,
 };
 
 const RESPONSES: ProtocolEndpoint<ResponsesRequest> = {
   name: 'responses',
   parse: responsesToChat,
   dialect: (p, est, raw) => responsesDialect(p, est, raw),
-  error: () => null,
 };
 
 const COMPLETIONS: ProtocolEndpoint<CompletionsRequest> = {
   name: 'completions',
   parse: completionsToChat,
   dialect: (p, _est, raw) => completionsDialect(p, raw),
-  error: () => null,
 };
 
-/** An error in the endpoint's envelope (the OpenAI one when it has none of its own). */
-function sendProtocolError(res: ServerResponse, ep: { error(err: unknown): Rendered | null }, err: unknown, headers: Record<string, string>): number {
-  const rendered = ep.error(err);
-  if (!rendered) return sendError(res, err, headers);
-  if (res.headersSent) {
-    res.destroy();
-    return rendered.status;
-  }
-  const e = asRouterError(err);
-  const extra: Record<string, string> = { ...headers };
-  if (e.retryAfterS !== undefined) extra['retry-after'] = String(e.retryAfterS);
-  if (e.code === 'payload_too_large') extra.connection = 'close';
-  res.writeHead(rendered.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(rendered.body)), ...extra });
-  res.end(rendered.body);
-  return rendered.status;
-}
-
 async function readJson(req: IncomingMessage, scope: RequestScope): Promise<{ value: unknown; text: string }> {
-  return decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes));
+  return decodeJson(await readBody(req, scope.policy.policy.server.max_body_bytes, scope.policy.policy.server.body_timeout_ms));
 }
 
 async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
@@ -121,16 +107,16 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     status = result.status;
     if (result.error) {
       errorCode = result.error.code;
-      status = sendProtocolError(res, ep, result.error, decisionHeaders({ requestId: scope.requestId, decision }, result.route, result.reason, result.path));
+      status = sendError(res, result.error, decisionHeaders({ requestId: scope.requestId, decision }, result.route, result.reason, result.path));
     }
   } catch (err) {
     const headers = decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.route ?? decision.intended, decision.reason, decision.skipped.map((s) => s.route)) : { 'x-request-id': scope.requestId };
-    status = sendProtocolError(res, ep, err, headers);
+    status = sendError(res, err, headers);
     errorCode = err instanceof RouterError ? err.code : 'internal_error';
     if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
   } finally {
     const prompt = scope.policy.policy.logging.prompts && parsed ? parsed.chat.messages.map(messageText).join('\n') : undefined;
-    recordOutcome(scope, svc, { endpoint: ep.name, model: parsed?.chat.model, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic });
+    recordOutcome(scope, svc, { endpoint: ep.name, model: parsed?.chat.model, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic, session: ep.session?.(req, parsed) });
   }
 }
 
@@ -159,11 +145,14 @@ export function estimateInputTokens(chat: ChatBody): number {
  */
 export async function handleCountTokens(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
+  let parsed: AnthropicRequest | undefined;
+  let decision: Decision | undefined;
+  let status = 200;
+  let errorCode: string | undefined;
   try {
     const { value } = await readJson(req, scope);
-    const parsed = anthropicToChat(value, { countOnly: true });
+    parsed = anthropicToChat(value, { countOnly: true });
     // A model this router does not know still gets a count (the estimate), not a 404.
-    let decision: Decision | undefined;
     try {
       decision = decideFor(req, factsFor(parsed.chat, scope), scope, svc);
     } catch {
@@ -176,6 +165,10 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
     if (counted !== null) return sendJson(res, 200, { input_tokens: counted }, headers);
     sendJson(res, 200, { input_tokens: estimateInputTokens(parsed.chat) }, { ...headers, 'x-homelab-estimated': '1' });
   } catch (err) {
-    sendProtocolError(res, MESSAGES, err, { 'x-request-id': scope.requestId });
+    status = sendError(res, err, { 'x-request-id': scope.requestId });
+    errorCode = err instanceof RouterError ? err.code : 'internal_error';
+  } finally {
+    // Logged like every request (endpoint count_tokens), so a session's counts show beside its messages.
+    recordOutcome(scope, svc, { endpoint: 'count_tokens', decision, result: undefined, status, errorCode, stream: false, session: messagesSession(req, parsed) });
   }
 }

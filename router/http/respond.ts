@@ -1,9 +1,11 @@
 // Writing JSON and errors. Every error the router itself produces goes out through sendError,
-// in the OpenAI envelope, with whatever decision headers exist at that point.
+// in the envelope of the request's protocol (http/envelope.ts), with whatever decision headers
+// exist at that point.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { asRouterError } from '../errors.ts';
 import { isLingering } from './body.ts';
 import { uuidv7 } from '../request-id.ts';
+import { envelopeFor, renderError, targetOf } from './envelope.ts';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
@@ -23,8 +25,10 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   if (e.code === 'budget_exceeded') extra['x-should-retry'] = 'false';
   // A body we stopped reading (413 past the drain bound, 408) cannot be left on a keep-alive connection.
   if ((e.code === 'payload_too_large' && !isLingering(res.req)) || e.code === 'request_timeout') extra.connection = 'close';
-  sendJson(res, e.status, e.toBody(), extra);
-  return e.status;
+  const rendered = renderError(envelopeFor(targetOf(res.req)), e);
+  res.writeHead(rendered.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(rendered.body), ...extra });
+  res.end(rendered.body);
+  return rendered.status;
 }
 
 // Ids a client sends are echoed back and logged, so they are limited to a safe alphabet.

@@ -4,7 +4,7 @@
 // token reservation) and settles through recordOutcome (router/http/exchange.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
-import { requestIdOf, sendError, sendJson } from '../http/respond.ts';
+import { requestIdOf, sendError } from '../http/respond.ts';
 import type { KeyGrant, KeyService } from './service.ts';
 import { KeyRefusal } from './service.ts';
 
@@ -24,12 +24,12 @@ export function keyGate(req: IncomingMessage, res: ServerResponse, path: string,
   try {
     grant = keys.authenticate(req.headers, path, Date.now());
   } catch (err) {
-    return refuse(req, res, path, keys, err);
+    return refuse(req, res, keys, err);
   }
   if (grant instanceof Promise) {
     return grant.then(
       (g) => attach(req, res, keys, g),
-      (err: unknown) => refuse(req, res, path, keys, err),
+      (err: unknown) => refuse(req, res, keys, err),
     );
   }
   return grant === null ? true : attach(req, res, keys, grant);
@@ -59,28 +59,11 @@ class GrantRelease {
   }
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, path: string, keys: KeyService, err: unknown): false {
+function refuse(req: IncomingMessage, res: ServerResponse, keys: KeyService, err: unknown): false {
   if (err instanceof KeyRefusal) keys.refused(err);
   const headers: Record<string, string> = { 'x-request-id': requestIdOf(req) };
   if (err instanceof RouterError && err.code === 'invalid_api_key') headers['www-authenticate'] = 'Bearer realm="homelab-router"';
-  sendRefusal(res, path, err, headers);
-  return false;
-}
-
-const ANTHROPIC_TYPES: Record<string, string> = {
-  invalid_api_key: 'authentication_error',
-  model_not_allowed: 'permission_error',
-  rate_limited: 'rate_limit_error',
-  budget_exceeded: 'rate_limit_error',
-};
-
-/** A key refusal in the envelope of the endpoint's protocol: Anthropic's for /v1/messages*, else OpenAI's. */
-export function sendRefusal(res: ServerResponse, path: string, err: unknown, headers: Record<string, string>): void {
-  if (err instanceof RouterError && err.code === 'budget_exceeded') headers['x-should-retry'] = 'false';
-  if (path.startsWith('/v1/messages') && err instanceof RouterError) {
-    if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
-    sendJson(res, err.status, { type: 'error', error: { type: ANTHROPIC_TYPES[err.code] ?? 'api_error', message: err.message } }, headers);
-    return;
-  }
+  // In the endpoint's envelope (Anthropic's for /v1/messages*): sendError picks it from the path.
   sendError(res, err, headers);
+  return false;
 }

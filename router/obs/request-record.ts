@@ -67,6 +67,8 @@ export interface RequestRecord {
   estimated_tokens: number | null;
   /** The lowered max_tokens the serving route got (context guard), when it clamped. */
   max_tokens_sent?: number | undefined;
+  /** The client's own session id (Claude Code's), when it sent one. */
+  session?: string | undefined;
   attempts: Attempt[];
   decision: DecisionDetail | null;
   policy_hash: string;
@@ -93,6 +95,7 @@ export function decisionLine(r: RequestRecord): Record<string, unknown> | null {
     request_id: r.request_id,
     client: r.key_name ?? undefined,
     endpoint: r.endpoint,
+    session: r.session,
     bucket: r.bucket,
     route: r.route,
     reason: r.reason,

@@ -6,6 +6,7 @@ import type { SimilarityConfig } from '../classify/similarity.ts';
 
 export type Runtime = 'vllm' | 'lmstudio' | 'llamacpp' | 'ollama' | 'openai';
 export type NativeProtocol = 'messages' | 'responses' | 'completions';
+export type ThinkingPassthrough = 'off' | 'chat_template_kwargs' | 'reasoning_effort';
 export type ClassifierScope = 'last_user' | 'user' | 'all';
 
 export interface FallbackTargets {
@@ -31,6 +32,8 @@ export interface RouteConfig {
   /** Client protocols served natively (SPEC §13); default none. */
   native?: NativeProtocol[];
   tools?: { sanitize?: boolean };
+  /** How Anthropic `thinking` reaches this route's runtime when translated; default off. */
+  thinking?: ThinkingPassthrough;
   context_tokens: number;
   slots: number;
   queue: number;

@@ -7,7 +7,8 @@
 //   them move to a following user message (so they still count as images for routing);
 // - `tool_use.input` (an object) becomes the chat `arguments` JSON string;
 // - thinking blocks from history are dropped, never turned into visible text;
-// - `thinking`, `metadata` and unknown top-level fields are read, not forwarded.
+// - `thinking` is sent on only to routes that say how (`routes.<r>.thinking`, protocol/thinking.ts);
+//   `metadata` (but for the log's session id) and unknown top-level fields are read, not forwarded.
 import type { ChatBody, ChatMessage, ContentPart } from '../classify/request-facts.ts';
 import { RouterError } from '../errors.ts';
 import { pairToolCalls } from './tool-pairs.ts';

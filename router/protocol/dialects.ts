@@ -13,6 +13,7 @@ import { anthropicUpstreamError, openaiUpstreamError } from './errors.ts';
 import { ResponsesStream, responsesObject } from './responses-answer.ts';
 import type { ResponsesRequest } from './responses-request.ts';
 import { sanitizeTools } from './tool-schema.ts';
+import { thinkingFields, type ThinkingRequest } from './thinking.ts';
 
 const NATIVE_PATH: Record<NativeProtocol, string> = { messages: '/messages', responses: '/responses', completions: '/completions' };
 
@@ -39,12 +40,14 @@ class TranslatingDialect implements Dialect {
   readonly #chat: ChatBody;
   readonly answer: AnswerTranslator;
   readonly #native: () => string;
+  readonly #thinking: ThinkingRequest | null;
 
-  constructor(protocol: NativeProtocol, chat: ChatBody, answer: AnswerTranslator, native: () => string) {
+  constructor(protocol: NativeProtocol, chat: ChatBody, answer: AnswerTranslator, native: () => string, thinking: ThinkingRequest | null = null) {
     this.#protocol = protocol;
     this.#chat = chat;
     this.answer = answer;
     this.#native = native;
+    this.#thinking = thinking;
   }
 
   forRoute(route: RouteConfig, maxTokens?: number): UpstreamCall {
@@ -55,6 +58,7 @@ class TranslatingDialect implements Dialect {
     const chat: ChatBody = { ...this.#chat, model: route.model };
     if (maxTokens !== undefined) chat.max_tokens = maxTokens;
     if (route.tools?.sanitize && Array.isArray(chat.tools)) chat.tools = sanitizeTools(chat.tools);
+    if (route.thinking !== undefined && route.thinking !== 'off') Object.assign(chat, thinkingFields(route.thinking, this.#thinking, chat.chat_template_kwargs));
     return { path: '/chat/completions', body: JSON.stringify(chat), answer: this.answer };
   }
 }
@@ -78,7 +82,7 @@ export function anthropicDialect(req: AnthropicRequest, inputEstimate: number, r
       return { start: () => s.answer.start(), push: (c) => s.push(c), end: () => s.end(), fail: (m) => s.fail(m) };
     },
   };
-  return new TranslatingDialect('messages', req.chat, answer, nativeAnthropicBody(raw, body));
+  return new TranslatingDialect('messages', req.chat, answer, nativeAnthropicBody(raw, body), req.thinking);
 }
 
 export function responsesDialect(req: ResponsesRequest, inputEstimate: number, raw: string): Dialect {

@@ -9,8 +9,9 @@ export interface Rendered {
   body: string;
 }
 
-function anthropicType(status: number, code: string): AnthropicErrorType {
-  if (code === 'upstream_saturated') return 'overloaded_error';
+/** Anthropic's documented error type for a status: any other 4xx is invalid_request_error; 503 and 529 are overloaded_error. */
+export function anthropicType(status: number, code: string): AnthropicErrorType {
+  if (code === 'upstream_saturated' || status === 503 || status === 529) return 'overloaded_error';
   if (status === 401) return 'authentication_error';
   if (status === 403) return 'permission_error';
   if (status === 404) return 'not_found_error';

@@ -109,7 +109,7 @@ const result = await new Promise<{ rc: number | null; stdout: string; stderr: st
 
 lab.svc.logs.flush();
 await new Promise((r) => setTimeout(r, 200));
-const log = readJsonLines(join(lab.logDir, 'router-decisions.jsonl')).map((l) => ({ endpoint: l.endpoint, route: l.route, status: l.status, stream: l.stream, tokens: l.tokens }));
+const log = readJsonLines(join(lab.logDir, 'router-decisions.jsonl')).map((l) => ({ endpoint: l.endpoint, route: l.route, status: l.status, stream: l.stream, tokens: l.tokens, session: l.session }));
 await lab.close();
 await up.close();
 process.stdout.write(JSON.stringify({ which, secret, ...result, stdout: result.stdout.slice(-4000), stderr: result.stderr.slice(-4000), seen, log }) + '\n');

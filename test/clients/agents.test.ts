@@ -2,12 +2,13 @@
 // it), each complete a tool-using task through the router against a scripted upstream, inside
 // a network namespace with only loopback (`unshare -n`), so they cannot reach anything else.
 // See agent-lab.ts for the task. Skipped, with the reason, where the CLIs are not installed or
-// a network namespace cannot be made.
+// a network namespace cannot be made; under CI a missing install fails instead (gate.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { agentGate, type AgentGate } from './gate.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -16,9 +17,17 @@ function namespaceProblem(): string | null {
   return r.status === 0 ? null : `unshare -n with loopback failed here: ${(r.stderr || r.error?.message || '').trim()}`;
 }
 
-function skipReason(cli: string): string | null {
-  if (!existsSync(`${here}node_modules/.bin/${cli}`)) return `${cli} is not installed: run npm ci --prefix test/clients`;
-  return namespaceProblem();
+function gateFor(cli: string): AgentGate {
+  return agentGate(cli, existsSync(`${here}node_modules/.bin/${cli}`), process.env.CI, namespaceProblem);
+}
+
+/** The test's options: skipped with the reason, or run (and failed at once when CI lacks the install). */
+function options(gate: AgentGate): { skip: string | false; timeout: number } {
+  return { skip: 'skip' in gate ? gate.skip : false, timeout: 240_000 };
+}
+
+function assertInstalled(gate: AgentGate): void {
+  if ('fail' in gate) assert.fail(gate.fail);
 }
 
 function runAgent(cli: 'claude' | 'codex'): Promise<any> {
@@ -63,10 +72,20 @@ function assertToolTask(r: any, endpoint: string): void {
   }
 }
 
-test('Claude Code (claude -p) completes a tool-using task through /v1/messages', { skip: skipReason('claude') ?? false, timeout: 240_000 }, async () => {
-  assertToolTask(await runAgent('claude'), 'messages');
+const claude = gateFor('claude');
+const codex = gateFor('codex');
+
+test('Claude Code (claude -p) completes a tool-using task through /v1/messages', options(claude), async () => {
+  assertInstalled(claude);
+  const r = await runAgent('claude');
+  assertToolTask(r, 'messages');
+  // Claude Code names its session (header and metadata.user_id): every line of the run carries the same one.
+  const sessions = new Set(r.log.filter((l: any) => l.endpoint === 'messages').map((l: any) => l.session));
+  assert.equal(sessions.size, 1, `one session: ${[...sessions].join(', ')}`);
+  assert.match(String([...sessions][0]), /^[0-9a-f-]{36}$/);
 });
 
-test('Codex (codex exec, wire_api = "responses") completes a tool-using task through /v1/responses', { skip: skipReason('codex') ?? false, timeout: 240_000 }, async () => {
+test('Codex (codex exec, wire_api = "responses") completes a tool-using task through /v1/responses', options(codex), async () => {
+  assertInstalled(codex);
   assertToolTask(await runAgent('codex'), 'responses');
 });

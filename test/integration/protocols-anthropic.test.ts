@@ -25,6 +25,8 @@ before(async () => {
       doc.routes['spark'].native = ['messages'];
       doc.routes['ubuntu-6000'].tools = { sanitize: true };
       doc.routes['ubuntu-4090'].runtime = 'llamacpp';
+      doc.routes['ubuntu-6000'].thinking = 'chat_template_kwargs';
+      doc.routes['ubuntu-4090'].thinking = 'reasoning_effort';
     },
   });
   client = new Anthropic({ baseURL: lab.base, apiKey: 'test-key', maxRetries: 0 });
@@ -226,4 +228,59 @@ test('every /v1/messages request is in the decision log with endpoint, route and
   assert.equal(line.route, 'ubuntu-6000');
   assert.deepEqual(line.tokens, { prompt: 9, completion: 1 });
   assert.equal(line.status, 200);
+});
+
+test('count_tokens writes a decision-log line (endpoint count_tokens); Claude Code\'s session id is logged as session, never sent upstream', async () => {
+  next = () => ({ kind: 'json', body: completion({ content: 'ok' }, 'stop', { prompt_tokens: 4, completion_tokens: 1 }) });
+  const session = '54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe';
+  const userId = JSON.stringify({ device_id: 'd'.repeat(64), account_uuid: '', session_id: session });
+  await postJson(lab.base + '/v1/messages/count_tokens', { model: 'homelab/chat', messages: [{ role: 'user', content: 'count me' }] }, { 'x-request-id': 'count-log-1', 'x-claude-code-session-id': session });
+  const before = up.received.length;
+  await client.messages.create({ model: 'homelab/code', max_tokens: 10, metadata: { user_id: userId }, messages: [{ role: 'user', content: 'session me' }] }, { headers: { 'x-request-id': 'session-log-1' } });
+  await client.messages.create({ model: 'homelab/code', max_tokens: 10, metadata: { user_id: `user_${'a'.repeat(64)}_account__session_${session}` }, messages: [{ role: 'user', content: 'legacy' }] }, { headers: { 'x-request-id': 'session-log-2' } });
+  const bad = await postJson(lab.base + '/v1/messages/count_tokens', { model: 'homelab/chat' }, { 'x-request-id': 'count-log-bad' });
+  assert.equal(bad.json.type, 'error');
+  for (const r of up.received.slice(before)) assert.ok(!JSON.stringify(r.body).includes(session), 'the session id goes to no upstream');
+  lab.svc.logs.flush();
+  const lines = await pollUntil('decision lines', () => {
+    const all = readJsonLines(`${lab.logDir}/router-decisions.jsonl`);
+    const want = ['count-log-1', 'session-log-1', 'session-log-2', 'count-log-bad'].map((id) => all.find((l) => l.request_id === id));
+    return want.every(Boolean) ? want : undefined;
+  }, { everyMs: 10 });
+  const [count, json, legacy, badCount] = lines;
+  assert.equal(count.endpoint, 'count_tokens');
+  assert.equal(count.status, 200);
+  assert.ok(count.route, 'the route it would take');
+  assert.equal(count.session, session);
+  assert.equal(json.endpoint, 'messages');
+  assert.equal(json.session, session);
+  assert.equal(legacy.session, session);
+  assert.equal(badCount.endpoint, 'count_tokens');
+  assert.equal(badCount.status, 400);
+  assert.equal(badCount.error, 'invalid_request');
+  assert.equal(badCount.session, undefined);
+});
+
+test('thinking reaches a route only as its thinking key says: chat_template_kwargs, reasoning_effort, or not at all (default off)', async () => {
+  next = () => ({ kind: 'json', body: completion({ content: 'ok' }) });
+  const ask = async (model: string, thinking?: { type: 'enabled'; budget_tokens: number } | { type: 'disabled' }) => {
+    const { response } = await client.messages.create({ model, max_tokens: 20000, messages: [{ role: 'user', content: 'think' }], ...(thinking ? { thinking } : {}) }).withResponse();
+    return { route: response.headers.get('x-homelab-route'), sent: lastChat() };
+  };
+  const qwen = await ask('homelab/code', { type: 'enabled', budget_tokens: 10000 });
+  assert.equal(qwen.route, 'ubuntu-6000');
+  assert.deepEqual(qwen.sent.chat_template_kwargs, { enable_thinking: true });
+  assert.equal('thinking' in qwen.sent, false);
+  assert.equal('reasoning_effort' in qwen.sent, false);
+  const qwenOff = await ask('homelab/code');
+  assert.deepEqual(qwenOff.sent.chat_template_kwargs, { enable_thinking: false }, 'not asked: the template is told not to think');
+  const effort = await ask('homelab/fast', { type: 'enabled', budget_tokens: 1024 });
+  assert.equal(effort.route, 'ubuntu-4090');
+  assert.equal(effort.sent.reasoning_effort, 'low');
+  assert.equal('chat_template_kwargs' in effort.sent, false);
+  const effortOff = await ask('homelab/fast', { type: 'disabled' });
+  assert.equal('reasoning_effort' in effortOff.sent, false);
+  const plain = await ask('homelab/chat', { type: 'enabled', budget_tokens: 10000 });
+  assert.equal(plain.route, 'win-5090');
+  for (const k of ['thinking', 'chat_template_kwargs', 'reasoning_effort']) assert.equal(k in plain.sent, false, `${k} not sent by default`);
 });

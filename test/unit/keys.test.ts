@@ -153,9 +153,9 @@ test('keys – keys.db is created at the current schema version, reopened withou
 
 test('keys – refusals use the endpoint protocol: OpenAI envelope by default, Anthropic on /v1/messages', async () => {
   const { createServer } = await import('node:http');
-  const { sendRefusal } = await import('../../router/keys/gate.ts');
+  const { sendError } = await import('../../router/http/respond.ts');
   const { RouterError } = await import('../../router/errors.ts');
-  const server = createServer((req, res) => sendRefusal(res, req.url!, new RouterError('rate_limited', 'slow down', { retryAfterS: 7 }), {}));
+  const server = createServer((_req, res) => sendError(res, new RouterError('rate_limited', 'slow down', { retryAfterS: 7 })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const port = (server.address() as { port: number }).port;

@@ -195,3 +195,61 @@ test('request: a tool call without a result gets a placeholder, a result without
     { role: 'user', content: 'Tool result (zzz): orphan' },
   ]);
 });
+
+test('error envelopes: one rule by path; Anthropic types for every status the router answers with', async () => {
+  const { envelopeFor, renderError } = await import('../../router/http/envelope.ts');
+  const { RouterError } = await import('../../router/errors.ts');
+  assert.equal(envelopeFor('/v1/messages'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messages/count_tokens?beta=true'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messages?beta=true'), 'anthropic');
+  assert.equal(envelopeFor('/v1/messagesX'), 'openai');
+  assert.equal(envelopeFor('/v1/responses'), 'openai');
+  assert.equal(envelopeFor('/v1/completions'), 'openai');
+  const cases: Array<[ConstructorParameters<typeof RouterError>[0], number, string]> = [
+    ['invalid_request', 400, 'invalid_request_error'],
+    ['invalid_api_key', 401, 'authentication_error'],
+    ['model_not_allowed', 403, 'permission_error'],
+    ['model_not_found', 404, 'not_found_error'],
+    ['method_not_allowed', 405, 'invalid_request_error'],
+    ['payload_too_large', 413, 'request_too_large'],
+    ['rate_limited', 429, 'rate_limit_error'],
+    ['budget_exceeded', 429, 'rate_limit_error'],
+    ['internal_error', 500, 'api_error'],
+    ['upstream_error', 502, 'api_error'],
+    ['upstream_unavailable', 503, 'overloaded_error'],
+    ['upstream_saturated', 529, 'overloaded_error'],
+  ];
+  for (const [code, status, type] of cases) {
+    const r = renderError('anthropic', new RouterError(code, 'm'));
+    assert.equal(r.status, status, code);
+    assert.deepEqual(JSON.parse(r.body), { type: 'error', error: { type, message: 'm' } }, code);
+  }
+  assert.deepEqual(JSON.parse(renderError('openai', new RouterError('rate_limited', 'm')).body), { error: { message: 'm', type: 'rate_limit_error', code: 'rate_limited', param: null } });
+});
+
+test('Claude Code session id: the header first, else metadata.user_id (JSON or legacy); unsafe ids are not kept', async () => {
+  const { claudeCodeSession } = await import('../../router/protocol/session.ts');
+  const sid = '54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe';
+  assert.equal(claudeCodeSession(sid, JSON.stringify({ session_id: 'other' })), sid);
+  assert.equal(claudeCodeSession(undefined, JSON.stringify({ device_id: 'd', account_uuid: '', session_id: sid })), sid);
+  assert.equal(claudeCodeSession(undefined, `user_${'a'.repeat(64)}_account__session_${sid}`), sid);
+  assert.equal(claudeCodeSession(undefined, 'someone@example.com'), undefined);
+  assert.equal(claudeCodeSession(undefined, '{"session_id":"a b\\n"}'), undefined);
+  assert.equal(claudeCodeSession(undefined, '{not json'), undefined);
+  assert.equal(claudeCodeSession('x'.repeat(200), undefined), undefined);
+  assert.equal(claudeCodeSession(undefined, undefined), undefined);
+});
+
+test('thinking passthrough: fields per route mode; off sends nothing', async () => {
+  const { thinkingFields, effortFor } = await import('../../router/protocol/thinking.ts');
+  const on = { type: 'enabled', budget_tokens: 31999 };
+  assert.deepEqual(thinkingFields('off', on), {});
+  assert.deepEqual(thinkingFields(undefined, on), {});
+  assert.deepEqual(thinkingFields('chat_template_kwargs', on, { foo: 1 }), { chat_template_kwargs: { foo: 1, enable_thinking: true } });
+  assert.deepEqual(thinkingFields('chat_template_kwargs', null), { chat_template_kwargs: { enable_thinking: false } });
+  assert.deepEqual(thinkingFields('chat_template_kwargs', { type: 'disabled' }), { chat_template_kwargs: { enable_thinking: false } });
+  assert.deepEqual(thinkingFields('reasoning_effort', on), { reasoning_effort: 'high' });
+  assert.deepEqual(thinkingFields('reasoning_effort', { type: 'adaptive' }), { reasoning_effort: 'high' });
+  assert.deepEqual(thinkingFields('reasoning_effort', { type: 'disabled' }), {});
+  assert.deepEqual([effortFor(1024), effortFor(4096), effortFor(16383), effortFor(16384)], ['low', 'medium', 'medium', 'high']);
+});
