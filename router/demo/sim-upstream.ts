@@ -292,6 +292,8 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     // slot is freed at the FIN, as an engine frees it when it sees the disconnect; freed at
     // 'close', a request the client sent just after closing this one could be counted while
     // this one still held its slot, and peakInFlight() would overstate the concurrency.
+    // A reset (RST: a proxy dropping a connection with response bytes still unread) is known
+    // just as early, as the socket's 'error', while 'close' waits for the loop's close phase.
     const socket = req.socket;
     const onClientEnd = (): void => {
       if (res.writableFinished) return;
@@ -299,8 +301,10 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
       ex.release();
     };
     socket.once('end', onClientEnd);
+    socket.once('error', onClientEnd);
     res.once('close', () => {
       socket.off('end', onClientEnd);
+      socket.off('error', onClientEnd);
       live.delete(ex);
       const abandoned = !res.writableFinished && !ex.selfClosed;
       ex.end();
