@@ -82,3 +82,25 @@ for (const how of ['reset', 'fin'] as const) {
     });
   });
 }
+
+test('with slotLimit, each moment above it names the requests that held a slot and their state', async () => {
+  const sim = await startSimUpstream({ model: MODEL, slots: 100, slotLimit: 1 });
+  const a = await open(sim.port);
+  const b = await open(sim.port);
+  try {
+    sim.pushFault({ kind: 'hang' });
+    a.write(chatRequest(sim.port, 'req-A'));
+    await pollUntil('A holding its slot', () => (sim.inFlight() === 1 ? true : undefined), { tries: 200, everyMs: 10 });
+    assert.deepEqual(sim.overLimit(), []);
+    const answered = answer(b);
+    b.write(chatRequest(sim.port, 'req-B'));
+    await answered;
+    const [report, ...more] = sim.overLimit();
+    assert.equal(more.length, 0);
+    assert.match(report!, /^2 at once: req-A \(\d+ ms, fault hang, no headers yet, socket open\); req-B \(/);
+  } finally {
+    a.destroy();
+    b.destroy();
+    await sim.close();
+  }
+});
