@@ -485,6 +485,7 @@ async function main(): Promise<number> {
       chunks: 8,
       ...(PACE[name] ?? { latencyMs: 10, tokenIntervalMs: 4 }),
       reply: simReply(route.model),
+      slotLimit: route.slots,
     });
     slots[name] = route.slots;
     route.url = sims[name]!.url;
@@ -684,7 +685,12 @@ async function main(): Promise<number> {
   if (counts.lost > 0) failures.push(`${counts.lost} request(s) lost`);
   const leakedSlots = leaked.reduce((n, r) => n + r.in_flight + r.queued, 0);
   if (leakedSlots > 0) failures.push(`slots leaked: ${leaked.map((r) => `${r.route} in_flight=${r.in_flight} queued=${r.queued}`).join(', ')}`);
-  for (const [name, n] of Object.entries(simPeak)) if (n > slots[name]!) failures.push(`${name} ran ${n} generations at once, above its ${slots[name]} slots`);
+  for (const [name, n] of Object.entries(simPeak)) {
+    if (n <= slots[name]!) continue;
+    // Which router requests (x-request-id, also in the router's logs kept below) overlapped, and in what state.
+    const seen = sims[name]!.overLimit().map((o) => `\n  - ${o}`).join('');
+    failures.push(`${name} ran ${n} generations at once, above its ${slots[name]} slots${seen}`);
+  }
   for (const [name, p] of Object.entries(routerPeak)) {
     const q = (doc.routes[name] as { queue: number }).queue;
     if (p.inFlight > slots[name]! || p.queued > q) failures.push(`${name}: the router reported in_flight ${p.inFlight} / queued ${p.queued} against ${slots[name]} slots / ${q} queue`);

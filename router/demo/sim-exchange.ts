@@ -12,6 +12,8 @@ export class Exchange {
   gone = false;
   /** The sim dropped the connection itself, so its close is not a client abort. */
   selfClosed = false;
+  /** The kind of fault this request met, if any (for the sim's own reports). */
+  fault: string | undefined;
   /** Releases the generation slot; set while the exchange holds one. */
   slot: (() => void) | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();

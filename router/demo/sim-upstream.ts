@@ -54,6 +54,12 @@ export interface SimOptions {
   loaded?: boolean;
   port?: number;
   host?: string;
+  /**
+   * The slots the router is meant to use here. Each time more generations than this run at
+   * once, who held a slot is noted (see overLimit()), so a soak failure says which requests
+   * overlapped and in what state. Unset: nothing is noted.
+   */
+  slotLimit?: number;
 }
 
 export interface SimUpstream {
@@ -68,6 +74,8 @@ export interface SimUpstream {
   inFlight(): number;
   /** Highest inFlight() since start or the last resetStats(). */
   peakInFlight(): number;
+  /** With `slotLimit`: the first few moments above it, each listing the requests holding a slot. */
+  overLimit(): string[];
   /** Requests whose client closed the connection before the response finished. */
   aborted(): number;
   /** TCP connections currently open to this server. */
@@ -132,6 +140,17 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
   return Buffer.concat(parts).toString('utf8');
 }
 
+function describeHolders(holders: Map<Exchange, number>, active: number): string {
+  const now = Date.now();
+  const each = [...holders].map(([ex, since]) => {
+    const s = ex.req.socket;
+    const id = ex.req.headers['x-request-id'];
+    const socket = s.destroyed ? `socket destroyed${s.errored ? ` (${(s.errored as NodeJS.ErrnoException).code ?? s.errored.message})` : ''}` : s.readableEnded ? 'client FIN read' : 'socket open';
+    return `${typeof id === 'string' ? id : '?'} (${now - since} ms, fault ${ex.fault ?? 'none'}, ${ex.res.headersSent ? 'answering' : 'no headers yet'}, ${socket})`;
+  });
+  return `${active} at once: ${each.join('; ')}`;
+}
+
 function cutOf(f: Fault | null): Cut | null {
   if (f?.kind === 'die_after') return { after: f.chunks, mode: 'die' };
   if (f?.kind === 'stall_after') return { after: f.chunks, mode: 'stall' };
@@ -180,10 +199,18 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     return p;
   };
 
+  // Only with slotLimit: who holds a slot, for overLimit().
+  const holders = opts.slotLimit === undefined ? null : new Map<Exchange, number>();
+  const overs: string[] = [];
   const take = (ex: Exchange): void => {
     active++;
     peak = Math.max(peak, active);
+    if (holders) {
+      holders.set(ex, Date.now());
+      if (active > opts.slotLimit! && overs.length < 5) overs.push(describeHolders(holders, active));
+    }
     ex.slot = () => {
+      holders?.delete(ex);
       active--;
       const next = queue.shift();
       next?.();
@@ -225,6 +252,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     notify(requestWaiters, received.length);
 
     const fault = faults.shift() ?? standing;
+    if (fault) ex.fault = fault.kind;
     if (fault?.kind === 'refuse') return ex.drop(true);
     if (fault?.kind === 'endless') return sendEndless(ex, fault.status, fault.contentType ?? 'application/json', fault.head ?? '', fault.trickleMs);
     const canned = fault ? immediateAnswer(fault) : null;
@@ -292,6 +320,8 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     // slot is freed at the FIN, as an engine frees it when it sees the disconnect; freed at
     // 'close', a request the client sent just after closing this one could be counted while
     // this one still held its slot, and peakInFlight() would overstate the concurrency.
+    // A reset (RST: a proxy dropping a connection with response bytes still unread) is known
+    // just as early, as the socket's 'error', while 'close' waits for the loop's close phase.
     const socket = req.socket;
     const onClientEnd = (): void => {
       if (res.writableFinished) return;
@@ -299,8 +329,10 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
       ex.release();
     };
     socket.once('end', onClientEnd);
+    socket.once('error', onClientEnd);
     res.once('close', () => {
       socket.off('end', onClientEnd);
+      socket.off('error', onClientEnd);
       live.delete(ex);
       const abandoned = !res.writableFinished && !ex.selfClosed;
       ex.end();
@@ -381,6 +413,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     received,
     inFlight: () => active,
     peakInFlight: () => peak,
+    overLimit: () => [...overs],
     aborted: () => aborts,
     openSockets: () => sockets.size,
     completed: () => completed,

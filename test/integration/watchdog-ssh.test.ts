@@ -310,8 +310,15 @@ describe('watchdog against a real sshd', { skip }, () => {
   });
 
   test('command timeout: timedOut, the connection closed, no socket or timer left behind', async () => {
+    // The deadline must fall while the command runs, not during the handshake: it is set from
+    // how long a whole connection took just now (a loaded machine takes seconds), so the test
+    // checks the same path however slow the machine is. The remote sleep outlasts it by far.
+    const probe = await runRemote(host, 'true', { timeoutMs: 20_000 });
+    assert.equal(probe.exitCode, 0);
+    const timeoutMs = Math.min(15_000, Math.max(300, probe.durationMs * 4));
     const before = resources();
-    const r = await runRemote(host, 'sleep 5', { timeoutMs: 300 });
+    const r = await runRemote(host, 'sleep 30', { timeoutMs });
+    // Settled, not rejected: the connection came up and the command was running when the deadline fell.
     assert.equal(r.timedOut, true);
     assert.equal(r.exitCode, null);
     const afterward = resources();
