@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from '../../router/cluster/cluster.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { pollUntil } from '../helpers/poll.ts';
 
 let redis: RedisServer;
 const open: Cluster[] = [];
@@ -25,9 +26,9 @@ async function replica(id: string, prefix: string): Promise<Cluster> {
   return c;
 }
 
+/** Waits for a condition that Redis traffic or a lock timer sets (bounded: 5 s). */
 async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 20_000 && !cond(); i++) await new Promise((r) => setImmediate(r));
-  assert.ok(cond(), 'condition not reached');
+  await pollUntil('the condition', () => (cond() ? true : undefined), { tries: 200, everyMs: 25 });
 }
 
 test('cluster – a drain on one replica reaches the other through pub/sub, and a replica started later reads it', async () => {

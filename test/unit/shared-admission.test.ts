@@ -8,6 +8,7 @@ import { RedisLink } from '../../router/cluster/link.ts';
 import { SharedAdmission } from '../../router/cluster/shared-admission.ts';
 import type { Release } from '../../router/upstream/admission.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { pollUntil } from '../helpers/poll.ts';
 
 let redis: RedisServer;
 const links: RedisLink[] = [];
@@ -22,9 +23,9 @@ after(async () => {
 });
 
 /** Waits (a bounded number of turns of the event loop) for a condition set by I/O. */
+/** Waits for a condition that Redis traffic or a lock timer sets (bounded: 5 s). */
 async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 10_000 && !cond(); i++) await new Promise((r) => setImmediate(r));
-  assert.ok(cond(), 'condition not reached');
+  await pollUntil('the condition', () => (cond() ? true : undefined), { tries: 200, everyMs: 25 });
 }
 
 function never(): EventEmitter & { aborted: boolean } {
