@@ -141,6 +141,24 @@ test('ui – the policy page shows the active hash and a reload with its outcome
   await shot('policy');
 });
 
+test('ui – the keys page creates a key (shown once) that then works on /v1, and revokes it', async () => {
+  await page.getByRole('link', { name: 'Keys' }).click();
+  await page.getByLabel('name').fill('discord-bot');
+  await page.getByLabel('requests per minute').fill('30');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const secret = (await page.getByTestId('new-key').innerText()).trim();
+  assert.match(secret, /^hlr_/);
+  const used = await fetch(`${lab.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(used.status, 200);
+  await page.getByRole('cell', { name: 'discord-bot' }).waitFor();
+  await shot('keys');
+  page.once('dialog', (d) => void d.accept());
+  await page.getByRole('button', { name: 'Revoke' }).click();
+  await page.locator('tr.revoked').waitFor();
+  const refused = await fetch(`${lab.url}/models`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(refused.status, 401);
+});
+
 test('ui – a signed-in cookie cannot change anything without the UI header (cross-site request)', async () => {
   const [cookie] = await context.cookies();
   const headers = { cookie: `${cookie!.name}=${cookie!.value}` };
