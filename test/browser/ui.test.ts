@@ -181,7 +181,8 @@ test('ui – the page is readable on a phone and in the dark theme', async () =>
   const before = await page.evaluate<string>('document.documentElement.dataset.theme');
   await page.getByRole('button', { name: /theme/ }).click();
   const other = before === 'dark' ? 'light' : 'dark';
-  await page.waitForFunction(`document.documentElement.dataset.theme === '${other}'`);
+  // A selector, not a function: the page's CSP (rightly) forbids the eval a polled function needs.
+  await page.locator(`html[data-theme="${other}"]`).waitFor({ state: 'attached' });
   await shot('upstreams-phone-dark');
   await page.getByRole('button', { name: /theme/ }).click();
   await page.setViewportSize({ width: 1280, height: 860 });
