@@ -1,5 +1,6 @@
 // `homelab-router keys create|list|rotate|revoke` against a running router's /admin/keys.
 import { adminBase, adminCall } from './admin-client.ts';
+import type { KeyView } from '../keys/service.ts';
 
 export const KEYS_USAGE = `usage: homelab-router keys create NAME [--models M1,M2] [--endpoints E1,E2] [--rpm N] [--max-in-flight N] [--monthly-tokens N] [--expires ISO] [--admin]
        homelab-router keys list [--json]
@@ -18,23 +19,6 @@ export interface KeysFlags {
   admin?: boolean | undefined;
 }
 
-interface KeyView {
-  id: string;
-  name: string;
-  prefix: string;
-  models: string[];
-  endpoints: string[];
-  rpm: number | null;
-  max_in_flight: number | null;
-  monthly_tokens: number | null;
-  used_tokens_month: number;
-  requests_month: number;
-  last_used_at: string | null;
-  expires_at: string | null;
-  revoked: boolean;
-  admin: boolean;
-  source: string;
-}
 
 function positiveInt(v: string | undefined): number | undefined | null {
   if (v === undefined) return undefined;
