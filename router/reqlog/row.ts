@@ -1,26 +1,15 @@
 // A request-log row as the API, the live feed and the CLI show it (SPEC §10), from the stored
 // columns. Shared by the writer (live feed) and the reader (API).
 
-export interface RequestRow {
-  request_id: string;
+import type { RequestRecord } from '../obs/request-record.ts';
+
+/** The columns a row holds exactly as the request's record has them. */
+type RecordFields = Pick<RequestRecord, 'request_id' | 'client' | 'user_agent' | 'model' | 'bucket' | 'route' | 'served_model' | 'reason' | 'fallback_path' | 'status' | 'error_code' | 'ttfb_ms' | 'duration_ms' | 'prompt_tokens' | 'completion_tokens' | 'estimated_tokens'>;
+
+export interface RequestRow extends RecordFields {
   ts: string;
   endpoint: string;
-  client: string;
-  user_agent: string | null;
-  model: string | null;
-  bucket: string | null;
-  route: string | null;
-  served_model: string | null;
-  reason: string;
-  fallback_path: string;
-  status: number;
-  error_code: string | null;
   stream: boolean;
-  ttfb_ms: number | null;
-  duration_ms: number;
-  prompt_tokens: number | null;
-  completion_tokens: number | null;
-  estimated_tokens: number | null;
   cost_equivalent_usd: number | null;
   price_ref: string | null;
   attempts: unknown[];
@@ -29,28 +18,12 @@ export interface RequestRow {
 }
 
 /** The stored columns of `requests` (attempts and decision as JSON text). */
-export interface StoredRow {
+export interface StoredRow extends RecordFields {
   id: number;
-  request_id: string;
   ts: number;
   endpoint: string;
-  client: string;
-  user_agent: string | null;
-  model: string | null;
-  bucket: string | null;
-  route: string | null;
-  served_model: string | null;
-  reason: string;
-  fallback_path: string;
-  status: number;
   status_class: number;
-  error_code: string | null;
   stream: number;
-  ttfb_ms: number | null;
-  duration_ms: number;
-  prompt_tokens: number | null;
-  completion_tokens: number | null;
-  estimated_tokens: number | null;
   cost_equivalent_usd: number | null;
   price_ref: string | null;
   attempts: string;
