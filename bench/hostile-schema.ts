@@ -11,7 +11,8 @@
 //   compile    a fresh 900-property schema per request (within the default bounds, never
 //              cached, so every request compiles one on a worker; 200 prebuilt)
 //   props5000  5,000 properties: refused with 400 at fail_closed.max_schema_keywords
-//   deep       a 20,000-deep schema (a 0.7 MB body): refused at fail_closed.max_schema_depth
+//   deep       a 20,000-deep schema (a 0.7 MB body): refused by the body nesting bound
+//              (router/http/body.ts) before the body is parsed
 //   selfref    {"$ref":"#"}: refused as a $ref cycle
 // Bounded: each phase runs PHASE_S seconds; every request targets 127.0.0.1.
 // Prints p50 / p99 / max of /healthz per phase, and how many attack requests completed.

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LOG_FILES } from '../../router/obs/logs.ts';
+import { MAX_JSON_NESTING } from '../../router/http/body.ts';
 import { cliEnv, startServe, type ServeProcess } from '../helpers/cli.ts';
 import { assertSettled, chat, labFor, logLines, readJsonLines, type Lab } from '../helpers/faults.ts';
 import { startLab } from '../helpers/lab.ts';
@@ -177,9 +178,22 @@ describe('schemas past the bounds, or that could never be checked, get 400 befor
     await refused(lab, manyProperties(100_000), /fail_closed\.max_schema_(keywords|bytes)/);
   });
 
-  test('a 20,000-deep schema: 400 naming fail_closed.max_schema_depth', async (t) => {
+  test('a 200-deep schema: 400 naming fail_closed.max_schema_depth', async (t) => {
     const lab = await labFor(t);
-    await refused(lab, nested(20_000), /fail_closed\.max_schema_depth \(32 /);
+    await refused(lab, nested(200), /fail_closed\.max_schema_depth \(32 /);
+  });
+
+  // So deep that parsing the body alone would hold the event loop (~30 ms): refused before
+  // it is parsed, by the body's own nesting bound.
+  test('a 20,000-deep schema: 400 naming the body nesting bound, before the body is parsed', async (t) => {
+    const lab = await labFor(t);
+    const r = await chat(lab, requestText(nested(20_000)), CAMERA);
+    assert.equal(r.status, 400, r.text.slice(0, 300));
+    assert.equal(r.json.error.code, 'invalid_request');
+    assert.equal(r.json.error.type, 'invalid_request_error');
+    assert.match(r.json.error.message, new RegExp(`nests objects and arrays deeper than ${MAX_JSON_NESTING} levels`));
+    noUpstreamCalled(lab);
+    await assertSettled(lab);
   });
 
   test('a schema over 64 KiB: 400 naming fail_closed.max_schema_bytes', async (t) => {
