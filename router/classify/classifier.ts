@@ -23,6 +23,8 @@ export interface ClassifierOptions {
   similarity?: SimilarityConfig | undefined;
   /** classifier.system: job words of a short system prompt. */
   system?: SystemJobConfig | undefined;
+  /** classifier.scan_chars: a longer text is scored on its first and last half of this. */
+  scanChars?: number;
 }
 
 /**
@@ -58,6 +60,9 @@ export interface Classification {
   nearest: Neighbour[];
 }
 
+/** classifier.scan_chars's default: 64 K characters from the start of a text and 64 K from its end. */
+const DEFAULT_SCAN_CHARS = 128 * 1024;
+
 // A message this long is likely an instruction plus pasted material.
 const LONG_TEXT_CHARS = 600;
 const INSTRUCTION_CHARS = 200;
@@ -87,6 +92,7 @@ export class Classifier {
   readonly #examples: ExampleIndex | undefined;
   readonly #similarity: SimilarityConfig | undefined;
   readonly #system: SystemJobConfig | undefined;
+  readonly #scanHalf: number;
 
   /**
    * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
@@ -116,6 +122,7 @@ export class Classifier {
     this.#parts = opts.parts ?? DEFAULT_PARTS;
     this.#similarity = opts.similarity;
     this.#system = opts.system;
+    this.#scanHalf = Math.floor((opts.scanChars ?? DEFAULT_SCAN_CHARS) / 2);
     const examples: Array<{ bucket: number; text: string }> = [];
     this.#buckets.forEach((name, b) => {
       for (const text of buckets[name]!.examples ?? []) examples.push({ bucket: b, text });
@@ -291,12 +298,35 @@ export class Classifier {
   }
 
   #scanInto(text: string, hits: Set<number>): void {
-    this.#index.scan(text, (id) => hits.add(id));
+    const add = (id: number): void => void hits.add(id);
+    const half = this.#scanHalf;
+    if (text.length <= 2 * half) this.#index.scan(text, add);
+    else {
+      // The start and the end, each cut at a separator so no word is read half.
+      this.#index.scan(text, add, 0, cutBefore(text, half));
+      this.#index.scan(text, add, cutAfter(text, text.length - half));
+    }
     if (this.#spaceless.length === 0) return;
     const window = text.length <= 2 * SPACELESS_WINDOW ? text : text.slice(0, SPACELESS_WINDOW) + '\n' + text.slice(-SPACELESS_WINDOW);
     if (!SPACELESS.test(window)) return;
     for (const { id, text: term } of this.#spaceless) if (window.includes(term)) hits.add(id);
   }
+}
+
+/** The last whitespace at or before `at` (or `at` when there is none within 64 characters). */
+function cutBefore(text: string, at: number): number {
+  for (let i = at; i > at - 64 && i > 0; i--) if (isSpace(text.charCodeAt(i))) return i;
+  return at;
+}
+
+/** Just past the first whitespace at or after `at` (or `at` when there is none within 64). */
+function cutAfter(text: string, at: number): number {
+  for (let i = at; i < at + 64 && i < text.length; i++) if (isSpace(text.charCodeAt(i))) return i + 1;
+  return at;
+}
+
+function isSpace(code: number): boolean {
+  return code === 32 || code === 10 || code === 9 || code === 13;
 }
 
 function clip(text: string, chars: number): string {

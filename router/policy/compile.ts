@@ -37,6 +37,7 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     modelToRoute,
     classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, {
       lookbackBelow: policy.classifier.lookback_below,
+      scanChars: policy.classifier.scan_chars,
       parts: policy.classifier.parts,
       similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,
       system: policy.classifier.system,

@@ -145,6 +145,7 @@ export interface Policy {
     default_bucket: string;
     lookback_turns: number;
     lookback_below: number;
+    scan_chars: number;
     estimator: 'chars_div_4';
     image_bucket: string;
     parts: PartsConfig;

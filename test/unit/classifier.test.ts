@@ -8,7 +8,7 @@ import { parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
 /** A one-route policy whose buckets are `buckets` (YAML lines under `buckets:`) plus `fallback`. */
-function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number } = {}): CompiledPolicy {
+function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number; scanChars?: number } = {}): CompiledPolicy {
   const names = [...buckets.matchAll(/^ {2}([a-z0-9_-]+):/gm)].map((m) => m[1]!);
   const tieBreak = opts.tieBreak ?? [...names, 'fallback'];
   return parsePolicyText(
@@ -18,7 +18,7 @@ classifier:
   default_bucket: fallback
   lookback_turns: ${opts.lookback ?? 2}
   lookback_below: ${opts.lookbackBelow ?? 0}
-  image_bucket: fallback
+${opts.scanChars === undefined ? '' : `  scan_chars: ${opts.scanChars}\n`}  image_bucket: fallback
 routes:
   gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, vision: true, context_tokens: 4096, slots: 1, fallback: terminal}
 buckets:
@@ -303,5 +303,31 @@ describe('instruction line of a long message', () => {
     const c = classify(policy, 'Summarize:\nthe architecture risk and trade-off plan');
     assert.equal(c.bucket, 'reasoning');
     assert.ok(!(c.matched.summary ?? []).some((t) => t.startsWith('instruction:')));
+  });
+});
+
+describe('classifier.scan_chars: a long text is read at its start and its end', () => {
+  const policy = policyWith('  words: {route: gpu, keywords: [kubernetes, translate, refactor*]}', { scanChars: 2048 });
+  const filler = (chars: number): string => 'lorem ipsum dolor sit amet '.repeat(Math.ceil(chars / 27)).slice(0, chars);
+
+  it('finds a term in the first or the last half of scan_chars', () => {
+    assert.deepEqual(matches(policy, 'translate ' + filler(10_000)), ['translate']);
+    assert.deepEqual(matches(policy, filler(10_000) + ' kubernetes'), ['kubernetes']);
+  });
+
+  it('does not read the middle of a text longer than scan_chars', () => {
+    assert.deepEqual(matches(policy, filler(5_000) + ' kubernetes ' + filler(5_000)), []);
+  });
+
+  it('reads all of a text up to scan_chars', () => {
+    assert.deepEqual(matches(policy, filler(900) + ' kubernetes ' + filler(900)), ['kubernetes']);
+  });
+
+  it('cuts at whitespace: a word across the cut is not read as a shorter one', () => {
+    // "kubernetesxyz" starts at 1014: a cut at exactly 1024 (scan_chars / 2) would leave
+    // "kubernetes" at the head's end and match it.
+    const text = filler(1013) + ' kubernetesxyz ' + filler(10_000);
+    assert.equal(text.indexOf('kubernetesxyz'), 1014);
+    assert.deepEqual(matches(policy, text), []);
   });
 });
