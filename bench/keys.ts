@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
-import { grantOf, keyGate } from '../router/keys/gate.ts';
+import { grantOf, keyGate } from '../router/http/key-gate.ts';
 import { KeyService } from '../router/keys/service.ts';
 import { RouterMetrics } from '../router/obs/metrics.ts';
 import { parsePolicyText } from '../router/policy/load.ts';

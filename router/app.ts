@@ -9,11 +9,11 @@ import { admitAtEdge } from './http/edge.ts';
 import { envelopeFor, renderError } from './http/envelope.ts';
 import { applyConnectionLimits, checkingIntervalMs } from './http/connections.ts';
 import { publicUpstreamView, statsDetail } from './admin/stats-view.ts';
-import { requestLogApi } from './reqlog/api.ts';
+import { requestLogApi } from './admin/request-log-api.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
 import { uiRouter } from './ui/routes.ts';
-import { UiSessions } from './ui/sessions.ts';
+import { UiSessions } from './admin/sessions.ts';
 
 export interface AppOptions {
   recovery?: RecoveryControl;

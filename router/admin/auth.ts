@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { RouterError } from '../errors.ts';
-import { UI_CSRF_HEADER, type UiSessions } from '../ui/sessions.ts';
+import { UI_CSRF_HEADER, type UiSessions } from './sessions.ts';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();

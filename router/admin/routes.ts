@@ -7,7 +7,7 @@ import type { RouterService } from '../service.ts';
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import { requireAdminToken } from './auth.ts';
 import { keysRouter } from './keys.ts';
-import type { UiSessions } from '../ui/sessions.ts';
+import type { UiSessions } from './sessions.ts';
 
 export interface RecoveryControl {
   recoverCuda(route: string, trigger: 'admin'): Promise<unknown>;

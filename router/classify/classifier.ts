@@ -8,7 +8,7 @@
 //   3. Structural signals of the request (request-facts.ts).
 //   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
-import type { BucketConfig, SignalName } from '../policy/types.ts';
+import type { BucketVocabulary, SignalName } from './vocabulary.ts';
 import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
 import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
@@ -100,7 +100,7 @@ export class Classifier {
    * user turn that has one. 0 keeps the plain rule: only a message that matched no term at all
    * looks back.
    */
-  constructor(buckets: Record<string, BucketConfig>, tieBreak: string[], defaultBucket: string, options: number | ClassifierOptions = 0) {
+  constructor(buckets: Record<string, BucketVocabulary>, tieBreak: string[], defaultBucket: string, options: number | ClassifierOptions = 0) {
     const opts: ClassifierOptions = typeof options === 'number' ? { lookbackBelow: options } : options;
     this.#buckets = Object.keys(buckets);
     const entries: TermEntry[] = [];

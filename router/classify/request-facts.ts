@@ -1,6 +1,6 @@
 // Pure extraction of what routing needs from a validated chat request: the text to score,
 // images, the token estimate and structural signals. No I/O, no clock.
-import type { ClassifierScope, SignalName } from '../policy/types.ts';
+import type { ClassifierScope, SignalName } from './vocabulary.ts';
 
 export interface ContentPart {
   type: string;

@@ -6,7 +6,7 @@ import { AUTO_MODEL, type CompiledPolicy } from '../policy/compile.ts';
 import { RouterError } from '../errors.ts';
 import { settle, staticChain, type ChainContext, type Skip, type StateView } from './chain.ts';
 import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from './context-guard.ts';
-import { clampSeconds } from '../upstream/retry-estimate.ts';
+import { clampSeconds } from './retry-estimate.ts';
 
 export type SizeTier = 'small' | 'medium' | 'large';
 

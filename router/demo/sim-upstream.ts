@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Exchange, completionTokens, embed, finishJson, replyChat, sendEndless, streamChat, type Cut } from './sim-exchange.ts';
+import { SimCall, completionTokens, embed, finishJson, replyChat, sendEndless, streamChat, type Cut } from './sim-call.ts';
 import {
   healthAnswer,
   healthPaths,
@@ -140,7 +140,7 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-function describeHolders(holders: Map<Exchange, number>, active: number): string {
+function describeHolders(holders: Map<SimCall, number>, active: number): string {
   const now = Date.now();
   const each = [...holders].map(([ex, since]) => {
     const s = ex.req.socket;
@@ -176,7 +176,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
   let completed = 0;
   let closedForGood = false;
   const queue: Array<() => void> = [];
-  const live = new Set<Exchange>();
+  const live = new Set<SimCall>();
   const sockets = new Set<Socket>();
   const requestWaiters: Waiter[] = [];
   const abortWaiters: Waiter[] = [];
@@ -200,9 +200,9 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
   };
 
   // Only with slotLimit: who holds a slot, for overLimit().
-  const holders = opts.slotLimit === undefined ? null : new Map<Exchange, number>();
+  const holders = opts.slotLimit === undefined ? null : new Map<SimCall, number>();
   const overs: string[] = [];
-  const take = (ex: Exchange): void => {
+  const take = (ex: SimCall): void => {
     active++;
     peak = Math.max(peak, active);
     if (holders) {
@@ -218,7 +218,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
   };
 
   /** Takes a slot, queueing FIFO when overflow is 'queue'. False: rejected, or the client left while queued. */
-  const acquire = (ex: Exchange): Promise<boolean> => {
+  const acquire = (ex: SimCall): Promise<boolean> => {
     if (active < slots) {
       take(ex);
       return Promise.resolve(true);
@@ -239,7 +239,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
     });
   };
 
-  async function work(ex: Exchange, path: string): Promise<void> {
+  async function work(ex: SimCall, path: string): Promise<void> {
     const raw = await readBody(ex.req);
     if (raw === null || ex.gone) return;
     let body: any;
@@ -310,7 +310,7 @@ export async function startSimUpstream(opts: SimOptions): Promise<SimUpstream> {
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = new Exchange(req, res);
+    const ex = new SimCall(req, res);
     live.add(ex);
     // 'aborted' fires before the response's 'close'; stopping at once keeps the engine from
     // generating for nobody, and the count is taken once, in 'close'.

@@ -8,8 +8,8 @@ import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.t
 import type { StateView } from '../decide/chain.ts';
 import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
-import { grantOf } from '../keys/gate.ts';
-import { openScope, recordOutcome } from './exchange.ts';
+import { grantOf } from './key-gate.ts';
+import { openScope, recordOutcome } from './request-scope.ts';
 import { sendError, sendJson } from './respond.ts';
 import { validateEmbeddingsBody, type EmbeddingsBody } from './validate.ts';
 

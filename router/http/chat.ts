@@ -5,11 +5,12 @@ import { requestFacts, type ChatBody, type RequestFacts, messageText } from '../
 import { decide, type Decision } from '../decide/engine.ts';
 import { staticChain } from '../decide/chain.ts';
 import { RouterError } from '../errors.ts';
-import { decisionHeaders, forward, type Exchange, type ForwardDeps, type ForwardResult } from '../proxy/forward.ts';
+import { decisionHeaders, forward, type ForwardDeps, type ForwardResult } from '../proxy/forward.ts';
+import type { ForwardRequest } from '../proxy/forward-request.ts';
 import { isFailClosedRequest, forwardFailClosed } from '../proxy/fail-closed.ts';
 import type { RouterService } from '../service.ts';
 import { decodeJson, readBody } from './body.ts';
-import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
+import { openScope, recordOutcome, type RequestScope } from './request-scope.ts';
 import { header, sendError, sendJson } from './respond.ts';
 import { validateChatBody } from './validate.ts';
 import { ResponseCapture, storesPayloads } from '../reqlog/payload-capture.ts';
@@ -63,7 +64,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, svc:
     }
     decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
-    const exchange: Exchange = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true, attempts: scope.attempts, tap: capture?.tap };
+    const exchange: ForwardRequest = { requestId: scope.requestId, startedAt: scope.startedAt, res, clientSignal: scope.client, policy: scope.policy, decision, upstreamPath: '/chat/completions', body, rawBody: read.text, stream: body.stream === true, attempts: scope.attempts, tap: capture?.tap };
     // The text is the exchange's alone from here, so it can let go of it (see forward.ts).
     read = undefined;
     const deps = forwardDeps(svc);

@@ -6,9 +6,9 @@ import type { RouterService } from '../service.ts';
 import { handleChat, handleExplain } from './chat.ts';
 import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
 import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
-import { keyGate } from '../keys/gate.ts';
+import { keyGate } from './key-gate.ts';
 import { sendError } from './respond.ts';
-import { openScope, requestRecord } from './exchange.ts';
+import { openScope, requestRecord } from './request-scope.ts';
 import type { Endpoint } from '../obs/request-record.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, svc: RouterService) => void | Promise<void>;

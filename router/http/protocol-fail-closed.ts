@@ -7,7 +7,8 @@ import type { ServerResponse } from 'node:http';
 import type { ChatBody } from '../classify/request-facts.ts';
 import type { Dialect } from '../proxy/dialect.ts';
 import { forwardFailClosed } from '../proxy/fail-closed.ts';
-import type { Exchange, ForwardDeps, ForwardResult } from '../proxy/forward.ts';
+import type { ForwardDeps, ForwardResult } from '../proxy/forward.ts';
+import type { ForwardRequest } from '../proxy/forward-request.ts';
 import { completionAsSse } from '../proxy/synthetic.ts';
 import type { SchemaGuard } from '../schema-guard/guard.ts';
 
@@ -44,10 +45,10 @@ function ownHeaders(headers: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
-export async function forwardFailClosedTranslated(ex: Exchange & { dialect: Dialect }, deps: ForwardDeps, guard: SchemaGuard, clientStream: boolean): Promise<{ result: ForwardResult; synthetic: boolean }> {
+export async function forwardFailClosedTranslated(ex: ForwardRequest & { dialect: Dialect }, deps: ForwardDeps, guard: SchemaGuard, clientStream: boolean): Promise<{ result: ForwardResult; synthetic: boolean }> {
   const sink = new AnswerSink();
   const { dialect: _d, ...rest } = ex;
-  const chatEx: Exchange = { ...rest, res: sink as unknown as ServerResponse, body: { ...(ex.body as ChatBody), stream: false }, rawBody: undefined, stream: false };
+  const chatEx: ForwardRequest = { ...rest, res: sink as unknown as ServerResponse, body: { ...(ex.body as ChatBody), stream: false }, rawBody: undefined, stream: false };
   const fc = await forwardFailClosed(chatEx, deps, guard);
   if (fc.result.clientGone || fc.result.error || !sink.headersSent) return fc;
   const { res } = ex;

@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { countChars, estimateTokens, messageText, requestFacts, type ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
 import { RouterError } from '../errors.ts';
-import { decisionHeaders, forward, type Exchange, type ForwardResult } from '../proxy/forward.ts';
+import { decisionHeaders, forward, type ForwardResult } from '../proxy/forward.ts';
+import type { ForwardRequest } from '../proxy/forward-request.ts';
 import type { Dialect } from '../proxy/dialect.ts';
 import { isFailClosedRequest } from '../proxy/fail-closed.ts';
 import { anthropicToChat, type AnthropicRequest } from '../protocol/anthropic-request.ts';
@@ -20,7 +21,7 @@ import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
 import { decodeJson, readBody } from './body.ts';
 import { decideFor, factsFor, forwardDeps } from './chat.ts';
 import { forwardFailClosedTranslated } from './protocol-fail-closed.ts';
-import { openScope, recordOutcome, type RequestScope } from './exchange.ts';
+import { openScope, recordOutcome, type RequestScope } from './request-scope.ts';
 import { header, sendError, sendJson } from './respond.ts';
 
 interface Parsed {
@@ -84,7 +85,7 @@ async function serveProtocol<P extends Parsed>(ep: ProtocolEndpoint<P>, req: Inc
     decision = decideFor(req, facts, scope, svc);
     if (decision.error) throw decision.error;
     const dialect = ep.dialect(parsed, decision.estimatedTokens, text, value as Record<string, unknown>);
-    const exchange: Exchange & { dialect: Dialect } = {
+    const exchange: ForwardRequest & { dialect: Dialect } = {
       requestId: scope.requestId,
       startedAt: scope.startedAt,
       res,

@@ -1,6 +1,6 @@
 // The typed record of one finished /v1/* request, and the sinks it is handed to: the JSON-lines
 // decision log (router-decisions.jsonl, SPEC §8) and the SQLite request log (SPEC §10). Built
-// once per request by http/exchange.ts; a sink must not block (each one queues or buffers).
+// once per request by http/request-scope.ts; a sink must not block (each one queues or buffers).
 
 /** How one route of the chain ended for this request. */
 export type AttemptResult =

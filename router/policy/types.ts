@@ -1,13 +1,15 @@
 // The policy as written in routing_policy.yaml, after schema defaults are applied.
 // Key names are the contract of SPEC §6; router/policy/compile.ts turns this into lookups.
 import type { SystemJobConfig } from '../classify/classifier.ts';
+import type { BucketVocabulary, ClassifierScope, SignalName, TermSpec } from '../classify/vocabulary.ts';
+
+export type { BucketVocabulary, ClassifierScope, SignalName, TermSpec };
 import type { PartsConfig } from '../classify/parts.ts';
 import type { SimilarityConfig } from '../classify/similarity.ts';
 
 export type Runtime = 'vllm' | 'lmstudio' | 'llamacpp' | 'ollama' | 'openai';
 export type NativeProtocol = 'messages' | 'responses' | 'completions';
 export type ThinkingPassthrough = 'off' | 'chat_template_kwargs' | 'reasoning_effort';
-export type ClassifierScope = 'last_user' | 'user' | 'all';
 
 export interface FallbackTargets {
   busy?: string;
@@ -55,31 +57,8 @@ export interface HostConfig {
   host_key_sha256?: string;
 }
 
-export type TermSpec = string | { term: string; weight?: number };
-
-export type SignalName =
-  | 'tools'
-  | 'code_block'
-  | 'inline_code'
-  | 'json_schema'
-  | 'question'
-  /** tool_choice names one function (or is "required"): structured output, not an agent. */
-  | 'forced_tool'
-  /** The last message is a tool result. */
-  | 'tool_result'
-  /** Earlier assistant turns called tools: an agent loop is under way. */
-  | 'agent_loop'
-  /** A code fence in an earlier message of the conversation. */
-  | 'history_code'
-  /** The request carries an image. */
-  | 'image';
-
-export interface BucketConfig {
+export interface BucketConfig extends BucketVocabulary {
   description?: string;
-  keywords?: TermSpec[];
-  /** Example prompts of this bucket for the similarity stage (classifier.similarity). */
-  examples?: string[];
-  signals?: Partial<Record<SignalName, number>>;
   route: string;
   medium?: string;
   large?: string;

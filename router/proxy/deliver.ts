@@ -2,7 +2,7 @@
 import type { RouteRuntime } from '../upstream/route-state.ts';
 import type { AttemptOutcome } from './attempt.ts';
 import type { AnswerTranslator, UpstreamCall } from './dialect.ts';
-import type { Exchange } from './forward.ts';
+import type { ForwardRequest } from './forward-request.ts';
 import { completionAsSse } from './synthetic.ts';
 import { isEventStream, readCappedOrFail, relayEventStream, responseHeaders, sseErrorEvent, usageInBytes, type Usage } from './relay.ts';
 
@@ -28,7 +28,7 @@ const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
 
 export async function deliver(
   outcome: Extract<AttemptOutcome, { kind: 'response' | 'client_error' }>,
-  ex: Exchange,
+  ex: ForwardRequest,
   rt: RouteRuntime,
   own: Record<string, string>,
   call: UpstreamCall | null = null,
@@ -93,7 +93,7 @@ export async function deliver(
  */
 async function deliverTranslated(
   outcome: Extract<AttemptOutcome, { kind: 'response' | 'client_error' }>,
-  ex: Exchange,
+  ex: ForwardRequest,
   rt: RouteRuntime,
   own: Record<string, string>,
   answer: AnswerTranslator,
@@ -140,7 +140,7 @@ async function deliverTranslated(
   return failed;
 }
 
-function writeStreamHead(res: Exchange['res'], status: number, own: Record<string, string>): void {
+function writeStreamHead(res: ForwardRequest['res'], status: number, own: Record<string, string>): void {
   res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
 }
 
@@ -153,13 +153,13 @@ function parseCompletion(bytes: Buffer): Parameters<typeof completionAsSse>[0] {
   }
 }
 
-function writeWhole(res: Exchange['res'], status: number, body: string, own: Record<string, string>): void {
+function writeWhole(res: ForwardRequest['res'], status: number, body: string, own: Record<string, string>): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...own });
   res.end(body);
 }
 
 /** Fail-closed requests: read the answer in full and hand it back instead of sending it. */
-async function capture(outcome: Extract<AttemptOutcome, { kind: 'response' | 'client_error' }>, ex: Exchange): Promise<DeliverResult> {
+async function capture(outcome: Extract<AttemptOutcome, { kind: 'response' | 'client_error' }>, ex: ForwardRequest): Promise<DeliverResult> {
   const headers = responseHeaders(outcome.headers, {});
   if (outcome.kind === 'client_error') return done(outcome.status, null, null, false, ex, { status: outcome.status, headers, bytes: outcome.bodyBytes });
   const read = await readCappedOrFail(outcome.body, MAX_JSON_RESPONSE);
@@ -167,7 +167,7 @@ async function capture(outcome: Extract<AttemptOutcome, { kind: 'response' | 'cl
   return done(outcome.status, usageInBytes(read.bytes), null, false, ex, { status: outcome.status, headers, bytes: read.bytes });
 }
 
-function done(status: number, usage: Usage | null, ttfbMs: number | null, streamed: boolean, ex: Exchange, captured?: Delivery['captured']): Delivery {
+function done(status: number, usage: Usage | null, ttfbMs: number | null, streamed: boolean, ex: ForwardRequest, captured?: Delivery['captured']): Delivery {
   const d: Delivery = { kind: 'done', status, usage, ttfbMs, streamed, clientGone: ex.clientSignal.aborted, upstreamError: null };
   if (captured) d.captured = captured;
   return d;

@@ -1,4 +1,4 @@
-// The seam for client protocols other than chat completions (SPEC §13). An exchange that
+// The seam for client protocols other than chat completions (SPEC §13). A request that
 // carries a Dialect asks it, per route attempted, what to send upstream and how to turn the
 // upstream's answer into the client's protocol. Without one (chat, embeddings), the request and
 // the answer pass through unchanged: today's zero-copy path.

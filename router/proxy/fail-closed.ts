@@ -6,7 +6,8 @@
 import type { ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
 import type { PreparedSchema, SchemaGuard } from '../schema-guard/guard.ts';
-import { decisionHeaders, forward, type Exchange, type ForwardDeps, type ForwardResult } from './forward.ts';
+import { decisionHeaders, forward, type ForwardDeps, type ForwardResult } from './forward.ts';
+import type { ForwardRequest } from './forward-request.ts';
 import { completionAsSse, syntheticCompletion } from './synthetic.ts';
 
 export function isFailClosedRequest(d: Decision, body: ChatBody): boolean {
@@ -15,7 +16,7 @@ export function isFailClosedRequest(d: Decision, body: ChatBody): boolean {
 
 type Check = { ok: true } | { ok: false; outcome: 'unavailable' | 'invalid_json' | 'schema_mismatch' | 'no_content' | 'validation_timeout'; errors: string[] };
 
-async function check(result: ForwardResult, schema: PreparedSchema, guard: SchemaGuard, ex: Exchange): Promise<Check> {
+async function check(result: ForwardResult, schema: PreparedSchema, guard: SchemaGuard, ex: ForwardRequest): Promise<Check> {
   const cap = result.delivery?.captured;
   if (!cap || result.error) return { ok: false, outcome: 'unavailable', errors: [result.error?.message ?? 'no answer'] };
   let content: unknown;
@@ -28,13 +29,13 @@ async function check(result: ForwardResult, schema: PreparedSchema, guard: Schem
   return guard.check(schema, content, ex.policy.policy.fail_closed);
 }
 
-export async function forwardFailClosed(ex: Exchange, deps: ForwardDeps, guard: SchemaGuard): Promise<{ result: ForwardResult; synthetic: boolean }> {
+export async function forwardFailClosed(ex: ForwardRequest, deps: ForwardDeps, guard: SchemaGuard): Promise<{ result: ForwardResult; synthetic: boolean }> {
   const body = ex.body as ChatBody;
   // Bounds, $ref cycles and compiling: a schema refused here is a 400 and no upstream is called.
   const schema = await guard.prepare(body.response_format?.json_schema?.schema, ex.policy.policy.fail_closed);
   // The upstream is always asked without streaming: a stream cannot be validated before it is sent.
   const { stream_options: _omit, ...upstreamBody } = { ...body, stream: false };
-  const captureEx: Exchange = { ...ex, body: upstreamBody, rawBody: undefined, stream: false, capture: true };
+  const captureEx: ForwardRequest = { ...ex, body: upstreamBody, rawBody: undefined, stream: false, capture: true };
 
   const first = await forward(captureEx, deps);
   if (first.clientGone) return { result: first, synthetic: false };
@@ -68,7 +69,7 @@ function isClientError(r: ForwardResult): boolean {
   return s >= 400 && s < 500;
 }
 
-function send(ex: Exchange, r: ForwardResult): ForwardResult {
+function send(ex: ForwardRequest, r: ForwardResult): ForwardResult {
   const cap = r.delivery!.captured!;
   const own = decisionHeaders(ex, r.route, r.reason, r.path);
   if (r.maxTokensSent !== undefined) own['x-homelab-max-tokens'] = String(r.maxTokensSent);
@@ -83,7 +84,7 @@ function send(ex: Exchange, r: ForwardResult): ForwardResult {
   return { ...r, status: cap.status, delivery: { ...r.delivery!, ttfbMs: Date.now() - ex.startedAt } };
 }
 
-function sendSynthetic(ex: Exchange, r: ForwardResult, failed: Exclude<Check, { ok: true }>): ForwardResult {
+function sendSynthetic(ex: ForwardRequest, r: ForwardResult, failed: Exclude<Check, { ok: true }>): ForwardResult {
   const reason = `${failed.outcome}: ${failed.errors.slice(0, 3).join('; ')}`.slice(0, 500);
   const completion = syntheticCompletion(ex.requestId, { escalate_to_spark: true, synthetic: true, reason });
   const own = { ...decisionHeaders(ex, r.route, `synthetic_${failed.outcome}`, r.path), 'x-homelab-synthetic': '1' };
@@ -98,7 +99,7 @@ function sendSynthetic(ex: Exchange, r: ForwardResult, failed: Exclude<Check, { 
   return { ...r, status: 200, error: null, reason: `synthetic_${failed.outcome}`, delivery: { kind: 'done', status: 200, usage: null, ttfbMs: Date.now() - ex.startedAt, streamed: ex.stream, clientGone: false, upstreamError: null } };
 }
 
-function logFailure(ex: Exchange, deps: ForwardDeps, r: ForwardResult, action: 'escalate' | 'synthetic', stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
+function logFailure(ex: ForwardRequest, deps: ForwardDeps, r: ForwardResult, action: 'escalate' | 'synthetic', stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
   deps.logs.validation.warn({
     request_id: ex.requestId,
     bucket: ex.decision.bucket,

@@ -1,6 +1,5 @@
 // Walks a decision's route and its fallbacks: admission, attempt, spill on busy, fail over on
 // outage, all inside one deadline (SPEC §5 steps 8–11). Commits to the first good response.
-import type { ServerResponse } from 'node:http';
 import { advance, type ChainContext, type Landing, type Skip } from '../decide/chain.ts';
 import type { Decision } from '../decide/engine.ts';
 import { RouterError } from '../errors.ts';
@@ -9,13 +8,13 @@ import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { withoutBodyText } from '../upstream/redact.ts';
 import { isLoadingAnswer } from '../upstream/adapters.ts';
-import { retryAfterSeconds } from '../upstream/retry-estimate.ts';
+import { retryAfterSeconds } from '../decide/retry-estimate.ts';
 import type { Attempt } from '../obs/request-record.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
 import { attempt, type AttemptOutcome } from './attempt.ts';
-import { DeadlineSignal, type Abortable } from './signals.ts';
+import { DeadlineSignal } from './signals.ts';
+import type { ForwardRequest } from './forward-request.ts';
 import { deliver, type Delivery } from './deliver.ts';
-import type { Dialect } from './dialect.ts';
 import { isEventStream } from './relay.ts';
 import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from '../decide/context-guard.ts';
 import { MAX_TOKEN_KEYS, withTopLevel } from './upstream-body.ts';
@@ -28,29 +27,6 @@ export interface ForwardDeps {
   onCudaFault?: (route: string) => void;
 }
 
-export interface Exchange {
-  requestId: string;
-  startedAt: number;
-  res: ServerResponse;
-  /** Aborts when the client goes away. */
-  clientSignal: Abortable;
-  policy: CompiledPolicy;
-  decision: Decision;
-  /** Upstream path below the route URL: '/chat/completions' or '/embeddings'. */
-  upstreamPath: string;
-  body: Record<string, unknown>;
-  /** The client's JSON text of `body`, when `body` is forwarded unchanged apart from the model. */
-  rawBody?: string | undefined;
-  stream: boolean;
-  /** Read the answer in full and return it instead of writing it (fail-closed validation). */
-  capture?: boolean;
-  /** Another client protocol (SPEC §13): what each route is sent, and how its answer is translated. */
-  dialect?: Dialect;
-  /** Each route tried is pushed here (shared by copies of the exchange, so retries add to it). */
-  attempts?: Attempt[];
-  /** Sees the response bytes as they go to the client (request_log.store_payloads). */
-  tap?: ((chunk: Buffer) => void) | undefined;
-}
 
 export interface ForwardResult {
   status: number;
@@ -66,7 +42,7 @@ export interface ForwardResult {
 
 type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; rt: RouteRuntime | undefined };
 
-export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardResult> {
+export async function forward(ex: ForwardRequest, deps: ForwardDeps): Promise<ForwardResult> {
   const deadline = ex.startedAt + ex.policy.policy.server.request_timeout_ms;
   // Client gone or deadline passed: ends a wait for a slot and an attempt. A stream committed
   // to the client disarms the deadline (see tryRoute).
@@ -78,7 +54,7 @@ export async function forward(ex: Exchange, deps: ForwardDeps): Promise<ForwardR
   }
 }
 
-async function walk(ex: Exchange, deps: ForwardDeps, signal: DeadlineSignal, deadline: number): Promise<ForwardResult> {
+async function walk(ex: ForwardRequest, deps: ForwardDeps, signal: DeadlineSignal, deadline: number): Promise<ForwardResult> {
   const { decision, policy } = ex;
   const cfg = policy.policy;
   const ctx: ChainContext = {
@@ -140,7 +116,7 @@ type RouteOutcome =
   | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
-async function tryRoute(rt: RouteRuntime, ex: Exchange, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
+async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
   if (rt.busyForMs() > 0) return { kind: 'busy', detail: `${rt.name} said busy` };
   const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
   if (!slot.ok) {
@@ -203,7 +179,7 @@ function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: bo
   return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: o.detail };
 }
 
-function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: Exchange, deps: ForwardDeps, phase = 'before_first_byte'): void {
+function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: ForwardRequest, deps: ForwardDeps, phase = 'before_first_byte'): void {
   const verdict = rt.noteFailure(outcome.detail);
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
   const ejection = verdict === 'counted' ? {} : { ejection: verdict === 'ejected' ? 'ejected' : 'capped: max_ejected_percent keeps it in service' };
@@ -212,7 +188,7 @@ function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'f
 }
 
 /** The headers of SPEC §4 for a response served (or refused) at `route`. */
-export function decisionHeaders(ex: Pick<Exchange, 'requestId' | 'decision'>, route: string | null, reason: string, path: string[]): Record<string, string> {
+export function decisionHeaders(ex: Pick<ForwardRequest, 'requestId' | 'decision'>, route: string | null, reason: string, path: string[]): Record<string, string> {
   return {
     'x-homelab-route': route ?? '',
     'x-homelab-bucket': ex.decision.bucket,
@@ -246,14 +222,14 @@ function finalError(cause: Cause | null, decision: Decision, deadline: number, p
  * The client's own bytes with the route's model (and the clamped max_tokens, when the context
  * guard lowered it) when they can be edited, else the body re-serialised.
  */
-function upstreamBody(ex: Exchange, model: string, maxTokens: number | undefined): string {
+function upstreamBody(ex: ForwardRequest, model: string, maxTokens: number | undefined): string {
   const values: Record<string, string | number> = { model };
   if (maxTokens !== undefined) for (const key of MAX_TOKEN_KEYS) if (typeof ex.body[key] === 'number') values[key] = maxTokens;
   return (ex.rawBody !== undefined ? withTopLevel(ex.rawBody, values) : undefined) ?? JSON.stringify({ ...ex.body, ...values });
 }
 
 /** SPEC §5 step 6: the max_tokens a route of `contextTokens` gets, when lower than the client's. */
-function clampFor(ex: Exchange, contextTokens: number): number | undefined {
+function clampFor(ex: ForwardRequest, contextTokens: number): number | undefined {
   const guard = ex.policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD;
   return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens));
 }

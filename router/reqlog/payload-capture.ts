@@ -4,7 +4,7 @@ export class ResponseCapture {
   readonly #max: number;
   readonly #parts: Buffer[] = [];
   #bytes = 0;
-  /** Passed to the proxy as the exchange's tap. */
+  /** Passed to the proxy as the forward request's tap. */
   readonly tap = this.push.bind(this);
 
   constructor(maxBytes: number) {

@@ -19,7 +19,7 @@ import { adapterFor } from './adapters.ts';
 import { Admission, type SlotLimiter } from './admission.ts';
 import { LocalDrains, type DrainStore } from './drains.ts';
 import { mayEject } from './ejection-cap.ts';
-import { backInMs } from './retry-estimate.ts';
+import { backInMs } from '../decide/retry-estimate.ts';
 import type { ProbeResult } from './probe.ts';
 import {
   applyBusy,

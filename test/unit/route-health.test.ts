@@ -6,7 +6,7 @@ import { eventBoundary } from '../../router/proxy/relay.ts';
 import { Admission } from '../../router/upstream/admission.ts';
 import { mayEject } from '../../router/upstream/ejection-cap.ts';
 import { applyBusy, applyFailure, applyProbe, condition, freshHealth, nextEjection, type HealthRules } from '../../router/upstream/route-health.ts';
-import { clampSeconds } from '../../router/upstream/retry-estimate.ts';
+import { clampSeconds } from '../../router/decide/retry-estimate.ts';
 import { RouteStates } from '../../router/upstream/route-state.ts';
 import { labPolicy } from '../helpers/policies.ts';
 

@@ -2,12 +2,12 @@
 // token, like the rest of /admin. Reads go to the read-only connection; the live feed comes
 // from the writer's batches, so no client ever polls the database.
 import express, { type Request, type Response, type Router } from 'express';
-import { requireAdminToken } from '../admin/auth.ts';
+import { requireAdminToken } from './auth.ts';
 import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
-import { parseAnalytics, parseFilters, RequestLogReader } from './reader.ts';
-import type { RequestRow } from './row.ts';
-import type { UiSessions } from '../ui/sessions.ts';
+import { parseAnalytics, parseFilters, RequestLogReader } from '../reqlog/reader.ts';
+import type { RequestRow } from '../reqlog/row.ts';
+import type { UiSessions } from './sessions.ts';
 
 // A comment line keeps idle proxies and browsers from closing the live feed.
 const HEARTBEAT_MS = 15_000;

@@ -1,12 +1,12 @@
 // The key check every /v1/* request passes before any routing work: the data-plane dispatcher
 // calls keyGate for each such path, so an endpoint added to its table is covered without doing
 // anything. A handler that reads a body then calls KeyService.checkModel (model allowlist and
-// token reservation) and settles through recordOutcome (router/http/exchange.ts).
+// token reservation) and settles through recordOutcome (router/http/request-scope.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
-import { requestIdOf, sendError } from '../http/respond.ts';
-import type { KeyGrant, KeyService } from './service.ts';
-import { KeyRefusal } from './service.ts';
+import { requestIdOf, sendError } from './respond.ts';
+import type { KeyGrant, KeyService } from '../keys/service.ts';
+import { KeyRefusal } from '../keys/service.ts';
 
 const grants = new WeakMap<IncomingMessage, KeyGrant>();
 

@@ -3,12 +3,19 @@
 // Retry-After as such: that is believed only up to health.max_busy_s, and a passing probe
 // ends it sooner.
 import type { CompiledPolicy } from '../policy/compile.ts';
-import type { HealthState } from './route-health.ts';
 
 export const MAX_RETRY_AFTER_S = 60;
 
+/** What the estimate reads of a route's health (upstream/route-health.ts keeps more). */
+export interface HealthTimes {
+  down: boolean;
+  busyUntil: number;
+  ejectedUntil: number;
+  lastProbeAt: number | null;
+}
+
 export interface RetryView {
-  health: Readonly<HealthState>;
+  health: Readonly<HealthTimes>;
   config: { queue_timeout_ms: number };
 }
 
@@ -24,7 +31,7 @@ export function retryAfterSeconds(rt: RetryView | undefined, kind: 'busy' | 'out
 }
 
 /** When a route that is out (ejected, down, or just failed) may take requests again, in ms. */
-export function backInMs(h: Readonly<HealthState>, intervalMs: number, now: number): number {
+export function backInMs(h: Readonly<HealthTimes>, intervalMs: number, now: number): number {
   // Ejected: until the ejection ends. Down or just failed: the next probe round is the
   // soonest it can be seen back.
   const nextProbe = h.lastProbeAt === null ? intervalMs : Math.max(0, h.lastProbeAt + intervalMs - now);

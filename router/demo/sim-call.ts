@@ -1,5 +1,5 @@
 // One request's lifetime inside the simulated upstream, and the bodies it generates.
-// Every timer and wait an exchange starts is tied to it, so that a client abort or a shutdown
+// Every timer and wait a call starts is tied to it, so that a client abort or a shutdown
 // ends them all at once: the fault tests assert that nothing is left behind.
 
 import { randomUUID } from 'node:crypto';
@@ -7,14 +7,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Canned } from './sim-faults.ts';
 import type { SimToolCall } from './sim-replies.ts';
 
-export class Exchange {
+export class SimCall {
   /** The response can no longer complete normally (client gone, connection dropped, shutdown). */
   gone = false;
   /** The sim dropped the connection itself, so its close is not a client abort. */
   selfClosed = false;
   /** The kind of fault this request met, if any (for the sim's own reports). */
   fault: string | undefined;
-  /** Releases the generation slot; set while the exchange holds one. */
+  /** Releases the generation slot; set while the call holds one. */
   slot: (() => void) | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly hooks = new Set<() => void>();
@@ -40,7 +40,7 @@ export class Exchange {
     slot?.();
   }
 
-  /** Runs `fn` when the exchange ends (at once if it already has); returns an unsubscribe. */
+  /** Runs `fn` when the call ends (at once if it already has); returns an unsubscribe. */
   onGone(fn: () => void): () => void {
     if (this.gone) {
       fn();
@@ -50,7 +50,7 @@ export class Exchange {
     return () => this.hooks.delete(fn);
   }
 
-  /** Resolves after `ms`, or as soon as the exchange ends. */
+  /** Resolves after `ms`, or as soon as the call ends. */
   sleep(ms: number): Promise<void> {
     if (ms <= 0 || this.gone) return Promise.resolve();
     return new Promise((resolve) => {
@@ -169,7 +169,7 @@ function chatFrames(p: ChatPlan): string[] {
   return frames;
 }
 
-export async function streamChat(ex: Exchange, p: ChatPlan): Promise<void> {
+export async function streamChat(ex: SimCall, p: ChatPlan): Promise<void> {
   if (ex.gone) return;
   ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   ex.res.flushHeaders();
@@ -190,7 +190,7 @@ export async function streamChat(ex: Exchange, p: ChatPlan): Promise<void> {
   ex.res.end('data: [DONE]\n\n');
 }
 
-export async function replyChat(ex: Exchange, p: ChatPlan): Promise<void> {
+export async function replyChat(ex: SimCall, p: ChatPlan): Promise<void> {
   // A non-streamed answer still takes the decode time, so it holds its slot as long as a stream would.
   await ex.sleep(p.intervalMs * p.chunks);
   const { id, created } = ids();
@@ -210,7 +210,7 @@ export async function replyChat(ex: Exchange, p: ChatPlan): Promise<void> {
 }
 
 /** Sends a JSON 200, or only its first half when cut short. */
-export async function finishJson(ex: Exchange, body: unknown, cut: Cut | null, onDone: () => void): Promise<void> {
+export async function finishJson(ex: SimCall, body: unknown, cut: Cut | null, onDone: () => void): Promise<void> {
   if (ex.gone) return;
   const text = JSON.stringify(body);
   ex.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
@@ -227,7 +227,7 @@ export async function finishJson(ex: Exchange, body: unknown, cut: Cut | null, o
  * Headers, `head`, then filler until the client goes away (bounded at `maxBytes` all the same),
  * each piece after `trickleMs` when set, else as fast as the client reads.
  */
-export async function sendEndless(ex: Exchange, status: number, contentType: string, head: string, trickleMs = 0, maxBytes = 1024 * 1024 * 1024): Promise<void> {
+export async function sendEndless(ex: SimCall, status: number, contentType: string, head: string, trickleMs = 0, maxBytes = 1024 * 1024 * 1024): Promise<void> {
   if (ex.gone) return;
   ex.res.writeHead(status, { 'content-type': contentType });
   ex.res.flushHeaders();
@@ -240,7 +240,7 @@ export async function sendEndless(ex: Exchange, status: number, contentType: str
   if (!ex.gone) ex.res.end();
 }
 
-async function cutShort(ex: Exchange, cut: Cut): Promise<void> {
+async function cutShort(ex: SimCall, cut: Cut): Promise<void> {
   if (cut.mode === 'die' || cut.mode === 'die_mid_event') ex.drop(false);
   else await ex.untilGone();
 }

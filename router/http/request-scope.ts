@@ -8,7 +8,7 @@ import type { ForwardResult } from '../proxy/forward.ts';
 import { isDecision, type Attempt, type Endpoint, type RequestRecord } from '../obs/request-record.ts';
 import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
-import { grantOf } from '../keys/gate.ts';
+import { grantOf } from './key-gate.ts';
 import type { KeyGrant } from '../keys/service.ts';
 import { requestIdOf } from './respond.ts';
 

@@ -1,0 +1,33 @@
+// The words a policy gives the classifier: what a bucket's keywords, examples and structural
+// signals are. The policy (policy/types.ts) builds its buckets on these; the classifier needs
+// nothing else from it.
+
+/** classifier.scope: which messages are scored. */
+export type ClassifierScope = 'last_user' | 'user' | 'all';
+
+export type TermSpec = string | { term: string; weight?: number };
+
+export type SignalName =
+  | 'tools'
+  | 'code_block'
+  | 'inline_code'
+  | 'json_schema'
+  | 'question'
+  /** tool_choice names one function (or is "required"): structured output, not an agent. */
+  | 'forced_tool'
+  /** The last message is a tool result. */
+  | 'tool_result'
+  /** Earlier assistant turns called tools: an agent loop is under way. */
+  | 'agent_loop'
+  /** A code fence in an earlier message of the conversation. */
+  | 'history_code'
+  /** The request carries an image. */
+  | 'image';
+
+/** What the classifier reads of a bucket. */
+export interface BucketVocabulary {
+  keywords?: TermSpec[];
+  /** Example prompts of this bucket for the similarity stage (classifier.similarity). */
+  examples?: string[];
+  signals?: Partial<Record<SignalName, number>>;
+}
