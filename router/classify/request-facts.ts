@@ -36,6 +36,8 @@ export interface RequestFacts {
   estimatedTokens: number;
   /** Tokens the client asked to generate (0 when unset). */
   maxTokens: number;
+  /** Completions asked for (`n`, 1 when unset): each is a sequence on the GPU. */
+  sequences: number;
   /** Texts to score, newest first: [scoped text, earlier user turns for lookback...]. */
   scoredTexts: string[];
   signals: Record<SignalName, boolean>;
@@ -254,6 +256,7 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
     imageCount: images,
     estimatedTokens: estimateTokens(chars, images),
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 0,
+    sequences: sequencesOf(body.n),
     scoredTexts: texts,
     signals: {
       tools: Array.isArray(body.tools) && body.tools.length > 0,
@@ -270,4 +273,9 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
     metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
     systemText: systemText(body.messages),
   };
+}
+
+/** `n` completions are `n` sequences on the GPU (and take `n` slots, capped at the route's). */
+function sequencesOf(n: unknown): number {
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
 }

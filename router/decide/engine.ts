@@ -45,6 +45,10 @@ export interface Decision {
   requestedMaxTokens: number;
   /** The lowered value `route` gets (SPEC §5 step 6 clamp); undefined when sent unchanged. */
   maxTokensSent: number | undefined;
+  /** The context a route needs for this request: the prompt plus the least output the guard allows. */
+  tokensNeeded: number;
+  /** Completions asked for (`n`): the slots the request takes on a route (capped at its slots). */
+  sequences: number;
   sizeTier: SizeTier;
   scores: Record<string, number>;
   matched: Record<string, string[]>;
@@ -158,6 +162,8 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, view: State
     estimatedTokens: facts.estimatedTokens,
     requestedMaxTokens: facts.maxTokens,
     maxTokensSent: route === null ? undefined : clampedMaxTokens(policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD, policy.route(route).context_tokens, facts.estimatedTokens, facts.maxTokens),
+    tokensNeeded: ctx.tokensNeeded,
+    sequences: facts.sequences,
     sizeTier: tier,
     scores: choice.classification?.scores ?? {},
     matched: choice.classification?.matched ?? {},

@@ -3,9 +3,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
-import { handleChat, handleExplain } from './chat.ts';
-import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
-import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
+import { handleExplain } from './chat.ts';
+import { handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
+import { handleChat, handleCompletions, handleEmbeddings, handleMessages, handleResponses } from './endpoints.ts';
+import { handleCountTokens } from './protocols.ts';
 import { keyGate } from './key-gate.ts';
 import { sendError } from './respond.ts';
 import { openScope, requestRecord } from './request-scope.ts';

@@ -16,7 +16,7 @@ import { DeadlineSignal } from './signals.ts';
 import type { ForwardRequest } from './forward-request.ts';
 import { deliver, type Delivery } from './deliver.ts';
 import { isEventStream } from './relay.ts';
-import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD, tokensNeeded } from '../decide/context-guard.ts';
+import { clampedMaxTokens, DEFAULT_CONTEXT_GUARD } from '../decide/context-guard.ts';
 import { MAX_TOKEN_KEYS, withTopLevel } from './upstream-body.ts';
 
 export interface ForwardDeps {
@@ -56,12 +56,11 @@ export async function forward(ex: ForwardRequest, deps: ForwardDeps): Promise<Fo
 
 async function walk(ex: ForwardRequest, deps: ForwardDeps, signal: DeadlineSignal, deadline: number): Promise<ForwardResult> {
   const { decision, policy } = ex;
-  const cfg = policy.policy;
   const ctx: ChainContext = {
     policy,
     view: deps.states.view,
     hasImage: decision.hasImage,
-    tokensNeeded: tokensNeeded(cfg.context_guard ?? DEFAULT_CONTEXT_GUARD, decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens)),
+    tokensNeeded: decision.tokensNeeded,
     auto: !decision.pinned,
   };
   const path = decision.skipped.map((s) => s.route);
@@ -118,7 +117,7 @@ type RouteOutcome =
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
 async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
   if (rt.busyForMs() > 0) return { kind: 'busy', detail: `${rt.name} said busy` };
-  const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), choices(ex.body));
+  const slot = await rt.admission.acquire(deadlineSignal, deadline - Date.now(), ex.decision.sequences);
   if (!slot.ok) {
     if (slot.why === 'aborted') return ex.clientSignal.aborted ? { kind: 'aborted' } : { kind: 'failure', detail: 'request deadline passed while queued', upstreamCaused: false, cuda: false, failure: 'deadline' };
     return { kind: 'busy', detail: `${rt.name} ${slot.why === 'queue_full' ? 'has every slot and queue place taken' : 'queue wait timed out'}` };
@@ -231,15 +230,5 @@ function upstreamBody(ex: ForwardRequest, model: string, maxTokens: number | und
 /** SPEC §5 step 6: the max_tokens a route of `contextTokens` gets, when lower than the client's. */
 function clampFor(ex: ForwardRequest, contextTokens: number): number | undefined {
   const guard = ex.policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD;
-  return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, numberOr0(ex.body.max_completion_tokens ?? ex.body.max_tokens));
-}
-
-function numberOr0(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
-}
-
-/** `n` completions are `n` sequences on the GPU: they take `n` slots (capped at the route's). */
-function choices(body: Record<string, unknown>): number {
-  const n = body.n;
-  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
+  return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, ex.decision.requestedMaxTokens);
 }
