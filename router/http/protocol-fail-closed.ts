@@ -10,6 +10,7 @@ import { forwardFailClosed } from '../proxy/fail-closed.ts';
 import type { ForwardDeps, ForwardResult } from '../proxy/forward.ts';
 import type { ForwardRequest } from '../proxy/forward-request.ts';
 import { completionAsSse } from '../proxy/synthetic.ts';
+import { writeJson, writeStreamHead } from '../proxy/answer-writer.ts';
 import type { SchemaGuard } from '../schema-guard/guard.ts';
 
 /** Holds what fail-closed writes (it only ever calls writeHead and end once each). */
@@ -56,8 +57,7 @@ export async function forwardFailClosedTranslated(ex: ForwardRequest & { dialect
   const answer = ex.dialect.answer;
   if (sink.status >= 400) {
     const e = answer.clientError(sink.status, sink.body);
-    res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(e.body)), ...own });
-    res.end(e.body);
+    writeJson(res, { status: e.status, own }, e.body);
     return { ...fc, result: { ...fc.result, status: e.status } };
   }
   if (clientStream) {
@@ -68,12 +68,9 @@ export async function forwardFailClosedTranslated(ex: ForwardRequest & { dialect
     } catch {
       /* an empty answer: the stream still opens and closes */
     }
-    res.writeHead(sink.status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
-    res.end(stream.start() + stream.push(Buffer.from(completionAsSse(completion, { include_usage: true }))) + stream.end());
+    writeStreamHead(res, { status: sink.status, own }, stream.start() + stream.push(Buffer.from(completionAsSse(completion, { include_usage: true }))) + stream.end());
     return fc;
   }
-  const body = answer.json(sink.body);
-  res.writeHead(sink.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...own });
-  res.end(body);
+  writeJson(res, { status: sink.status, own }, answer.json(sink.body));
   return fc;
 }

@@ -1,4 +1,5 @@
-// Writing JSON and errors. Every error the router itself produces goes out through sendError,
+// Writing JSON and errors (through proxy/answer-writer.ts, the one writer of the router's own
+// answers). Every error the router itself produces goes out through sendError,
 // in the envelope of the request's protocol (http/envelope.ts), with whatever decision headers
 // exist at that point.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -6,11 +7,10 @@ import { asRouterError } from '../errors.ts';
 import { isLingering } from './body.ts';
 import { uuidv7 } from '../request-id.ts';
 import { envelopeFor, renderError, targetOf } from './envelope.ts';
+import { writeJson } from '../proxy/answer-writer.ts';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
+  writeJson(res, { status, own: headers }, JSON.stringify(value));
 }
 
 export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): number {
@@ -26,8 +26,7 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   // A body we stopped reading (413 past the drain bound, 408) cannot be left on a keep-alive connection.
   if ((e.code === 'payload_too_large' && !isLingering(res.req)) || e.code === 'request_timeout') extra.connection = 'close';
   const rendered = renderError(envelopeFor(targetOf(res.req)), e);
-  res.writeHead(rendered.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(rendered.body), ...extra });
-  res.end(rendered.body);
+  writeJson(res, { status: rendered.status, own: extra }, rendered.body);
   return rendered.status;
 }
 

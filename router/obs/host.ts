@@ -13,7 +13,8 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import si from 'systeminformation';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { registerHostGauges } from './metrics.ts';
 
 interface GraphicsController {
   model: string;
@@ -53,14 +54,7 @@ export class HostTelemetry {
   #worker: Worker | null = null;
 
   constructor(registry: Registry) {
-    const self = this;
-    new Gauge({ name: 'homelab_router_host_cpu_load_percent', help: 'CPU load of the router host.', registers: [registry], collect() { if (self.sample.cpu_load_percent !== null) this.set(self.sample.cpu_load_percent); } });
-    new Gauge({ name: 'homelab_router_host_memory_used_bytes', help: 'Memory in use on the router host.', registers: [registry], collect() { if (self.sample.memory_used_bytes !== null) this.set(self.sample.memory_used_bytes); } });
-    new Gauge({ name: 'homelab_router_host_memory_total_bytes', help: 'Memory of the router host.', registers: [registry], collect() { if (self.sample.memory_total_bytes !== null) this.set(self.sample.memory_total_bytes); } });
-    new Gauge({
-      name: 'homelab_router_host_gpu_utilization_percent', help: 'GPU utilisation on the router host.', labelNames: ['gpu'] as const, registers: [registry],
-      collect() { this.reset(); for (const g of self.sample.gpus) if (g.utilization_percent !== null) this.set({ gpu: String(g.index) }, g.utilization_percent); },
-    });
+    registerHostGauges(registry, () => this.sample);
   }
 
   async refresh(): Promise<HostSample> {

@@ -87,3 +87,21 @@ export class RouterMetrics {
     new Gauge({ name: 'homelab_router_cluster_leader', help: '1 while this replica holds the lock that makes it the one that probes upstreams and runs the watchdog.', registers: [this.registry], collect() { this.set(status().leader ? 1 : 0); } });
   }
 }
+
+/** The router host's gauges (obs/host.ts samples them in the background), read at scrape time. */
+export interface HostFigures {
+  cpu_load_percent: number | null;
+  memory_used_bytes: number | null;
+  memory_total_bytes: number | null;
+  gpus: ReadonlyArray<{ index: number; utilization_percent: number | null }>;
+}
+
+export function registerHostGauges(registry: Registry, sample: () => HostFigures): void {
+  new Gauge({ name: 'homelab_router_host_cpu_load_percent', help: 'CPU load of the router host.', registers: [registry], collect() { const v = sample().cpu_load_percent; if (v !== null) this.set(v); } });
+  new Gauge({ name: 'homelab_router_host_memory_used_bytes', help: 'Memory in use on the router host.', registers: [registry], collect() { const v = sample().memory_used_bytes; if (v !== null) this.set(v); } });
+  new Gauge({ name: 'homelab_router_host_memory_total_bytes', help: 'Memory of the router host.', registers: [registry], collect() { const v = sample().memory_total_bytes; if (v !== null) this.set(v); } });
+  new Gauge({
+    name: 'homelab_router_host_gpu_utilization_percent', help: 'GPU utilisation on the router host.', labelNames: ['gpu'] as const, registers: [registry],
+    collect() { this.reset(); for (const g of sample().gpus) if (g.utilization_percent !== null) this.set({ gpu: String(g.index) }, g.utilization_percent); },
+  });
+}

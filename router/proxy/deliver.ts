@@ -1,5 +1,6 @@
 // Commits a successful (or passed-through 4xx) upstream response to the client.
 import type { RouteRuntime } from '../upstream/route-state.ts';
+import { asStreamHead, writeJson, writeStreamHead } from './answer-writer.ts';
 import type { AttemptOutcome } from './attempt.ts';
 import type { AnswerTranslator, UpstreamCall } from './dialect.ts';
 import type { ForwardRequest } from './forward-request.ts';
@@ -58,10 +59,7 @@ export async function deliver(
     return done(outcome.status, usageInBytes(read.bytes), Date.now() - ex.startedAt, false, ex);
   }
 
-  const headers = responseHeaders(outcome.headers, own);
-  headers['cache-control'] = 'no-cache';
-  headers['x-accel-buffering'] = 'no';
-  res.writeHead(outcome.status, headers);
+  res.writeHead(outcome.status, asStreamHead(responseHeaders(outcome.headers, own)));
   res.flushHeaders();
   const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
@@ -101,7 +99,7 @@ async function deliverTranslated(
   const { res } = ex;
   if (outcome.kind === 'client_error') {
     const e = answer.clientError(outcome.status, outcome.bodyBytes);
-    writeWhole(res, e.status, e.body, own);
+    writeJson(res, { status: e.status, own }, e.body);
     return done(e.status, null, Date.now() - ex.startedAt, false, ex);
   }
   if (!isEventStream(outcome.headers)) {
@@ -111,15 +109,14 @@ async function deliverTranslated(
     if (ex.stream) {
       // The client asked for a stream and the upstream answered whole: sent as that stream.
       const stream = answer.stream();
-      writeStreamHead(res, outcome.status, own);
-      res.end(stream.start() + stream.push(Buffer.from(completionAsSse(parseCompletion(read.bytes), { include_usage: true }))) + stream.end());
+      writeStreamHead(res, { status: outcome.status, own }, stream.start() + stream.push(Buffer.from(completionAsSse(parseCompletion(read.bytes), { include_usage: true }))) + stream.end());
       return done(outcome.status, usage, Date.now() - ex.startedAt, true, ex);
     }
-    writeWhole(res, outcome.status, answer.json(read.bytes), own);
+    writeJson(res, { status: outcome.status, own }, answer.json(read.bytes));
     return done(outcome.status, usage, Date.now() - ex.startedAt, false, ex);
   }
   const stream = answer.stream();
-  writeStreamHead(res, outcome.status, own);
+  writeStreamHead(res, { status: outcome.status, own });
   res.write(stream.start());
   const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream, true, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
@@ -140,10 +137,6 @@ async function deliverTranslated(
   return failed;
 }
 
-function writeStreamHead(res: ForwardRequest['res'], status: number, own: Record<string, string>): void {
-  res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
-}
-
 function parseCompletion(bytes: Buffer): Parameters<typeof completionAsSse>[0] {
   try {
     const v = JSON.parse(bytes.toString('utf8'));
@@ -151,11 +144,6 @@ function parseCompletion(bytes: Buffer): Parameters<typeof completionAsSse>[0] {
   } catch {
     return {};
   }
-}
-
-function writeWhole(res: ForwardRequest['res'], status: number, body: string, own: Record<string, string>): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...own });
-  res.end(body);
 }
 
 /** Fail-closed requests: read the answer in full and hand it back instead of sending it. */

@@ -3,6 +3,7 @@
 // fails too, the client gets a synthetic envelope that says so. Never a silent suppression.
 // The client's schema is bounded, compiled and applied by the schema guard
 // (router/schema-guard/), off the event loop: no schema can stall other requests.
+import { writeJson, writeStreamHead } from './answer-writer.ts';
 import type { ChatBody } from '../classify/request-facts.ts';
 import type { Decision } from '../decide/engine.ts';
 import type { PreparedSchema, SchemaGuard } from '../schema-guard/guard.ts';
@@ -74,9 +75,7 @@ function send(ex: ForwardRequest, r: ForwardResult): ForwardResult {
   const own = decisionHeaders(ex, r.route, r.reason, r.path);
   if (r.maxTokensSent !== undefined) own['x-homelab-max-tokens'] = String(r.maxTokensSent);
   if (ex.stream && cap.status === 200) {
-    const sse = completionAsSse(JSON.parse(cap.bytes.toString('utf8')), (ex.body as ChatBody).stream_options);
-    ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...own });
-    ex.res.end(sse);
+    writeStreamHead(ex.res, { status: 200, own }, completionAsSse(JSON.parse(cap.bytes.toString('utf8')), (ex.body as ChatBody).stream_options));
   } else {
     ex.res.writeHead(cap.status, { ...cap.headers, ...own, 'content-length': String(cap.bytes.length) });
     ex.res.end(cap.bytes);
@@ -89,12 +88,9 @@ function sendSynthetic(ex: ForwardRequest, r: ForwardResult, failed: Exclude<Che
   const completion = syntheticCompletion(ex.requestId, { escalate_to_spark: true, synthetic: true, reason });
   const own = { ...decisionHeaders(ex, r.route, `synthetic_${failed.outcome}`, r.path), 'x-homelab-synthetic': '1' };
   if (ex.stream) {
-    ex.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...own });
-    ex.res.end(completionAsSse(completion, (ex.body as ChatBody).stream_options));
+    writeStreamHead(ex.res, { status: 200, own }, completionAsSse(completion, (ex.body as ChatBody).stream_options));
   } else {
-    const bytes = Buffer.from(JSON.stringify(completion));
-    ex.res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length), ...own });
-    ex.res.end(bytes);
+    writeJson(ex.res, { status: 200, own }, JSON.stringify(completion));
   }
   return { ...r, status: 200, error: null, reason: `synthetic_${failed.outcome}`, delivery: { kind: 'done', status: 200, usage: null, ttfbMs: Date.now() - ex.startedAt, streamed: ex.stream, clientGone: false, upstreamError: null } };
 }
