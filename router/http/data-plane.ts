@@ -7,6 +7,7 @@ import { handleChat, handleExplain } from './chat.ts';
 import { handleEmbeddings, handleHealthz, handleModel, handleModels, handleReadyz } from './catalogue.ts';
 import { handleCompletions, handleCountTokens, handleMessages, handleResponses } from './protocols.ts';
 import { keyGate } from '../keys/gate.ts';
+import type { UiSessions } from '../ui/sessions.ts';
 import { sendError } from './respond.ts';
 import { openScope, requestRecord } from './exchange.ts';
 import type { Endpoint } from '../obs/request-record.ts';
@@ -49,8 +50,9 @@ function allowed(methods: Partial<Record<string, Handler>>): string {
 /**
  * Serves the request and returns true, or returns false for Express to handle it. `path` is the
  * request target's path as router/http/edge.ts left it (absolute-form already rewritten).
+ * `sessions`: the web UI's, so its playground may call /v1/* without a key (keys/gate.ts).
  */
-export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string): boolean {
+export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string, sessions?: UiSessions): boolean {
   if (path === undefined) {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -76,7 +78,7 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
   }
   // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
   if (endpoint.startsWith('/v1/')) {
-    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys);
+    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys, sessions);
     if (pass === false) return true;
     if (pass !== true) {
       pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));

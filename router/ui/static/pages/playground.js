@@ -12,8 +12,10 @@ function body(prompt, image, stream) {
 }
 
 async function post(path, json) {
-  // Same-origin data-plane call: the browser adds the router's own Origin, which it accepts.
-  return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, credentials: 'same-origin', body: json });
+  // Same-origin data-plane call: the browser adds the router's own Origin, which it accepts. With
+  // auth.mode: keys, the session cookie plus the UI's header stand in for an API key (the
+  // request is logged as the signed-in operator, "ui:admin"); no key is ever held by the page.
+  return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-homelab-ui': '1' }, credentials: 'same-origin', body: json });
 }
 
 async function failure(res) {
