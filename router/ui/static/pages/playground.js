@@ -130,6 +130,6 @@ export function Playground({ query }) {
     </form>
     <${ErrorBox} error=${error} />
     ${decision ? html`<${Decision} d=${decision} />` : null}
-    ${answer ? html`<div class="card answer"><h3>Answer ${answer.route ? html`from <code>${answer.route}</code>` : null} ${answer.done ? '' : '…'}</h3><pre>${answer.text}</pre></div>` : null}
+    ${answer ? html`<div class="card answer" data-testid="playground-answer" data-done=${answer.done ? 'true' : 'false'}><h3>Answer ${answer.route ? html`from <code>${answer.route}</code>` : null} ${answer.done ? '' : '…'}</h3><pre>${answer.text}</pre></div>` : null}
   </section>`;
 }
