@@ -126,7 +126,7 @@ export function Playground({ query }) {
         <button type="submit" data-testid="playground-submit" disabled=${busy || prompt.trim() === ''}>Explain</button>
         <button type="button" class="ghost" onClick=${send} disabled=${busy || prompt.trim() === ''} data-testid="playground-send">Send it (streams from the chosen GPU)</button>
       </div>
-      <p class="hint">Explain calls nothing: it shows what a real request would get now (drains, health and the context guard applied).</p>
+      <p class="hint">Explain calls nothing: it shows what a real request would get now (drains, health and the context guard applied). Both go to the router's real <code>/v1</code> endpoints as you, the signed-in operator (logged as client <code>ui:admin</code>), so no API key is needed even with <code>auth.mode: keys</code>.</p>
     </form>
     <${ErrorBox} error=${error} />
     ${decision ? html`<${Decision} d=${decision} />` : null}
