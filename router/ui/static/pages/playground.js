@@ -20,10 +20,12 @@ async function post(path, json) {
 
 async function failure(res) {
   const text = await res.text();
+  // With auth.mode: keys a 401 here means the session is gone (expired, signed out elsewhere).
+  const hint = res.status === 401 ? ' Your session may have ended: reload the page and sign in again.' : '';
   try {
-    return new Error(`${res.status}: ${JSON.parse(text).error.message}`);
+    return new Error(`${res.status}: ${JSON.parse(text).error.message}${hint}`);
   } catch {
-    return new Error(`${res.status}: ${text.slice(0, 300)}`);
+    return new Error(`${res.status}: ${text.slice(0, 300)}${hint}`);
   }
 }
 
