@@ -63,8 +63,9 @@ export class UiSessions {
 
 /**
  * The request was made by this router's own pages: it carries the UI header, and the Origin the
- * browser names (if any) is this host. A page on another site can do neither: a custom header
- * needs a CORS preflight the router does not grant, and the browser sets Origin itself.
+ * browser names (if any) is this host. A page elsewhere cannot pass: the browser sets Origin
+ * itself, and sends a custom header across origins only after a CORS preflight, which the router
+ * answers only for server.cors_origins (whose pages still name their own Origin, not this host).
  */
 export function fromOwnPages(req: IncomingMessage): boolean {
   if (req.headers[UI_CSRF_HEADER] === undefined) return false;
