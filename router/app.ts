@@ -13,20 +13,22 @@ import { requestLogApi } from './admin/request-log-api.ts';
 import { HostTelemetry } from './obs/host.ts';
 import type { RouterService } from './service.ts';
 import { uiRouter } from './ui/routes.ts';
-import { UiSessions } from './admin/sessions.ts';
+import { UiSessions } from './keys/sessions.ts';
 
 export interface AppOptions {
   recovery?: RecoveryControl;
   host?: HostTelemetry;
   /** More endpoints under a path prefix (the demo's /demo controls). */
   extra?: { path: string; router: express.Router };
+  /** Web UI sign-in sessions, shared by the UI, the admin API and the data plane (its playground). */
+  sessions?: UiSessions;
 }
 
 export function createExpressApp(svc: RouterService, opts: AppOptions = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const sessions = new UiSessions();
+  const sessions = opts.sessions ?? new UiSessions();
   app.use('/admin/api', requestLogApi(svc, sessions));
   app.use('/admin', adminRouter(svc, opts.recovery, sessions));
   if (opts.extra) app.use(opts.extra.path, opts.extra.router);
@@ -90,13 +92,14 @@ function bodyParserError(err: unknown): RouterError | null {
 }
 
 export function createRouterServer(svc: RouterService, opts: AppOptions = {}): Server {
-  const app = createExpressApp(svc, opts);
+  const sessions = opts.sessions ?? new UiSessions();
+  const app = createExpressApp(svc, { ...opts, sessions });
   const limits = svc.policy.policy.server;
   // Refused at the edge: counted like any request answered without a route.
   const refused = (err: RouterError) => svc.metrics.requests.inc({ route: 'none', bucket: 'none', reason: err.code, code: String(err.status) });
   const server = createServer({ connectionsCheckingInterval: checkingIntervalMs(limits) }, (req, res) => {
     const path = admitAtEdge(req, res, svc.policy, refused);
-    if (path !== null && !serveDataPlane(req, res, svc, path)) app(req, res);
+    if (path !== null && !serveDataPlane(req, res, svc, path, sessions)) app(req, res);
   });
   applyConnectionLimits(server, limits, (max, dropped) => svc.logs.service.warn({ max_connections: max, dropped }, `server.max_connections (${max}) reached: new connections are closed as they arrive`));
   return server;

@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { RouterError } from '../errors.ts';
-import { UI_CSRF_HEADER, type UiSessions } from './sessions.ts';
+import { fromOwnPages, UI_CSRF_HEADER, type UiSessions } from '../keys/sessions.ts';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -38,7 +38,7 @@ export function requireAdminToken(expected: string | undefined, opts: AdminAuthO
       return;
     }
     if (bearer === undefined && opts.sessions?.fromRequest(req)) {
-      next(SAFE_METHODS.has(req.method) || sameSiteMutation(req) ? undefined : new RouterError('forbidden', `A signed-in browser must send the ${UI_CSRF_HEADER} header from this router's own pages to change anything.`));
+      next(SAFE_METHODS.has(req.method) || fromOwnPages(req) ? undefined : new RouterError('forbidden', `A signed-in browser must send the ${UI_CSRF_HEADER} header from this router's own pages to change anything.`));
       return;
     }
     if (!expected) {
@@ -52,15 +52,4 @@ export function requireAdminToken(expected: string | undefined, opts: AdminAuthO
     }
     next();
   };
-}
-
-function sameSiteMutation(req: Request): boolean {
-  if (req.headers[UI_CSRF_HEADER] === undefined) return false;
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
 }

@@ -7,7 +7,7 @@ import { RouterError } from '../errors.ts';
 import type { RouterService } from '../service.ts';
 import { parseAnalytics, parseFilters, RequestLogReader } from '../reqlog/reader.ts';
 import type { RequestRow } from '../reqlog/row.ts';
-import type { UiSessions } from './sessions.ts';
+import type { UiSessions } from '../keys/sessions.ts';
 
 // A comment line keeps idle proxies and browsers from closing the live feed.
 const HEARTBEAT_MS = 15_000;

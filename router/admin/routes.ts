@@ -5,9 +5,10 @@ import { RouterError } from '../errors.ts';
 import { PolicyError } from '../policy/load.ts';
 import type { RouterService } from '../service.ts';
 import type { RouteRuntime } from '../upstream/route-state.ts';
+import { PROBE_HISTORY_MAX, PROBE_HISTORY_MAX_AGE_MS } from '../upstream/probe-history.ts';
 import { requireAdminToken } from './auth.ts';
 import { keysRouter } from './keys.ts';
-import type { UiSessions } from './sessions.ts';
+import type { UiSessions } from '../keys/sessions.ts';
 
 export interface RecoveryControl {
   recoverCuda(route: string, trigger: 'admin'): Promise<unknown>;
@@ -36,6 +37,17 @@ export function upstreamView(r: RouteRuntime) {
   };
 }
 
+/** GET /admin/api/upstreams/:route/probes: the route's recent probes, oldest first (no error text). */
+export function probeHistoryView(r: RouteRuntime, intervalS: number) {
+  return {
+    route: r.name,
+    interval_s: intervalS,
+    max_probes: PROBE_HISTORY_MAX,
+    max_age_s: PROBE_HISTORY_MAX_AGE_MS / 1000,
+    probes: r.probeHistory().map((p) => ({ at: new Date(p.at).toISOString(), ok: p.ok, latency_ms: p.latencyMs, status: p.status, error: p.error, busy: p.busy, loading: p.loading, cuda: p.cuda })),
+  };
+}
+
 export function adminRouter(svc: RouterService, recovery: RecoveryControl | undefined, sessions?: UiSessions): Router {
   const router = express.Router();
   router.use(requireAdminToken(svc.adminToken, { isAdminKey: (bearer) => svc.keys.isAdminKey(bearer), ...(sessions ? { sessions } : {}) }));
@@ -57,6 +69,10 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
   });
   router.get('/policy', (_req, res) => {
     res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.policy });
+  });
+
+  router.get('/api/upstreams/:route/probes', (req, res) => {
+    res.json(probeHistoryView(routeOf(req), svc.policy.policy.health.interval_s));
   });
 
   router.get('/api/reloads', (_req, res) => {

@@ -8,6 +8,7 @@ import { handleHealthz, handleModel, handleModels, handleReadyz } from './catalo
 import { handleChat, handleCompletions, handleEmbeddings, handleMessages, handleResponses } from './endpoints.ts';
 import { handleCountTokens } from './protocols.ts';
 import { keyGate } from './key-gate.ts';
+import type { UiSessions } from '../keys/sessions.ts';
 import { sendError } from './respond.ts';
 import { openScope, requestRecord } from './request-scope.ts';
 import type { Endpoint } from '../obs/request-record.ts';
@@ -50,8 +51,9 @@ function allowed(methods: Partial<Record<string, Handler>>): string {
 /**
  * Serves the request and returns true, or returns false for Express to handle it. `path` is the
  * request target's path as router/http/edge.ts left it (absolute-form already rewritten).
+ * `sessions`: the web UI's, so its playground may call /v1/* without a key (http/key-gate.ts).
  */
-export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string): boolean {
+export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: RouterService, path?: string, sessions?: UiSessions): boolean {
   if (path === undefined) {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -77,7 +79,7 @@ export function serveDataPlane(req: IncomingMessage, res: ServerResponse, svc: R
   }
   // Every /v1/* endpoint, present and future, passes the key check (SPEC §12) before any work.
   if (endpoint.startsWith('/v1/')) {
-    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys);
+    const pass = keyGate(req, res, methods === MODEL_ROUTE ? '/v1/models' : endpoint, svc.keys, sessions);
     if (pass === false) return true;
     if (pass !== true) {
       pass.then((ok) => ok && run(handler, req, res, svc, path), (err: unknown) => sendError(res, err));

@@ -2,24 +2,45 @@
 // calls keyGate for each such path, so an endpoint added to its table is covered without doing
 // anything. A handler that reads a body then calls KeyService.checkModel (model allowlist and
 // token reservation) and settles through recordOutcome (router/http/request-scope.ts).
+//
+// The web UI's playground is the one caller without a key: a request that presents no key but
+// comes from a signed-in UI page (the session cookie, the UI's header and this router's own
+// origin, the same proof the admin API asks of the UI's changes) passes as that operator, with
+// no key limits, and is logged with the client "ui:<subject>". The cookie alone does not pass.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RouterError } from '../errors.ts';
 import { requestIdOf, sendError } from './respond.ts';
 import type { KeyGrant, KeyService } from '../keys/service.ts';
 import { KeyRefusal } from '../keys/service.ts';
+import { presentedKey } from '../keys/secret.ts';
+import { ownPageSession, sessionClient, UI_CSRF_HEADER, type UiSessions } from '../keys/sessions.ts';
 
 const grants = new WeakMap<IncomingMessage, KeyGrant>();
+const operators = new WeakMap<IncomingMessage, string>();
 
 /** The grant the gate attached to this request, if a key was presented (or required). */
 export function grantOf(req: IncomingMessage): KeyGrant | undefined {
   return grants.get(req);
 }
 
+/** The request log's client of a request a signed-in UI page made without a key ("ui:admin"). */
+export function operatorOf(req: IncomingMessage): string | undefined {
+  return operators.get(req);
+}
+
 /**
  * true: the request may go on (a grant is attached when a key was used); false: it was refused
  * and answered in the endpoint's error envelope. A promise of either with a shared limit store.
  */
-export function keyGate(req: IncomingMessage, res: ServerResponse, path: string, keys: KeyService): boolean | Promise<boolean> {
+export function keyGate(req: IncomingMessage, res: ServerResponse, path: string, keys: KeyService, sessions?: UiSessions): boolean | Promise<boolean> {
+  // Only a request carrying the UI's header pays for the cookie lookup.
+  if (sessions !== undefined && req.headers[UI_CSRF_HEADER] !== undefined && presentedKey(req.headers) === undefined) {
+    const s = ownPageSession(req, sessions);
+    if (s !== undefined) {
+      operators.set(req, sessionClient(s));
+      return true;
+    }
+  }
   let grant: KeyGrant | null | Promise<KeyGrant>;
   try {
     grant = keys.authenticate(req.headers, path, Date.now());

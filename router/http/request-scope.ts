@@ -8,7 +8,7 @@ import type { ForwardResult } from '../proxy/forward.ts';
 import { isDecision, type Attempt, type Endpoint, type RequestRecord } from '../obs/request-record.ts';
 import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
-import { grantOf } from './key-gate.ts';
+import { grantOf, operatorOf } from './key-gate.ts';
 import type { KeyGrant } from '../keys/service.ts';
 import { requestIdOf } from './respond.ts';
 
@@ -22,6 +22,8 @@ export interface RequestScope {
   grant?: KeyGrant | undefined;
   /** The API key's name: the request log's `client` (undefined: no key was used, the address is). */
   keyName?: string | undefined;
+  /** A signed-in web UI page sent it without a key ("ui:admin"): the request log's `client`. */
+  operator?: string | undefined;
   /** The client's address and user agent, for the request log. */
   remote: string;
   userAgent: string | null;
@@ -32,7 +34,7 @@ export interface RequestScope {
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
   const grant = grantOf(req);
   const ua = req.headers['user-agent'];
-  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name, remote: req.socket.remoteAddress ?? 'unknown', userAgent: ua ?? null, attempts: [] };
+  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name, operator: operatorOf(req), remote: req.socket.remoteAddress ?? 'unknown', userAgent: ua ?? null, attempts: [] };
 }
 
 /**
@@ -100,7 +102,7 @@ export function requestRecord(scope: RequestScope, o: Outcome): RequestRecord {
     request_id: scope.requestId,
     ts: scope.startedAt,
     endpoint: o.endpoint,
-    client: scope.keyName ?? scope.remote,
+    client: scope.keyName ?? scope.operator ?? scope.remote,
     key_name: scope.keyName ?? null,
     user_agent: scope.userAgent,
     model: o.model ?? null,

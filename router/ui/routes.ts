@@ -5,7 +5,7 @@ import { RouterError } from '../errors.ts';
 import { adminDisabledError, tokenMatches } from '../admin/auth.ts';
 import type { RouterService } from '../service.ts';
 import { uiAssets } from './assets.ts';
-import { clearedSessionCookie, sessionCookie, type UiSessions } from '../admin/sessions.ts';
+import { clearedSessionCookie, sessionCookie, type UiSessions } from '../keys/sessions.ts';
 
 export function uiRouter(svc: RouterService, sessions: UiSessions): Router {
   const router = express.Router({ strict: true });

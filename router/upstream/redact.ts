@@ -22,11 +22,25 @@ export function withoutBodyText(detail: string): string {
 
 const ROUTER_NOTE = / \[body [^[\]]*\]$/;
 
+/** The HTTP status ("HTTP 503") or error code ("ECONNREFUSED") a detail names, or null. */
+function statusOrCode(detail: string): string | null {
+  const status = HTTP_STATUS.exec(detail);
+  if (status) return `HTTP ${status[1]}`;
+  return ERROR_CODE.exec(detail)?.[1] ?? null;
+}
+
 /** What an unauthenticated viewer may know of an error: its HTTP status or error code, nothing else. */
 export function publicErrorSummary(detail: string | null): string | null {
   if (detail === null) return null;
-  const status = HTTP_STATUS.exec(detail);
-  if (status) return `HTTP ${status[1]} (details with the admin token)`;
-  const code = ERROR_CODE.exec(detail);
-  return `${code ? code[1] : 'failed'} (details with the admin token)`;
+  return `${statusOrCode(detail) ?? 'failed'} (details with the admin token)`;
+}
+
+/**
+ * The kind of an error and nothing of its text: "HTTP 503", "timeout" (the router gave up
+ * waiting), an error code such as "ECONNREFUSED", else "failed".
+ */
+export function errorKind(detail: string): string {
+  if (HTTP_STATUS.test(detail)) return statusOrCode(detail)!;
+  if (/\btimeout after\b|\bTimeoutError\b|\bUND_ERR_(HEADERS|BODY|CONNECT)_TIMEOUT\b/.test(detail)) return 'timeout';
+  return statusOrCode(detail) ?? 'failed';
 }

@@ -21,6 +21,7 @@ import { LocalDrains, type DrainStore } from './drains.ts';
 import { mayEject } from './ejection-cap.ts';
 import { backInMs } from '../decide/retry-estimate.ts';
 import type { ProbeResult } from './probe.ts';
+import { ProbeHistory, type ProbeRecord } from './probe-history.ts';
 import {
   applyBusy,
   applyFailure,
@@ -83,6 +84,8 @@ export function healthRules(policy: CompiledPolicy): HealthRules {
 class Machine {
   readonly admission: SlotLimiter;
   readonly health: HealthState = freshHealth();
+  /** The last probes, for the web UI; carried over like the rest of the machine's state. */
+  readonly probes = new ProbeHistory();
   probeUrl: string;
   #condition: RouteCondition = 'healthy';
   /** Down or loading since it was last healthy: slow start applies when it comes back. */
@@ -255,8 +258,14 @@ export class RouteRuntime {
 
   recordProbe(result: ProbeResult): void {
     const m = this.#machine;
+    m.probes.add(result);
     applyProbe(m.health, result, m.rules);
     m.after('probe', Date.now(), result.error);
+  }
+
+  /** The probes of the last hour (at most PROBE_HISTORY_MAX), oldest first, without error text. */
+  probeHistory(now = Date.now()): ProbeRecord[] {
+    return this.#machine.probes.list(now);
   }
 
   /** A recovery command is about to run on this route's host: out of service until probes pass. */

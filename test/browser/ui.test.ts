@@ -12,6 +12,7 @@ import { collectPageErrors, launchBrowser } from '../helpers/browser.ts';
 import { startLab, type Lab } from '../helpers/lab.ts';
 
 const TOKEN = 'ui-test-admin-token-0123456789';
+const BROWSER_ZONE = 'Asia/Kolkata';
 /** Set HOMELAB_ROUTER_UI_SHOTS=dir to save a screenshot of each page (the README's come from here). */
 const SHOTS = process.env.HOMELAB_ROUTER_UI_SHOTS;
 
@@ -40,7 +41,8 @@ before(async () => {
     return body.requests?.length >= 3 ? true : undefined;
   });
   browser = await launchBrowser();
-  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  // A zone other than the machine's (UTC here), so times shown in the browser's zone are checked.
+  context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-US', timezoneId: BROWSER_ZONE });
   page = await context.newPage();
   errors = collectPageErrors(page);
 });
@@ -104,10 +106,41 @@ test('ui – the live tail shows a request as it finishes, and pauses', async ()
 });
 
 test('ui – the upstreams page shows a card per route, and drain / undrain from the page change the router', async () => {
+  // Three probe rounds (the lab runs no probe timer): win-5090 answers its health check with a
+  // 503 in the second one (once: unhealthy_after is 2, so it stays in service).
+  const sim = lab.sims['win-5090']!;
+  await lab.svc.health.probeAll();
+  sim.setHealth('down');
+  await lab.svc.health.probeAll();
+  sim.setHealth(null);
+  await lab.svc.health.probeAll();
+
   await page.getByRole('link', { name: 'Upstreams' }).click();
   const cards = page.getByTestId('upstream-card');
   await cards.first().waitFor();
   assert.deepEqual((await cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-route')))).sort(), [...lab.svc.policy.routeNames].sort());
+
+  // The probe history: one bar per probe, oldest first, the failed one marked; keyboard picks a probe.
+  const strip = page.locator('[data-testid="probe-history"][data-route="win-5090"]');
+  const bars = strip.locator('.probe-bar');
+  await bars.nth(2).waitFor();
+  assert.deepEqual(await bars.evaluateAll((els) => els.map((e) => e.getAttribute('data-state'))), ['passed', 'failed', 'passed']);
+  assert.match(await strip.getByTestId('probe-summary').innerText(), /^2 \/ 3 passed · median [\d.]+ ms$/);
+  const slider = strip.getByRole('slider');
+  await slider.focus();
+  await page.keyboard.press('Home');
+  assert.match(await strip.getByTestId('probe-detail').innerText(), /passed · [\d.]+ ms · HTTP 200$/);
+  await page.keyboard.press('ArrowRight');
+  assert.match(await strip.getByTestId('probe-detail').innerText(), /failed · [\d.]+ ms · HTTP 503$/);
+  assert.equal(await slider.getAttribute('aria-valuenow'), '2');
+  const apiProbes = (await (await fetch(`${lab.base}/admin/api/upstreams/win-5090/probes`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as any;
+  // The time shown is the probe's, in the browser's zone.
+  const shown = await strip.getByTestId('probe-detail').innerText();
+  const expected = new Date(apiProbes.probes[1].at).toLocaleTimeString('en-US', { timeZone: BROWSER_ZONE });
+  assert.ok(shown.startsWith(`${expected} · failed`), `${shown} starts with ${expected}`);
+  await page.keyboard.press('End');
+  assert.equal(await slider.getAttribute('aria-valuenow'), '3');
+  assert.equal(await page.locator('[data-testid="probe-history"][data-route="spark"] .probe-bar.passed').count(), 3);
   await shot('upstreams');
 
   await page.locator('[data-action="drain"][data-route="ubuntu-6000"]').click();
@@ -194,6 +227,45 @@ test('ui – sign-out ends the session: the cookie no longer opens the admin API
   await page.getByTestId('login-token').waitFor();
   const after = await fetch(`${lab.base}/admin/upstreams`, { headers: { cookie: `${cookie!.name}=${cookie!.value}` } });
   assert.equal(after.status, 401);
+});
+
+test('ui – with auth.mode: keys, a signed-in operator’s playground explains and sends a prompt, and the answer streams in (no key in the page)', async (t) => {
+  const keysLab = await startLab({ adminToken: TOKEN, dataDir: mkdtempSync(join(tmpdir(), 'hr-ui-keys-')), edit: (doc) => (doc.auth = { mode: 'keys' }) });
+  t.after(() => keysLab.close());
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  t.after(() => ctx.close());
+  const p = await ctx.newPage();
+  const pageErrors = collectPageErrors(p);
+  // Keys are on: without one, /v1/* is refused.
+  const refused = await fetch(`${keysLab.url}/route/explain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'homelab/auto', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(refused.status, 401);
+  await refused.text();
+
+  await p.goto(`${keysLab.base}/ui/playground`);
+  await p.getByTestId('login-token').fill(TOKEN);
+  await p.getByTestId('login-submit').click();
+  await p.getByTestId('playground-input').fill('tell me a joke');
+  await p.getByTestId('playground-submit').click();
+  await p.getByTestId('playground-route').waitFor();
+  assert.ok(keysLab.svc.policy.routeNames.includes(await p.getByTestId('playground-route').innerText()));
+
+  await p.getByTestId('playground-send').click();
+  await p.locator('[data-testid="playground-answer"][data-done="true"]').waitFor();
+  const sent = Object.values(keysLab.sims).flatMap((s) => s.received);
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.body.stream, true, 'the upstream was asked to stream');
+  assert.match(await p.getByTestId('playground-answer').locator('pre').innerText(), /echo: tell me a joke/);
+  const rows = await pollUntil('the playground request in the request log', async () => {
+    const res = await fetch(`${keysLab.base}/admin/api/requests`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const body = (await res.json()) as any;
+    return body.requests?.some((r: any) => r.endpoint === 'chat') ? body.requests : undefined;
+  });
+  const chat = rows.find((r: any) => r.endpoint === 'chat');
+  assert.equal(chat.client, 'ui:admin');
+  assert.equal(chat.stream, true);
+  const stored = await p.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.documentElement.outerHTML');
+  assert.ok(!stored.includes(TOKEN) && !/hlr_[A-Za-z0-9]/.test(stored), 'no token or key in the page or its storage');
+  assert.deepEqual(pageErrors, []);
 });
 
 test('ui – no console errors, failed requests or error responses on any page', () => {

@@ -12,16 +12,20 @@ function body(prompt, image, stream) {
 }
 
 async function post(path, json) {
-  // Same-origin data-plane call: the browser adds the router's own Origin, which it accepts.
-  return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, credentials: 'same-origin', body: json });
+  // Same-origin data-plane call: the browser adds the router's own Origin, which it accepts. With
+  // auth.mode: keys, the session cookie plus the UI's header stand in for an API key (the
+  // request is logged as the signed-in operator, "ui:admin"); no key is ever held by the page.
+  return fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-homelab-ui': '1' }, credentials: 'same-origin', body: json });
 }
 
 async function failure(res) {
   const text = await res.text();
+  // With auth.mode: keys a 401 here means the session is gone (expired, signed out elsewhere).
+  const hint = res.status === 401 ? ' Your session may have ended: reload the page and sign in again.' : '';
   try {
-    return new Error(`${res.status}: ${JSON.parse(text).error.message}`);
+    return new Error(`${res.status}: ${JSON.parse(text).error.message}${hint}`);
   } catch {
-    return new Error(`${res.status}: ${text.slice(0, 300)}`);
+    return new Error(`${res.status}: ${text.slice(0, 300)}${hint}`);
   }
 }
 
@@ -124,10 +128,10 @@ export function Playground({ query }) {
         <button type="submit" data-testid="playground-submit" disabled=${busy || prompt.trim() === ''}>Explain</button>
         <button type="button" class="ghost" onClick=${send} disabled=${busy || prompt.trim() === ''} data-testid="playground-send">Send it (streams from the chosen GPU)</button>
       </div>
-      <p class="hint">Explain calls nothing: it shows what a real request would get now (drains, health and the context guard applied).</p>
+      <p class="hint">Explain calls nothing: it shows what a real request would get now (drains, health and the context guard applied). Both go to the router's real <code>/v1</code> endpoints as you, the signed-in operator (logged as client <code>ui:admin</code>), so no API key is needed even with <code>auth.mode: keys</code>.</p>
     </form>
     <${ErrorBox} error=${error} />
     ${decision ? html`<${Decision} d=${decision} />` : null}
-    ${answer ? html`<div class="card answer"><h3>Answer ${answer.route ? html`from <code>${answer.route}</code>` : null} ${answer.done ? '' : '…'}</h3><pre>${answer.text}</pre></div>` : null}
+    ${answer ? html`<div class="card answer" data-testid="playground-answer" data-done=${answer.done ? 'true' : 'false'}><h3>Answer ${answer.route ? html`from <code>${answer.route}</code>` : null} ${answer.done ? '' : '…'}</h3><pre>${answer.text}</pre></div>` : null}
   </section>`;
 }

@@ -1,10 +1,11 @@
 // The lab's live capacity: one card per route with health, in-flight / queue against slots,
-// busy or loading state and the last error; drain, undrain and recover-cuda after a
-// confirmation. Refreshed every two seconds, and at once after an action.
+// busy or loading state, the last error and the recent probes; drain, undrain and recover-cuda
+// after a confirmation. Refreshed every two seconds, and at once after an action.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ago, ms, when } from '../format.js';
 import { html, ErrorBox, Empty } from '../html.js';
+import { ProbeStrip } from './probe-strip.js';
 
 const REFRESH_MS = 2000;
 
@@ -66,6 +67,7 @@ function Card({ u, canRecover, onDone }) {
       <div><dt>failures in a row</dt><dd>${u.consecutive_failures}</dd></div>
       ${u.last_error ? html`<div class="wide"><dt>last error</dt><dd class="err">${u.last_error}</dd></div>` : null}
     </dl>
+    <${ProbeStrip} route=${u.route} lastProbeAt=${u.last_probe_at} />
     <div class="actions">${u.drained ? button('undrain') : button('drain')} ${canRecover ? button('recover-cuda') : html`<span class="muted small">not managed by the router</span>`}</div>
     ${confirm
       ? html`<div class="confirm" role="alertdialog" aria-label=${`Confirm ${ACTIONS[confirm].label}`}>

@@ -61,6 +61,37 @@ export class UiSessions {
   }
 }
 
+/**
+ * The request was made by this router's own pages: it carries the UI header, and the Origin the
+ * browser names (if any) is this host. A page elsewhere cannot pass: the browser sets Origin
+ * itself, and sends a custom header across origins only after a CORS preflight, which the router
+ * answers only for server.cors_origins (whose pages still name their own Origin, not this host).
+ */
+export function fromOwnPages(req: IncomingMessage): boolean {
+  if (req.headers[UI_CSRF_HEADER] === undefined) return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The signed-in session behind a call the UI's own pages made (the cookie, the UI header, this
+ * router's origin), or undefined. The cookie alone is not enough: the browser would send it with
+ * a request another page forged.
+ */
+export function ownPageSession(req: IncomingMessage, sessions: UiSessions, now = Date.now()): UiSession | undefined {
+  return fromOwnPages(req) ? sessions.fromRequest(req, now) : undefined;
+}
+
+/** The request log's `client` for a call made from a signed-in UI page ("ui:admin"). */
+export function sessionClient(s: UiSession): string {
+  return `ui:${s.subject}`;
+}
+
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
