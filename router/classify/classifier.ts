@@ -81,7 +81,8 @@ export class Classifier {
   readonly #buckets: string[];
   readonly #index: TermIndex;
   readonly #entries: TermEntry[];
-  readonly #signalWeights: Array<Partial<Record<SignalName, number>>>;
+  /** Per bucket, the signals it weighs and their weights (only those it lists). */
+  readonly #signalWeights: Array<Array<[SignalName, number]>>;
   /** Lower rank wins a tie. */
   readonly #tieRank: number[];
   readonly #defaultBucket: string;
@@ -129,7 +130,10 @@ export class Classifier {
     });
     this.#examples = opts.similarity && examples.length > 0 ? new ExampleIndex(this.#buckets, examples, opts.similarity.max_chars) : undefined;
     const lookbackBelow = opts.lookbackBelow ?? 0;
-    this.#signalWeights = this.#buckets.map((name) => buckets[name]!.signals ?? {});
+    this.#signalWeights = this.#buckets.map((name) => {
+      const weights = buckets[name]!.signals ?? {};
+      return SIGNALS.flatMap((s): Array<[SignalName, number]> => (weights[s] === undefined ? [] : [[s, weights[s]!]]));
+    });
     this.#tieRank = this.#buckets.map((name) => {
       const rank = tieBreak.indexOf(name);
       return rank === -1 ? tieBreak.length : rank;
@@ -204,10 +208,8 @@ export class Classifier {
         ? facts.signals
         : { ...facts.signals, code_block: facts.signals.code_block && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(parts.instruction) };
     for (let b = 0; b < n; b++) {
-      const weights = this.#signalWeights[b]!;
-      for (const s of SIGNALS) {
-        const w = weights[s];
-        if (w !== undefined && signals[s]) {
+      for (const [s, w] of this.#signalWeights[b]!) {
+        if (signals[s]) {
           score[b] += w;
           (matched[b] ??= []).push(`signal:${s}`);
         }
@@ -247,6 +249,7 @@ export class Classifier {
       scores[name] = Math.round(score[b]! * 1000) / 1000;
       if (matched[b]) matchedOut[name] = matched[b]!;
     }
+    const instructionText = parts.instruction;
     return {
       bucket: best === -1 ? this.#defaultBucket : this.#buckets[best]!,
       scores,
@@ -254,7 +257,10 @@ export class Classifier {
       reason: best === -1 ? 'default_bucket' : 'bucket_match',
       turn: best === -1 ? 0 : turn,
       part: parts.rule,
-      text: clip(parts.instruction.slice(0, 4 * TEXT_SHOWN).trim().replace(/\s+/g, ' '), TEXT_SHOWN),
+      // Read by explain only: built when asked, not on every request.
+      get text() {
+        return clip(instructionText.slice(0, 4 * TEXT_SHOWN).trim().replace(/\s+/g, ' '), TEXT_SHOWN);
+      },
       nearest,
     };
   }

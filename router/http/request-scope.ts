@@ -81,17 +81,18 @@ export function recordOutcome(scope: RequestScope, svc: RouterService, o: Outcom
   for (const sink of svc.requestSinks) sink.write(record);
   if (!isDecision(o.endpoint)) return;
   const route = record.route ?? 'none';
-  const m = svc.metrics;
-  m.requests.inc({ route, bucket: record.bucket ?? 'none', reason: record.reason, code: String(record.status) });
   // A token count is not a generation: its latency would blur the route's.
-  if (route !== 'none' && o.endpoint !== 'count_tokens') {
-    m.duration.observe({ route }, record.duration_ms / 1000);
-    if (record.ttfb_ms !== null) m.ttfb.observe({ route }, record.ttfb_ms / 1000);
-    if (record.prompt_tokens !== null) {
-      m.tokens.inc({ route, type: 'prompt' }, record.prompt_tokens);
-      m.tokens.inc({ route, type: 'completion' }, record.completion_tokens ?? 0);
-    }
-  }
+  const timed = route !== 'none' && o.endpoint !== 'count_tokens';
+  svc.metrics.recordRequest({
+    route,
+    bucket: record.bucket ?? 'none',
+    reason: record.reason,
+    status: record.status,
+    durationS: timed ? record.duration_ms / 1000 : null,
+    ttfbS: timed && record.ttfb_ms !== null ? record.ttfb_ms / 1000 : null,
+    promptTokens: timed ? record.prompt_tokens : null,
+    completionTokens: record.completion_tokens,
+  });
 }
 
 export function requestRecord(scope: RequestScope, o: Outcome): RequestRecord {
