@@ -68,9 +68,8 @@ export function readCappedOrFail(body: Dispatcher.ResponseData['body'], cap: num
   return new Promise((resolve) => new CappedRead(body, cap, resolve));
 }
 
-// One body read. The listeners are bound methods, not closures: this runs for every non-stream
-// request, and tsx (esbuild keepNames) renames each named closure with Object.defineProperty
-// when it is created (~0.6 µs apiece; see http/body.ts).
+// One body read. The listeners are bound methods, not closures made per request (README
+// "Performance": no named closures on the hot path).
 class CappedRead {
   readonly #body: Dispatcher.ResponseData['body'];
   readonly #cap: number;
