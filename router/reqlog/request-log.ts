@@ -245,5 +245,6 @@ function spawnLogWorker(data: WorkerData): Worker {
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: data, execArgv: [] });
+  // Not the parent's --import of tsx (registered above instead); its --cpu-prof flags, so a profile covers the worker too.
+  return new Worker(boot, { eval: true, workerData: data, execArgv: process.execArgv.filter((a) => a.startsWith('--cpu-prof')) });
 }
