@@ -217,9 +217,19 @@ export function priceRow(row: WireRow, pricing: PricingConfig): void {
   row[W.price_ref] = price.ref;
 }
 
-/** A row's key in each dimension, in DIMENSIONS order. */
-function dimensionKeys(row: WireRow): [string, string, string, string, string] {
-  return [row[W.route] ?? '(none)', row[W.bucket] ?? '(none)', row[W.client], row[W.model] ?? '(none)', String(row[W.status])];
+function dimensionKey(row: WireRow, dim: (typeof DIMENSIONS)[number]): string {
+  switch (dim) {
+    case 'route':
+      return row[W.route] ?? '(none)';
+    case 'bucket':
+      return row[W.bucket] ?? '(none)';
+    case 'client':
+      return row[W.client];
+    case 'model':
+      return row[W.model] ?? '(none)';
+    case 'status':
+      return String(row[W.status]);
+  }
 }
 
 function blank(dim: string, t: number, key: string): Aggregate {
@@ -235,10 +245,8 @@ function foldRow(into: Map<string, Aggregate>, row: WireRow): void {
   const completion = row[W.completion_tokens] ?? 0;
   const cost = row[W.cost_equivalent_usd];
   const bucket = latencyBucket(row[W.duration_ms]);
-  const keys = dimensionKeys(row);
-  for (let d = 0; d < DIMENSIONS.length; d++) {
-    const dim = DIMENSIONS[d]!;
-    const key = keys[d]!;
+  for (const dim of DIMENSIONS) {
+    const key = dimensionKey(row, dim);
     const id = `${dim}\u0000${key}\u0000${t}`;
     let a = into.get(id);
     if (!a) into.set(id, (a = blank(dim, t, key)));
