@@ -4,7 +4,8 @@
 // reads the admin API serves, on the same read-only connection type the router uses:
 //   analytics   30d / 7d by route, client, model and status; 24h and 1h by route
 //   newest 50   unfiltered, and with each one filter (route, bucket, client, model, status
-//               class, exact status, reason, request-id prefix, a time window), and page 2
+//               class, exact status (a common, a rare and an absent one), reason, request-id
+//               prefix, a time window), and page 2
 //   detail      one request by id
 //   retention   one chunk of old rows deleted (what the writer does between batches)
 // and the file size per million rows. Each read is run 7 times after one warm-up; the median
@@ -147,6 +148,8 @@ function main(): void {
     ['newest 50, status=5xx', { status: '5xx' }],
     ['newest 50, status=4xx', { status: '4xx' }],
     ['newest 50, status=200', { status: '200' }],
+    ['newest 50, status=503 (1.5% of rows)', { status: '503' }],
+    ['newest 50, status=502 (no rows)', { status: '502' }],
     ['newest 50, reason', { reason: 'spark_outage' }],
     ['newest 50, q (id prefix)', { q: sample.request_id.slice(0, 8) }],
     ['newest 50, from..to (one day, a week ago)', { from: String(now - 8 * DAY), to: String(now - 7 * DAY) }],

@@ -36,6 +36,10 @@
 //        --quick (1 round, short loads: a smoke run of the bench itself)
 //        --request-log (adds `nolog`: this router with request_log.enabled: false, so the request
 //          log's cost is the router column against it, in the same rounds)
+//        --request-log-only (the router and `nolog` alone, c=32 and c=1 loads only: the request
+//          log's cost in a minute or two; CPU split into the router's main thread and the rest
+//          of its threads; written to bench/results/request-log-overhead-<date>.md; with
+//          --profile both routers run under --cpu-prof, into profiles/router and profiles/nolog)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
@@ -62,6 +66,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     'no-nginx': { type: 'boolean', default: false },
     'request-log': { type: 'boolean', default: false },
+    'request-log-only': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
@@ -224,9 +229,9 @@ function requestLogBudget(c32: Record<string, WrkResult[]>, loopP99: Record<stri
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** User + system CPU seconds the process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** User + system CPU seconds the process (or one of its threads) has used. */
+function cpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
@@ -369,10 +374,13 @@ interface WrkResult {
   errors: number;
   /** CPU µs the target process spent per request. */
   cpuUsPerReq: number;
+  /** Of which on its main thread (the rest: worker threads, GC helpers, the libuv pool). */
+  mainCpuUsPerReq: number;
 }
 
 function runWrk(wrk: string, script: string, target: Target, connections: number, seconds: number): Promise<WrkResult> {
   const cpu0 = cpuSeconds(target.proc.pid!);
+  const main0 = cpuSeconds(target.proc.pid!, target.proc.pid!);
   return new Promise((resolve, reject) => {
     const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, `http://127.0.0.1:${target.port}/v1/chat/completions`];
     const p = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -387,6 +395,7 @@ function runWrk(wrk: string, script: string, target: Target, connections: number
       const r = JSON.parse(line.slice(6)) as Record<string, number>;
       const requests = r.requests!;
       const cpu = cpuSeconds(target.proc.pid!) - cpu0;
+      const mainCpu = cpuSeconds(target.proc.pid!, target.proc.pid!) - main0;
       resolve({
         rps: requests / (r.duration_us! / 1e6),
         p50Us: r.p50!,
@@ -395,6 +404,7 @@ function runWrk(wrk: string, script: string, target: Target, connections: number
         requests,
         errors: r.connect! + r.read! + r.write! + r.status! + r.timeout!,
         cpuUsPerReq: requests > 0 ? (cpu * 1e6) / requests : NaN,
+        mainCpuUsPerReq: requests > 0 ? (mainCpu * 1e6) / requests : NaN,
       });
     });
   });
@@ -691,6 +701,49 @@ async function clientLeg(upstreamPort: number): Promise<{ rawIdleUs: number; und
   return { rawIdleUs, undiciIdleUs, rawBusyUs, undiciBusyUs };
 }
 
+/**
+ * --request-log-only: the request log's cost, from the router (log on) and nolog (off) loaded in
+ * the same interleaved rounds. CPU per request is the robust figure on a shared machine (other
+ * processes slow both alike but do not add to their CPU time); it is split into the router's
+ * main thread, which serves requests, and its other threads (the log's worker among them).
+ */
+function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string, WrkResult[]>, loopP99: Record<string, number[]>, load0: number[]): void {
+  const names = Object.keys(c32);
+  const med = (runs: Record<string, WrkResult[]>, n: string, pick: (x: WrkResult) => number) => median((runs[n] ?? []).map(pick));
+  const rows: Array<[string, (n: string) => string]> = [
+    ['non-stream RPS, c=32', (n) => fmt.rps(med(c32, n, (x) => x.rps))],
+    ['non-stream p50, c=32', (n) => fmt.us(med(c32, n, (x) => x.p50Us))],
+    ['non-stream p99, c=32', (n) => fmt.us(med(c32, n, (x) => x.p99Us))],
+    ['CPU per request, c=32, whole process', (n) => fmt.us(med(c32, n, (x) => x.cpuUsPerReq))],
+    ['… on the main thread', (n) => fmt.us(med(c32, n, (x) => x.mainCpuUsPerReq))],
+    ['… on the other threads', (n) => fmt.us(med(c32, n, (x) => x.cpuUsPerReq - x.mainCpuUsPerReq))],
+    ['event-loop delay p99, c=32', (n) => (loopP99[n] ? fmt.ms(median(loopP99[n]!)) : '–')],
+    ['non-stream p50, c=1', (n) => fmt.us(med(c1, n, (x) => x.p50Us))],
+  ];
+  const byRound = (pick: (x: WrkResult) => number, show: (v: number) => string) => c32.router!.map((r, i) => show(pick(r) / pick(c32.nolog![i]!))).join(', ');
+  const rpsRatio = med(c32, 'router', (x) => x.rps) / med(c32, 'nolog', (x) => x.rps);
+  const cpuAdded = med(c32, 'router', (x) => x.cpuUsPerReq) - med(c32, 'nolog', (x) => x.cpuUsPerReq);
+  const date = new Date().toISOString();
+  const md = [
+    `# Request log on vs off — ${date.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Command: \`npm run bench -- --request-log-only --rounds ${ROUNDS} --seconds ${C32_S}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo()}. ` +
+      `router = request_log on (the shipped policy), nolog = the same router with request_log.enabled: false; wrk -t1, POST of a 1 KB chat body, ${C32_S} s at c=32 and ${C1_S} s at c=1, median of ${ROUNDS} interleaved round(s).`,
+    '',
+    `| metric | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+    ...rows.map(([title, show]) => `| ${title} | ${names.map(show).join(' | ')} |`),
+    '',
+    `- RPS at c=32, on ÷ off: **${fmt.ratio(rpsRatio)}** (by round ${byRound((x) => x.rps, fmt.ratio)}; budget ≥ 0.95×)`,
+    `- CPU per request added by the log: **${fmt.signedUs(cpuAdded)}** (by round ${c32.router!.map((r, i) => fmt.signedUs(r.cpuUsPerReq - c32.nolog![i]!.cpuUsPerReq)).join(', ')}), of which main thread ${fmt.signedUs(med(c32, 'router', (x) => x.mainCpuUsPerReq) - med(c32, 'nolog', (x) => x.mainCpuUsPerReq))}`,
+    '',
+  ].join('\n');
+  const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
+  writeFileSync(join(RESULTS, `request-log-overhead-${stamp}.md`), md);
+  console.log('\n' + md);
+  progress(`wrote bench/results/request-log-overhead-${stamp}.md`);
+}
+
 async function main(): Promise<void> {
   const wrk = ensureWrk();
   const work = mkdtempSync(join(tmpdir(), 'hr-bench-'));
@@ -702,23 +755,25 @@ async function main(): Promise<void> {
   if (load0[0]! > 0.5) progress(`note: load average is ${load0.map((l) => l.toFixed(2)).join(' ')} before the bench; other processes will add noise (ratios are still interleaved)`);
 
   const upstream = await startProcess('upstream', ['--import', 'tsx', 'bench/fake-upstream.ts', '--interval-ms', String(STREAM_INTERVAL_MS)], {}, readyPort);
-  const passthrough = await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
-  const buffered = await startProcess('buffered', ['--import', 'tsx', 'bench/passthrough.ts', '--buffered', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
-  const tcp = await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
-  const nginxBin = flags['no-nginx'] ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
+  // --request-log-only: the router against nolog alone (and direct, for reference).
+  const only = flags['request-log-only'];
+  const passthrough = only ? undefined : await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const buffered = only ? undefined : await startProcess('buffered', ['--import', 'tsx', 'bench/passthrough.ts', '--buffered', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const tcp = only ? undefined : await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
+  const nginxBin = flags['no-nginx'] || only ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
   const startRouter = (name: string, root: string, profile: boolean, requestLog = true) => {
     const policyPath = join(work, `${name}-policy.yaml`);
     writeFileSync(policyPath, benchPolicy(root, upstream.port, requestLog));
-    const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
+    const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${only ? join(profileDir, name) : profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
     return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
-  const targets: Target[] = [upstream, passthrough, buffered, tcp];
+  const targets: Target[] = only ? [upstream] : [upstream, passthrough!, buffered!, tcp!];
   if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
-  if (flags['request-log']) targets.push(await startRouter('nolog', flags.router ?? REPO, false, false));
+  if (flags['request-log'] || only) targets.push(await startRouter('nolog', flags.router ?? REPO, only && flags.profile, false));
   targets.push(router);
   const label = (t: Target) => (t === upstream ? 'direct' : t.name);
   progress(`started: ${targets.map((t) => `${label(t)} :${t.port}`).join(', ')}`);
@@ -727,7 +782,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
   const rssIdle = rssMb(router.proc.pid!);
   const rssIdleCompare = flags.compare ? rssMb(targets.find((t) => t.name === 'compare')!.proc.pid!) : NaN;
-  const passRssIdle = rssMb(passthrough.proc.pid!);
+  const passRssIdle = passthrough ? rssMb(passthrough.proc.pid!) : NaN;
 
   const script = wrkScript(work, NON_STREAM_BODY);
   progress('warm-up: 2 s at c=32 per target');
@@ -746,18 +801,24 @@ async function main(): Promise<void> {
 
   for (let r = 0; r < ROUNDS; r++) {
     for (const t of order(r)) {
-      const lagged = flags['request-log'] && (t.name === 'router' || t.name === 'nolog');
+      const lagged = (flags['request-log'] || only) && (t.name === 'router' || t.name === 'nolog');
       if (lagged) await eventLoopP99Ms(t); // resets the router's event-loop histogram
       const res = await runWrk(wrk, script, t, 32, C32_S);
       if (lagged) (loopP99[t.name] ??= []).push(await eventLoopP99Ms(t));
       (c32[label(t)] ??= []).push(res);
-      progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+      progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req (main ${res.mainCpuUsPerReq.toFixed(0)})${res.errors ? `  ERRORS ${res.errors}` : ''}`);
     }
     for (const t of order(r + 1)) {
       const res = await runWrk(wrk, script, t, 1, C1_S);
       (c1[label(t)] ??= []).push(res);
       progress(`round ${r + 1}/${ROUNDS} non-stream c=1  ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}${res.errors ? `  ERRORS ${res.errors}` : ''}`);
     }
+  }
+  if (flags['request-log-only']) {
+    for (const t of [...targets].reverse()) await stopProcess(t);
+    writeRequestLogOnly(c32, c1, loopP99, load0);
+    if (flags.profile) progress(`profiles of router and nolog (each thread its own file) in ${profileDir}`);
+    return;
   }
   const rssAfterLoad = rssMb(router.proc.pid!);
 
@@ -776,7 +837,7 @@ async function main(): Promise<void> {
   progress(`opening ${OPEN_STREAMS} streams at once through the router`);
   const open = await rssWithOpenStreams(router, OPEN_STREAMS);
   progress(`router RSS with ${open.openAtSample} streams open: ${fmt.mb(open.rssMb)} (${open.ok}/${OPEN_STREAMS} completed with [DONE])`);
-  const passOpen = await rssWithOpenStreams(passthrough, OPEN_STREAMS);
+  const passOpen = await rssWithOpenStreams(passthrough!, OPEN_STREAMS);
   const compareTarget = targets.find((t) => t.name === 'compare');
   const compareOpen = compareTarget ? await rssWithOpenStreams(compareTarget, OPEN_STREAMS) : null;
 

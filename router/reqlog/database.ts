@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { RequestRecord } from '../obs/request-record.ts';
-import type { StoredRow } from './row.ts';
+import { wireRow, type WireRow } from './row.ts';
 import { configureWriter, migrate } from './schema.ts';
 import { LogWriter, RETENTION_CHUNK, type WriterConfig } from './writer.ts';
 
@@ -21,7 +21,7 @@ export interface LogStateChange {
 
 export interface WriteResult {
   /** The rows as stored; null when the batch was dropped. */
-  rows: StoredRow[] | null;
+  rows: WireRow[] | null;
   dropped: number;
 }
 
@@ -91,11 +91,16 @@ export class LogDatabase {
   }
 
   write(records: RequestRecord[], cfg: WriterConfig, now = Date.now()): WriteResult {
+    return this.writeRows(records.map(wireRow), cfg, now);
+  }
+
+  /** Writes a batch of rows as the main thread sent them (request-log.ts). */
+  writeRows(records: WireRow[], cfg: WriterConfig, now = Date.now()): WriteResult {
     if (records.length === 0) return { rows: [], dropped: 0 };
     if (!this.open(now)) return { rows: null, dropped: records.length };
-    let rows: StoredRow[];
+    let rows: WireRow[];
     try {
-      rows = this.#writer!.write(records, cfg);
+      rows = this.#writer!.writeRows(records, cfg);
     } catch (err) {
       if (!isCorruption(err)) {
         // Closed, so the next batch opens it afresh (a file moved or a directory remounted).
@@ -107,7 +112,7 @@ export class LogDatabase {
       this.#lastOpenTry = -Infinity;
       if (!this.open(now)) return { rows: null, dropped: records.length };
       try {
-        rows = this.#writer!.write(records, cfg);
+        rows = this.#writer!.writeRows(records, cfg);
       } catch (again) {
         this.#closeQuietly();
         this.#down('write', again);

@@ -191,16 +191,27 @@ export class RequestLogReader {
       for (const k of ['route', 'bucket', 'client', 'model', 'reason'] as const) {
         if (f[k] !== undefined) where.push(`${k} = ?`) && args.push(f[k]!);
       }
-      if (f.status && 'class' in f.status) where.push('status_class = ?') && args.push(f.status.class);
-      if (f.status && 'exact' in f.status) where.push('status_class = ? AND status = ?') && args.push(Math.floor(f.status.exact / 100), f.status.exact);
       if (f.q !== undefined) where.push('request_id GLOB ?') && args.push(`${f.q}*`);
       if (f.cursor) where.push('ts <= ? AND (ts < ? OR id < ?)') && args.push(f.cursor.ts, f.cursor.ts, f.cursor.id);
-      const sql = `SELECT * FROM requests ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
-      const rows = this.#prepare(db, sql).all(...args, f.limit + 1) as StoredRow[];
+      const page = (codeWhere: string[], codeArgs: number[]): StoredRow[] => {
+        const all = [...where, ...codeWhere];
+        const sql = `SELECT * FROM requests ${all.length ? 'WHERE ' + all.join(' AND ') : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
+        return this.#prepare(db, sql).all(...args, ...codeArgs, f.limit + 1) as StoredRow[];
+      };
+      let rows: StoredRow[];
+      if (f.status && 'exact' in f.status) rows = page(['status = ?'], [f.status.exact]);
+      else if (f.status) {
+        // A class (5xx) is the newest rows of each code of it present, merged: every read is a
+        // walk down the (status, ts) index that stops at the page's length.
+        rows = statusCodes(db, this.#prepare.bind(this), f.status.class)
+          .flatMap((code) => page(['status = ?'], [code]))
+          .sort((a, b) => b.ts - a.ts || b.id - a.id)
+          .slice(0, f.limit + 1);
+      } else rows = page([], []);
       const more = rows.length > f.limit;
-      const page = more ? rows.slice(0, f.limit) : rows;
-      const last = page.at(-1);
-      return { requests: page.map(apiRow), next_cursor: more && last ? encodeCursor(last.ts, last.id) : null };
+      const shown = more ? rows.slice(0, f.limit) : rows;
+      const last = shown.at(-1);
+      return { requests: shown.map(apiRow), next_cursor: more && last ? encodeCursor(last.ts, last.id) : null };
     }, { requests: [], next_cursor: null });
   }
 
@@ -323,6 +334,17 @@ export class RequestLogReader {
     }
     this.#db = null;
     this.#ino = -1;
+  }
+}
+
+/** The status codes of a class (5 for 5xx) that rows have: one index seek per code found, plus one. */
+function statusCodes(db: Database.Database, prepare: (db: Database.Database, sql: string) => Database.Statement, cls: number): number[] {
+  const next = prepare(db, 'SELECT status FROM requests WHERE status > ? AND status < ? ORDER BY status LIMIT 1').pluck();
+  const codes: number[] = [];
+  for (let code = cls * 100 - 1; ; ) {
+    const found = next.get(code, cls * 100 + 100) as number | undefined;
+    if (found === undefined) return codes;
+    codes.push((code = found));
   }
 }
 

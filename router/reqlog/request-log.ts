@@ -1,7 +1,8 @@
 // The request log's front, on the router's main thread: a sink that takes each finished
-// request's record, queues it in memory and hands the queue to the worker thread that owns
-// requests.db (router/reqlog/worker.ts) every FLUSH_MS, or at once when BATCH_MAX rows wait.
-// The request path pays for one array push. The queue is bounded: past QUEUE_MAX rows the
+// request's record, queues it in memory as a row of plain values (row.ts) and hands the queue
+// to the worker thread that owns requests.db (router/reqlog/worker.ts) every FLUSH_MS, or at
+// once when BATCH_MAX rows wait. The request path pays for that row (two JSON.stringify of
+// small objects) and one array push. The queue is bounded: past QUEUE_MAX rows the
 // oldest are dropped and counted, so a stalled disk can never grow the router's memory.
 // At most two batches are with the worker at a time; the rest wait here, bounded.
 import { Worker } from 'node:worker_threads';
@@ -12,7 +13,7 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import { RUNNING_BUILT } from '../paths.ts';
 import type { LogStateChange } from './database.ts';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
-import type { RequestRow } from './row.ts';
+import { W, wireRow, type RequestRow, type WireRow } from './row.ts';
 import type { WriterConfig } from './writer.ts';
 
 export const FLUSH_MS = 100;
@@ -45,7 +46,7 @@ export class RequestLog implements RequestSink {
   #worker: Worker | null = null;
   readonly #subscribers = new Set<(row: RequestRow) => void>();
   readonly #enders = new Map<(row: RequestRow) => void, () => void>();
-  #queue: RequestRecord[] = [];
+  #queue: WireRow[] = [];
   #queueBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #atWorker = 0;
@@ -94,7 +95,7 @@ export class RequestLog implements RequestSink {
     if (this.#closing || !cfg.enabled) return;
     if (record.payload) this.#queueBytes += cutPayload(record, cfg.payload_max_bytes);
     const q = this.#queue;
-    q.push(record);
+    q.push(wireRow(record));
     while (q.length > this.#queueMax || (this.#queueBytes > QUEUE_PAYLOAD_BYTES && q.length > 1)) {
       this.#queueBytes -= payloadBytes(q.shift()!);
       this.#metrics.requestLogDropped.inc({ reason: 'queue_full' });
@@ -124,7 +125,7 @@ export class RequestLog implements RequestSink {
     if (this.#queueBytes > 0) for (const r of records) this.#queueBytes -= payloadBytes(r);
     // Held while it has rows: a process that ends must not lose them (close() says when).
     if (this.#atWorker++ === 0) this.#spawn().ref();
-    this.#send({ t: 'batch', seq: ++this.#seq, json: JSON.stringify(records) });
+    this.#send({ t: 'batch', seq: ++this.#seq, rows: records });
   }
 
   #send(m: ToWorker): void {
@@ -227,11 +228,12 @@ function cutPayload(r: RequestRecord, max: number): number {
   const p = r.payload!;
   if (p.request.length > max) p.request = p.request.slice(0, max + 1);
   if (p.response !== null && p.response.length > max) p.response = p.response.slice(0, max + 1);
-  return payloadBytes(r);
+  return p.request.length + (p.response?.length ?? 0);
 }
 
-function payloadBytes(r: RequestRecord): number {
-  return r.payload ? r.payload.request.length + (r.payload.response?.length ?? 0) : 0;
+function payloadBytes(row: WireRow): number {
+  const p = row[W.has_payload];
+  return typeof p === 'number' ? 0 : p.request.length + (p.response?.length ?? 0);
 }
 
 /**
@@ -243,5 +245,6 @@ function spawnLogWorker(data: WorkerData): Worker {
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: data, execArgv: [] });
+  // Not the parent's --import of tsx (registered above instead); its --cpu-prof flags, so a profile covers the worker too.
+  return new Worker(boot, { eval: true, workerData: data, execArgv: process.execArgv.filter((a) => a.startsWith('--cpu-prof')) });
 }

@@ -2,11 +2,10 @@
 // WAL checkpoints, cost pricing, payload compression and retention all happen off the
 // router's event loop. Messages are handled one at a time, in order.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { RequestRecord } from '../obs/request-record.ts';
 import { LogDatabase } from './database.ts';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
-import { apiRow } from './row.ts';
-import { columnsOf } from './writer.ts';
+import { apiRow, storedRowOf } from './row.ts';
+import { priceRow } from './writer.ts';
 
 const port = parentPort!;
 const data = workerData as WorkerData;
@@ -29,11 +28,10 @@ port.on('message', (m: ToWorker) => {
       tail = m.on;
       return;
     case 'batch': {
-      const records = JSON.parse(m.json) as RequestRecord[];
-      const result = db.write(records, cfg);
+      const result = db.writeRows(m.rows, cfg);
       post({ t: 'ack', seq: m.seq, written: result.rows?.length ?? 0, dropped: result.dropped });
       // The live feed shows every finished request, written or not.
-      if (tail) post({ t: 'rows', rows: (result.rows ?? records.map((r) => columnsOf(r, cfg))).map(apiRow) });
+      if (tail) post({ t: 'rows', rows: (result.rows ?? m.rows.map((w) => (priceRow(w, cfg.pricing), w))).map((w) => apiRow(storedRowOf(w))) });
       return;
     }
     case 'close':

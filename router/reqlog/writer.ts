@@ -9,19 +9,13 @@ import type { RequestRecord } from '../obs/request-record.ts';
 import type { PricingConfig, RequestLogConfig } from '../policy/types.ts';
 import { latencyBucket, LATENCY_BUCKETS } from './latency.ts';
 import { priceOf } from './pricing.ts';
-import type { StoredRow } from './row.ts';
+import { ROW_COLUMNS, W, wireRow, type WireRow } from './row.ts';
 import { DIMENSIONS, HIST_BYTES, ROLLUP_TABLES, type RollupTable } from './schema.ts';
 
 export interface WriterConfig {
   request_log: RequestLogConfig;
   pricing: PricingConfig;
 }
-
-const ROW_COLUMNS = [
-  'request_id', 'ts', 'endpoint', 'client', 'user_agent', 'model', 'bucket', 'route', 'served_model', 'reason', 'fallback_path', 'status', 'status_class',
-  'error_code', 'stream', 'ttfb_ms', 'duration_ms', 'prompt_tokens', 'completion_tokens', 'estimated_tokens', 'cost_equivalent_usd', 'price_ref', 'attempts',
-  'decision', 'policy_hash', 'synthetic', 'has_payload',
-] as const;
 
 /**
  * Rows deleted per retention step: ~30 ms of the writer's time at a million rows (a row takes
@@ -32,7 +26,6 @@ export const RETENTION_CHUNK = 500;
 export const MINUTE_ROLLUP_KEEP_MS = 2 * 86_400_000;
 
 interface Aggregate {
-  table: RollupTable;
   dim: string;
   t: number;
   key: string;
@@ -51,7 +44,7 @@ export class LogWriter {
   readonly #upsert: Record<RollupTable, Database.Statement>;
   readonly #insertPayload: Database.Statement;
   readonly #upsertBlob: Database.Statement;
-  readonly #writeBatch: (records: RequestRecord[], cfg: WriterConfig) => StoredRow[];
+  readonly #writeBatch: (rows: WireRow[], cfg: WriterConfig) => WireRow[];
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -68,38 +61,55 @@ export class LogWriter {
     this.#upsert = { rollup_minute: upsert('rollup_minute'), rollup_hour: upsert('rollup_hour'), rollup_day: upsert('rollup_day') };
     this.#insertPayload = db.prepare('INSERT OR REPLACE INTO payloads (request_row, ts, request, response, system_hash, system_at, tools_hash, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.#upsertBlob = db.prepare('INSERT INTO blobs (hash, data, bytes, last_used) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET last_used = max(last_used, excluded.last_used)');
-    this.#writeBatch = db.transaction((records: RequestRecord[], cfg: WriterConfig) => this.#write(records, cfg));
+    this.#writeBatch = db.transaction((rows: WireRow[], cfg: WriterConfig) => this.#write(rows, cfg));
   }
 
-  /** Writes the batch in one transaction; returns the rows as stored (for the live feed). */
-  write(records: RequestRecord[], cfg: WriterConfig): StoredRow[] {
-    return this.#writeBatch(records, cfg);
+  /** Writes the records in one transaction; returns the rows as stored. */
+  write(records: RequestRecord[], cfg: WriterConfig): WireRow[] {
+    return this.#writeBatch(records.map(wireRow), cfg);
   }
 
-  #write(records: RequestRecord[], cfg: WriterConfig): StoredRow[] {
-    const rollups = new Map<string, Aggregate>();
-    const stored: StoredRow[] = [];
-    for (const r of records) {
-      const row = columnsOf(r, cfg);
-      const withPayload = row.has_payload === 1;
-      // Positional binding: about a third cheaper than binding 27 named parameters.
-      const values = new Array<unknown>(ROW_COLUMNS.length);
-      for (let c = 0; c < ROW_COLUMNS.length; c++) values[c] = row[ROW_COLUMNS[c]!];
-      const id = Number(this.#insertRow.run(values).lastInsertRowid);
-      row.id = id;
-      stored.push(row);
-      if (withPayload) this.#payload(id, r, cfg.request_log.payload_max_bytes);
-      const bucket = latencyBucket(r.duration_ms);
-      for (const table of TABLES) {
-        const step = ROLLUP_TABLES[table];
-        const t = Math.floor(r.ts / 1000 / step) * step;
-        for (const dim of DIMENSIONS) fold(rollups, table, dim, t, dimensionKey(r, dim), r, row.cost_equivalent_usd, bucket);
-      }
+  /**
+   * Writes the batch in one transaction; returns the rows as stored (priced, has_payload 0 or
+   * 1: what the live feed shows). The rows are written as they are, not copied.
+   */
+  writeRows(rows: WireRow[], cfg: WriterConfig): WireRow[] {
+    // The bodies, so that a batch that fails can be tried again whole (after a corrupt file).
+    const bodies = rows.map((r) => r[W.has_payload]);
+    try {
+      return this.#writeBatch(rows, cfg);
+    } catch (err) {
+      rows.forEach((r, i) => (r[W.has_payload] = bodies[i]!));
+      throw err;
     }
-    for (const a of rollups.values()) {
-      this.#upsert[a.table].run(a.dim, a.t, a.key, a.requests, a.errors, a.prompt, a.completion, a.cost, a.priced, histBlob(a.hist));
+  }
+
+  #write(rows: WireRow[], cfg: WriterConfig): WireRow[] {
+    // Rollups are folded per minute in memory (five keys a row), then summed into hours and
+    // days: one upsert per distinct (step, dimension, key) in the batch, not three per row.
+    const minutes = new Map<string, Aggregate>();
+    const storePayloads = cfg.request_log.store_payloads;
+    for (const row of rows) {
+      priceRow(row, cfg.pricing);
+      const sent = row[W.has_payload];
+      const bodies = storePayloads && typeof sent !== 'number' ? sent : null;
+      row[W.has_payload] = bodies ? 1 : 0;
+      // The row is bound as it is, positionally: no copy, no names to look up.
+      const id = Number(this.#insertRow.run(row).lastInsertRowid);
+      if (bodies) this.#payload(id, row[W.ts], bodies, cfg.request_log.payload_max_bytes);
+      foldRow(minutes, row);
     }
-    return stored;
+    const upsert = (table: RollupTable, a: Aggregate) => this.#upsert[table].run(a.dim, a.t, a.key, a.requests, a.errors, a.prompt, a.completion, a.cost, a.priced, histBlob(a.hist));
+    const hours = new Map<string, Aggregate>();
+    const days = new Map<string, Aggregate>();
+    for (const a of minutes.values()) {
+      upsert('rollup_minute', a);
+      merge(hours, a, ROLLUP_TABLES.rollup_hour);
+      merge(days, a, ROLLUP_TABLES.rollup_day);
+    }
+    for (const a of hours.values()) upsert('rollup_hour', a);
+    for (const a of days.values()) upsert('rollup_day', a);
+    return rows;
   }
 
   /**
@@ -107,8 +117,7 @@ export class LogWriter {
    * (coding agents resend the same tens of KB on every turn), and the response; each gzipped
    * and cut at `max` bytes of text.
    */
-  #payload(id: number, r: RequestRecord, max: number): void {
-    const p = r.payload!;
+  #payload(id: number, ts: number, p: NonNullable<RequestRecord['payload']>, max: number): void {
     let requestText = p.request;
     let systemHash: string | null = null;
     let systemAt: string | null = null;
@@ -121,13 +130,13 @@ export class LogWriter {
           const at: number[] = [];
           const system = body.messages.filter((m, i) => (m?.role === 'system' || m?.role === 'developer') && at.push(i) > 0);
           if (system.length > 0) {
-            systemHash = this.#blob(JSON.stringify(system), r.ts);
+            systemHash = this.#blob(JSON.stringify(system), ts);
             systemAt = JSON.stringify(at);
             body.messages = body.messages.filter((_, i) => !at.includes(i));
           }
         }
         if (body.tools !== undefined) {
-          toolsHash = this.#blob(JSON.stringify(body.tools), r.ts);
+          toolsHash = this.#blob(JSON.stringify(body.tools), ts);
           delete body.tools;
         }
         requestText = JSON.stringify(body);
@@ -143,7 +152,7 @@ export class LogWriter {
       response = response.slice(0, max);
       truncated = true;
     }
-    this.#insertPayload.run(id, r.ts, gzipSync(requestText), response === null ? null : gzipSync(response), systemHash, systemAt, toolsHash, truncated ? 1 : 0);
+    this.#insertPayload.run(id, ts, gzipSync(requestText), response === null ? null : gzipSync(response), systemHash, systemAt, toolsHash, truncated ? 1 : 0);
   }
 
   #blob(text: string, ts: number): string {
@@ -186,21 +195,6 @@ export class LogWriter {
   }
 }
 
-/** A record's stored columns, cost-equivalent included (the row id is 0 until it is inserted). */
-export function columnsOf(r: RequestRecord, cfg: WriterConfig): StoredRow {
-  const price = priceOf(r, cfg.pricing);
-  return {
-    // The row id comes first so that setting it after the insert keeps the object's shape.
-    id: 0,
-    request_id: r.request_id, ts: r.ts, endpoint: r.endpoint, client: r.client, user_agent: r.user_agent, model: r.model, bucket: r.bucket, route: r.route,
-    served_model: r.served_model, reason: r.reason, fallback_path: r.fallback_path, status: r.status, status_class: Math.floor(r.status / 100),
-    error_code: r.error_code, stream: r.stream ? 1 : 0, ttfb_ms: r.ttfb_ms, duration_ms: r.duration_ms, prompt_tokens: r.prompt_tokens,
-    completion_tokens: r.completion_tokens, estimated_tokens: r.estimated_tokens, cost_equivalent_usd: price.usd, price_ref: price.ref,
-    attempts: JSON.stringify(r.attempts), decision: r.decision ? JSON.stringify(r.decision) : null, policy_hash: r.policy_hash,
-    synthetic: r.synthetic ? 1 : 0, has_payload: cfg.request_log.store_payloads && r.payload !== undefined ? 1 : 0,
-  };
-}
-
 function histBlob(counts: number[]): Buffer {
   const b = Buffer.alloc(HIST_BYTES);
   for (let i = 0; i < counts.length; i++) if (counts[i] !== 0) b.writeUInt32LE(counts[i]!, i * 4);
@@ -216,37 +210,69 @@ function histAdd(a: unknown, b: unknown): Buffer {
   return out;
 }
 
-function dimensionKey(r: RequestRecord, dim: (typeof DIMENSIONS)[number]): string {
+/** Fills in a row's cost-equivalent and its reference (the main thread leaves them null). */
+export function priceRow(row: WireRow, pricing: PricingConfig): void {
+  const price = priceOf({ route: row[W.route], served_model: row[W.served_model], prompt_tokens: row[W.prompt_tokens], completion_tokens: row[W.completion_tokens] }, pricing);
+  row[W.cost_equivalent_usd] = price.usd;
+  row[W.price_ref] = price.ref;
+}
+
+function dimensionKey(row: WireRow, dim: (typeof DIMENSIONS)[number]): string {
   switch (dim) {
     case 'route':
-      return r.route ?? '(none)';
+      return row[W.route] ?? '(none)';
     case 'bucket':
-      return r.bucket ?? '(none)';
+      return row[W.bucket] ?? '(none)';
     case 'client':
-      return r.client;
+      return row[W.client];
     case 'model':
-      return r.model ?? '(none)';
+      return row[W.model] ?? '(none)';
     case 'status':
-      return String(r.status);
+      return String(row[W.status]);
   }
 }
 
-const TABLES = Object.keys(ROLLUP_TABLES) as RollupTable[];
+function blank(dim: string, t: number, key: string): Aggregate {
+  return { dim, t, key, requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, priced: 0, hist: new Array<number>(LATENCY_BUCKETS).fill(0) };
+}
 
-function fold(into: Map<string, Aggregate>, table: RollupTable, dim: string, t: number, key: string, r: RequestRecord, cost: number | null, bucket: number): void {
-  const id = `${table}\u0000${dim}\u0000${t}\u0000${key}`;
+/** Adds one row to its minute's aggregate in every dimension. */
+function foldRow(into: Map<string, Aggregate>, row: WireRow): void {
+  const step = ROLLUP_TABLES.rollup_minute;
+  const t = Math.floor(row[W.ts] / 1000 / step) * step;
+  const status = row[W.status];
+  const prompt = row[W.prompt_tokens] ?? 0;
+  const completion = row[W.completion_tokens] ?? 0;
+  const cost = row[W.cost_equivalent_usd];
+  const bucket = latencyBucket(row[W.duration_ms]);
+  for (const dim of DIMENSIONS) {
+    const key = dimensionKey(row, dim);
+    const id = `${dim}\u0000${key}\u0000${t}`;
+    let a = into.get(id);
+    if (!a) into.set(id, (a = blank(dim, t, key)));
+    a.requests++;
+    if (status >= 400) a.errors++;
+    a.prompt += prompt;
+    a.completion += completion;
+    if (cost !== null) {
+      a.cost += cost;
+      a.priced++;
+    }
+    a.hist[bucket]!++;
+  }
+}
+
+/** Adds a minute's aggregate to the aggregate of the longer step (hour, day) it falls in. */
+function merge(into: Map<string, Aggregate>, m: Aggregate, step: number): void {
+  const t = Math.floor(m.t / step) * step;
+  const id = `${m.dim}\u0000${m.key}\u0000${t}`;
   let a = into.get(id);
-  if (!a) {
-    a = { table, dim, t, key, requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, priced: 0, hist: new Array<number>(LATENCY_BUCKETS).fill(0) };
-    into.set(id, a);
-  }
-  a.requests++;
-  if (r.status >= 400) a.errors++;
-  a.prompt += r.prompt_tokens ?? 0;
-  a.completion += r.completion_tokens ?? 0;
-  if (cost !== null) {
-    a.cost += cost;
-    a.priced++;
-  }
-  a.hist[bucket]!++;
+  if (!a) into.set(id, (a = blank(m.dim, t, m.key)));
+  a.requests += m.requests;
+  a.errors += m.errors;
+  a.prompt += m.prompt;
+  a.completion += m.completion;
+  a.cost += m.cost;
+  a.priced += m.priced;
+  for (let h = 0; h < LATENCY_BUCKETS; h++) a.hist[h]! += m.hist[h]!;
 }
