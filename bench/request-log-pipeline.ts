@@ -8,7 +8,8 @@
 // the figures hold on a shared machine better than requests per second do.
 //
 // Flags: --rate N (rows per second, 3000)  --seconds S (per run, 10)  --runs N (3, interleaved)
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// Result: printed, and bench/results/request-log-pipeline-<date>.md.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -85,18 +86,36 @@ async function run(withLog: boolean): Promise<{ main: number; other: number; row
   return { main: c1.main - c0.main, other: c1.all - c1.main - (c0.all - c0.main), rows };
 }
 
-const results: Array<{ on: Awaited<ReturnType<typeof run>>; off: Awaited<ReturnType<typeof run>> }> = [];
+const runs: Array<{ on: Awaited<ReturnType<typeof run>>; off: Awaited<ReturnType<typeof run>> }> = [];
 for (let i = 0; i < RUNS; i++) {
   const off = await run(false);
   const on = await run(true);
-  results.push({ on, off });
+  runs.push({ on, off });
   const perRow = (x: number) => (x / on.rows).toFixed(1);
   console.log(`run ${i + 1}/${RUNS}: ${on.rows} rows; main thread ${perRow(on.main - off.main)} µs/row, other threads ${perRow(on.other - off.other)} µs/row`);
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const main = median(results.map((r) => (r.on.main - r.off.main) / r.on.rows));
-const other = median(results.map((r) => (r.on.other - r.off.other) / r.on.rows));
-console.log(
-  `\nRequest log pipeline, ${RATE} rows/s for ${SECONDS} s, median of ${RUNS} runs (${cpus().length} cores, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}): ` +
-    `main thread ${main.toFixed(1)} µs/row, worker and other threads ${other.toFixed(1)} µs/row, total ${(main + other).toFixed(1)} µs/row; every row written.`,
+const main = median(runs.map((r) => (r.on.main - r.off.main) / r.on.rows));
+const other = median(runs.map((r) => (r.on.other - r.off.other) / r.on.rows));
+const summary =
+  `Request log pipeline, ${RATE} rows/s for ${SECONDS} s, median of ${RUNS} runs (${cpus().length} cores, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}): ` +
+  `main thread ${main.toFixed(1)} µs/row, worker and other threads ${other.toFixed(1)} µs/row, total ${(main + other).toFixed(1)} µs/row; every row written.`;
+console.log(`\n${summary}`);
+const date = new Date().toISOString();
+const results = new URL('./results/', import.meta.url);
+mkdirSync(results, { recursive: true });
+writeFileSync(
+  new URL(`request-log-pipeline-${date.replace(/[:]/g, '-').replace(/\..*$/, '')}.md`, results),
+  [
+    `# Request log pipeline — ${date.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Command: \`node --import tsx bench/request-log-pipeline.ts --rate ${RATE} --seconds ${SECONDS} --runs ${RUNS}\``,
+    '',
+    '| run | rows | main thread µs/row | worker and other threads µs/row |',
+    '|---|---:|---:|---:|',
+    ...runs.map((r, i) => `| ${i + 1} | ${r.on.rows} | ${((r.on.main - r.off.main) / r.on.rows).toFixed(1)} | ${((r.on.other - r.off.other) / r.on.rows).toFixed(1)} |`),
+    '',
+    summary,
+    '',
+  ].join('\n'),
 );
