@@ -71,9 +71,7 @@ const MIGRATIONS: string[] = [
   CREATE INDEX requests_bucket ON requests (bucket, ts);
   CREATE INDEX requests_client ON requests (client, ts);
   CREATE INDEX requests_model ON requests (model, ts);
-  -- By exact code, not class: a code that matches few rows (502) or none is one short walk,
-  -- and a class (5xx) is read code by code (reader.ts).
-  CREATE INDEX requests_status_code ON requests (status, ts);
+  CREATE INDEX requests_status ON requests (status_class, ts);
   CREATE INDEX requests_reason ON requests (reason, ts);
   ${rollupTable('rollup_minute')};
   ${rollupTable('rollup_hour')};
@@ -96,6 +94,10 @@ const MIGRATIONS: string[] = [
     last_used INTEGER NOT NULL         -- ts of the newest payload that refers to it
   );
   CREATE INDEX blobs_last_used ON blobs (last_used);`,
+  // 2: the status index by exact code, not class: a code that matches few rows (502) or none
+  // is one short walk, and a class (5xx) is read code by code (reader.ts).
+  `CREATE INDEX requests_status_code ON requests (status, ts);
+  DROP INDEX requests_status;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -126,11 +128,6 @@ export function migrate(db: Database.Database): { from: number; to: number } {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
     })();
-  }
-  // Files that version 1 created before its status index was by code rather than class get
-  // the index it has now, once (the two differ in speed only, never in what a query returns).
-  if (from >= 1 && db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'requests_status'").get()) {
-    db.transaction(() => db.exec('CREATE INDEX requests_status_code ON requests (status, ts); DROP INDEX requests_status;'))();
   }
   return { from, to: SCHEMA_VERSION };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { RequestRecord } from '../../router/obs/request-record.ts';
 import { parseFilters, RequestLogReader } from '../../router/reqlog/reader.ts';
-import { configureWriter, migrate } from '../../router/reqlog/schema.ts';
+import { configureWriter, migrate, SCHEMA_VERSION } from '../../router/reqlog/schema.ts';
 import { LogWriter, type WriterConfig } from '../../router/reqlog/writer.ts';
 
 const CFG: WriterConfig = {
@@ -74,10 +74,11 @@ test('request log reader – status by code and by class pages through exactly t
   assert.doesNotMatch(plan.map((p) => p.detail).join(' '), /TEMP B-TREE/);
 });
 
-test('request log – a file with the index by status class gets the index by code when opened, its rows kept', (t) => {
+test('request log – a version 1 file (the index by status class) gets the index by code when opened, its rows kept', (t) => {
   const path = seeded(t);
   const old = new Database(path);
   old.exec('DROP INDEX requests_status_code; CREATE INDEX requests_status ON requests (status_class, ts);');
+  old.pragma('user_version = 1');
   old.close();
   const db = new Database(path);
   t.after(() => db.close());
@@ -87,5 +88,5 @@ test('request log – a file with the index by status class gets the index by co
   assert.deepEqual(indexes, ['requests_status_code']);
   assert.equal(db.prepare('SELECT count(*) FROM requests').pluck().get(), 1_200);
   migrate(db);
-  assert.equal(db.pragma('user_version', { simple: true }), 1);
+  assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
 });

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { chat, coding, labFor, logLines, pinned, postJson, type Lab } from '../helpers/faults.ts';
 import { startLab, type LabOptions } from '../helpers/lab.ts';
 import { sseEvents } from '../helpers/faults.ts';
+import { SCHEMA_VERSION } from '../../router/reqlog/schema.ts';
 
 const TOKEN = 'reqlog-test-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -256,7 +257,7 @@ test('request log – rows survive a restart; the schema is migrated once', asyn
   assert.deepEqual(rows(second).map((r) => r.request_id), ['rl-before', 'rl-after']);
   const db = new Database(join(dir, 'requests.db'), { readonly: true });
   t.after(() => db.close());
-  assert.equal(db.pragma('user_version', { simple: true }), 1);
+  assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(db.pragma('auto_vacuum', { simple: true }), 2, 'incremental');
 });
