@@ -13,9 +13,8 @@ import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
 import { SchemaGuard } from './schema-guard/guard.ts';
-import { Cluster, type ReplicaConfig } from './cluster/cluster.ts';
-import { hostname } from 'node:os';
-import type { ClusterConfig } from './policy/types.ts';
+import { Cluster } from './cluster/cluster.ts';
+import { replicaConfig } from './cluster/replica-config.ts';
 
 export interface ServiceOptions {
   policy: CompiledPolicy;
@@ -34,10 +33,7 @@ export interface ServiceOptions {
   requestLog?: boolean;
 }
 
-/** The cluster block with this replica's id: the policy's, else $HOMELAB_ROUTER_REPLICA_ID, else the host name. */
-export function replicaConfig(cluster: ClusterConfig, fallbackId?: string): ReplicaConfig {
-  return { ...cluster, replica_id: cluster.replica_id ?? fallbackId ?? process.env.HOMELAB_ROUTER_REPLICA_ID ?? hostname() };
-}
+export { replicaConfig } from './cluster/replica-config.ts';
 
 /** One reload attempt, for the web UI's policy page (newest last, at most RELOAD_HISTORY). */
 export interface ReloadEvent {

@@ -2,7 +2,8 @@
 // the shared drains, the lock that lets one replica at a time probe and run the watchdog, and
 // the health results that replica publishes. Everything here degrades to the replica's own
 // view when Redis is away, and rejoins when it returns.
-import type { ClusterConfig, RouteConfig } from '../policy/types.ts';
+import type { RouteConfig } from '../policy/types.ts';
+import type { ReplicaConfig } from './replica-config.ts';
 import type { SlotLimiter } from '../upstream/admission.ts';
 import type { ProbeResult } from '../upstream/probe.ts';
 import { clusterKeys, type ClusterKeys } from './keys.ts';
@@ -40,8 +41,7 @@ export interface ClusterLog {
 
 const RESYNC_MS = 5000;
 
-/** The policy's cluster block with this replica's id resolved. */
-export type ReplicaConfig = ClusterConfig & { replica_id: string };
+export type { ReplicaConfig } from './replica-config.ts';
 
 export class Cluster {
   readonly config: ReplicaConfig;

@@ -64,7 +64,20 @@ export class RedisLink {
 
   /** Starts connecting; resolves once the first attempt ended either way (never rejects). */
   async start(): Promise<void> {
-    await Promise.all([this.client.connect().catch(() => undefined), this.subscriber.connect().catch(() => undefined)]);
+    // connect() itself stays pending while the client retries a Redis that is down: the first
+    // 'ready' or 'error' ends the wait instead, and reconnection goes on in the background.
+    const firstAttempt = (c: RedisClientType) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          c.off('ready', done);
+          c.off('error', done);
+          resolve();
+        };
+        c.on('ready', done);
+        c.on('error', done);
+        c.connect().then(done, done);
+      });
+    await Promise.all([firstAttempt(this.client), firstAttempt(this.subscriber)]);
   }
 
   /**
@@ -104,7 +117,8 @@ export class RedisLink {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopProbe();
-    await Promise.all([this.client, this.subscriber].map((c) => (c.isOpen ? c.close().catch(() => c.destroy()) : Promise.resolve())));
+    // A client still retrying a dead Redis is destroyed: close() would wait for it to connect.
+    await Promise.all([this.client, this.subscriber].map((c) => (c.isReady ? c.close().catch(() => c.destroy()) : c.isOpen ? Promise.resolve(c.destroy()) : Promise.resolve())));
   }
 }
 

@@ -76,6 +76,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `;
 
+/**
+ * Lock take: KEYS = [lock], ARGV = [owner, ttl_ms] → {1} when taken or already held under this
+ * owner's name (its expiry extended to at least ttl_ms), else {0, holder}. The owner is a
+ * replica id: this host's `serve` and its `watchdog --once` act under the same one.
+ */
+export const HOLD_LOCK = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return {1}
+end
+return {0, holder or ''}
+`;
+
 /** Lock release: KEYS = [lock], ARGV = [owner]. */
 export const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
