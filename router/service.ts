@@ -93,6 +93,7 @@ export class RouterService {
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
     this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg), ...(cluster ? { limits: cluster.keyLimits } : {}) });
+    cluster?.mirrorKeys(this.keys);
     this.requestSinks = [decisionLogSink(this.logs.decision)];
     if (opts.dataDir !== undefined && opts.requestLog !== false) {
       this.requestLog = new RequestLog({ path: join(opts.dataDir, 'requests.db'), policy: () => this.store.current, metrics: this.metrics, log: this.logs.service });

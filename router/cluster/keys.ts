@@ -5,6 +5,8 @@ export interface ClusterKeys {
   replicas(route: string): string;
   drains: string;
   health: string;
+  /** Hash: API key id → the key as stored (keys made at run time, shared-keys.ts). */
+  keyRecords: string;
   lock(name: string): string;
   keyRpm(keyId: string): string;
   keyInFlight(keyId: string): string;
@@ -26,6 +28,7 @@ export function clusterKeys(prefix = 'hlr:'): ClusterKeys {
     keyMonth: (id, month) => `${prefix}key:{${id}}:month:${month}`,
     drains: `${prefix}drains`,
     health: `${prefix}health`,
+    keyRecords: `${prefix}keys`,
     lock: (name) => `${prefix}lock:${name}`,
     released: `${prefix}released`,
     events: `${prefix}events`,
