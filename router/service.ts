@@ -75,7 +75,7 @@ export class RouterService {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
     const clusterCfg = opts.policy.policy.cluster;
-    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service) : undefined;
+    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service, () => this.store.current.policy.server.request_timeout_ms) : undefined;
     this.states = new RouteStates(opts.policy, {
       onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }),
       ...(this.cluster ? { limiter: this.cluster.limiter, drains: this.cluster.drains } : {}),

@@ -63,8 +63,12 @@ export class Cluster {
   #since = Date.now();
   #timers: NodeJS.Timeout[] = [];
 
-  constructor(config: ReplicaConfig, log: ClusterLog) {
+  readonly #maxRequestMs: (() => number) | undefined;
+
+  /** `maxRequestMs`: the longest a request can hold a slot (server.request_timeout_ms). */
+  constructor(config: ReplicaConfig, log: ClusterLog, maxRequestMs?: () => number) {
     this.config = config;
+    this.#maxRequestMs = maxRequestMs;
     this.#log = log;
     this.keys = clusterKeys(config.key_prefix ?? 'hlr:');
     this.link = new RedisLink({ url: config.redis_url, commandTimeoutMs: config.command_timeout_ms });
@@ -146,6 +150,7 @@ export class Cluster {
         replicaId: this.config.replica_id,
         replicas: this.config.replicas,
         leaseTtlMs: this.config.lease_ttl_ms,
+        ...(this.#maxRequestMs ? { maxRequestMs: this.#maxRequestMs } : {}),
         onDispose: () => {
           this.#admissions.delete(a);
           if (this.#byRoute.get(route) === a) this.#byRoute.delete(route);

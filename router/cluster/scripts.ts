@@ -23,21 +23,40 @@ local cap = slots - absent * share
 `;
 
 /**
+ * The requests other replicas hold beyond their local share (`share`), counted from the lease
+ * members (`replica|...`): the slots a replica cut off from Redis must not count as its own
+ * until those requests can have ended.
+ */
+const OTHERS_EXCESS = `
+local function othersExcess(key, share, me)
+  local per = {}
+  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    local r = string.match(m, '^(.-)|')
+    if r and r ~= me then per[r] = (per[r] or 0) + 1 end
+  end
+  local e = 0
+  for _, n in pairs(per) do if n > share then e = e + n - share end end
+  return e
+end
+`;
+
+/**
  * acquire: KEYS = [leases, replicas], ARGV = [member, weight, slots, expected, share, ttl_ms, force, replica]
  * Marks the calling replica alive (it is, since it asks), drops expired leases, then adds `weight` lease entries if they fit under the capacity (or
  * always, with force = 1: requests already running that a rejoining replica re-registers).
- * Returns 1 when taken, 0 when full.
+ * Returns {1, others' excess} when taken, {0, others' excess} when full.
  */
 export const ACQUIRE = `${NOW}
+${OTHERS_EXCESS}
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 ${CAPACITY}
 local weight = tonumber(ARGV[2])
-if ARGV[7] ~= '1' and redis.call('ZCARD', KEYS[1]) + weight > cap then return 0 end
+if ARGV[7] ~= '1' and redis.call('ZCARD', KEYS[1]) + weight > cap then return {0, othersExcess(KEYS[1], share, ARGV[8])} end
 local expiry = now + tonumber(ARGV[6])
 for i = 1, weight do redis.call('ZADD', KEYS[1], expiry, ARGV[1] .. '#' .. i) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
-return 1
+return {1, othersExcess(KEYS[1], share, ARGV[8])}
 `;
 
 /** release: KEYS = [leases], ARGV = [member, weight, channel, route]. Removes the entries and announces the free slots. */
@@ -64,10 +83,11 @@ if #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl * 2) end
 return kept
 `;
 
-/** count: KEYS = [leases], → live lease entries (lab-wide in-flight). */
+/** count: KEYS = [leases], ARGV = [share, replica] → {live lease entries (lab-wide in-flight), others' excess}. */
 export const COUNT = `${NOW}
+${OTHERS_EXCESS}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])
+return {redis.call('ZCARD', KEYS[1]), othersExcess(KEYS[1], tonumber(ARGV[1]), ARGV[2])}
 `;
 
 /** Lock renewal: KEYS = [lock], ARGV = [owner, ttl_ms] → 1 when still ours (and extended). */
