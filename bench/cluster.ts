@@ -200,9 +200,9 @@ async function main(): Promise<number> {
       const c = client as unknown as Parameters<typeof runScript>[0];
       for (let i = 0; i < Math.min(N, 1000); i++) {
         const s = performance.now();
-        await runScript(c, ACQUIRE, ['rtt:{x}:leases', 'rtt:{x}:replicas'], [`bench|${i}`, 1, 64, 2, 32, 60_000, 0, 'bench']);
+        await runScript(c, ACQUIRE, ['rtt:{x}:leases', 'rtt:{x}:replicas', 'rtt:{x}:waiting'], [`bench|${i}`, 1, 64, 2, 32, 60_000, 0, 'bench']);
         scriptLat.push(performance.now() - s);
-        await runScript(c, RELEASE, ['rtt:{x}:leases'], [`bench|${i}`, 1, 'rtt:released', 'x']);
+        await runScript(c, RELEASE, ['rtt:{x}:leases', 'rtt:{x}:waiting'], [`bench|${i}`, 1, 'rtt:released', 'x']);
       }
       acquireRtt.push(percentile(scriptLat, 50));
       console.log(`round ${round + 1}/${ROUNDS}: c=1 p50 plain ${c1.plain!.p50.at(-1)!.toFixed(3)} ms, cluster ${c1.cluster!.p50.at(-1)!.toFixed(3)} ms`);
@@ -258,7 +258,7 @@ async function main(): Promise<number> {
       `| INFO commandstats delta, all calls (scripts' own included, background not taken off) | ${perReq([...stats.values()].reduce((a, b) => a + b, 0))} |`,
       `| commands the router without cluster sent over ${M} requests | ${[...plainSent.sent.values()].reduce((a, b) => a + b, 0)} |`,
       ``,
-      `Admission is one EVALSHA (the acquire script: lease taken or refused in one step), awaited; release is one EVALSHA (remove the lease, publish the free slot), not awaited: the answer does not wait for it.`,
+      `Admission is one EVALSHA (the acquire script: lease taken or refused in one step), awaited; release is one EVALSHA (remove the lease; publish the free slot when some replica has a request waiting), not awaited: the answer does not wait for it.`,
     ];
     const summary = lines.join('\n') + '\n';
     console.log('\n' + summary);

@@ -277,7 +277,10 @@ export async function soakCluster(o: ClusterSoakOptions): Promise<number> {
   for (const name of ['gpu', 'cpu'] as const) if (peak[name] > SLOTS[name]) failures.push(`${name} ran ${peak[name]} generations at once, above its ${SLOTS[name]} slots:${over[name].map((x) => `\n  - ${x}`).join('')}`);
   if (orphans > 0) failures.push(`${orphans} generation(s) still running upstream after the routers settled`);
   if (routerErrors.length > 0) failures.push(`the routers logged ${routerErrors.length} error(s), e.g. ${routerErrors[0]!.slice(0, 300)}`);
-  if (exitCodes.some((c) => c !== 0)) failures.push(`exit codes on SIGTERM: ${exitCodes.join(', ')}`);
+  if (exitCodes.some((c) => c !== 0)) {
+    const tails = replicas.filter((_, i) => exitCodes[i] !== 0).map((r) => `${r.id}: ${r.proc!.stdout().trim().split('\n').slice(-4).join(' | ').slice(0, 1200)}`);
+    failures.push(`exit codes on SIGTERM: ${exitCodes.join(', ')}; last log lines: ${tails.join('; ')}`);
+  }
 
   const row = (k: string, v: string | number): string => `| ${k} | ${v} |`;
   const leaked = leakedRows.length + Math.max(0, liveLeases);

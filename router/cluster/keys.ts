@@ -3,6 +3,8 @@
 export interface ClusterKeys {
   leases(route: string): string;
   replicas(route: string): string;
+  /** Set (with an expiry) while some replica has a request waiting for the route. */
+  waiting(route: string): string;
   drains: string;
   health: string;
   /** Hash: API key id → the key as stored (keys made at run time, shared-keys.ts). */
@@ -23,6 +25,7 @@ export function clusterKeys(prefix = 'hlr:'): ClusterKeys {
     // One copy of the replica set per route, in the route's hash slot, so the acquire script
     // reads it atomically with the leases.
     replicas: (route) => `${prefix}{${route}}:replicas`,
+    waiting: (route) => `${prefix}{${route}}:waiting`,
     keyRpm: (id) => `${prefix}key:{${id}}:rpm`,
     keyInFlight: (id) => `${prefix}key:{${id}}:in_flight`,
     keyMonth: (id, month) => `${prefix}key:{${id}}:month:${month}`,

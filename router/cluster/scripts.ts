@@ -41,10 +41,11 @@ end
 `;
 
 /**
- * acquire: KEYS = [leases, replicas], ARGV = [member, weight, slots, expected, share, ttl_ms, force, replica]
+ * acquire: KEYS = [leases, replicas, waiting], ARGV = [member, weight, slots, expected, share, ttl_ms, force, replica]
  * Marks the calling replica alive (it is, since it asks), drops expired leases, then adds `weight` lease entries if they fit under the capacity (or
  * always, with force = 1: requests already running that a rejoining replica re-registers).
- * Returns {1, others' excess} when taken, {0, others' excess} when full.
+ * Returns {1, others' excess} when taken, {0, others' excess} when full; a refusal marks the
+ * route as waited on for ttl_ms (the waiter's replica retries well within it).
  */
 export const ACQUIRE = `${NOW}
 ${OTHERS_EXCESS}
@@ -52,18 +53,24 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 ${CAPACITY}
 local weight = tonumber(ARGV[2])
-if ARGV[7] ~= '1' and redis.call('ZCARD', KEYS[1]) + weight > cap then return {0, othersExcess(KEYS[1], share, ARGV[8])} end
+if ARGV[7] ~= '1' and redis.call('ZCARD', KEYS[1]) + weight > cap then
+  redis.call('SET', KEYS[3], '1', 'PX', tonumber(ARGV[6]))
+  return {0, othersExcess(KEYS[1], share, ARGV[8])}
+end
 local expiry = now + tonumber(ARGV[6])
 for i = 1, weight do redis.call('ZADD', KEYS[1], expiry, ARGV[1] .. '#' .. i) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
 return {1, othersExcess(KEYS[1], share, ARGV[8])}
 `;
 
-/** release: KEYS = [leases], ARGV = [member, weight, channel, route]. Removes the entries and announces the free slots. */
+/**
+ * release: KEYS = [leases, waiting], ARGV = [member, weight, channel, route]. Removes the
+ * entries and, when some replica has a request waiting for the route, announces the free slots.
+ */
 export const RELEASE = `
 local removed = 0
 for i = 1, tonumber(ARGV[2]) do removed = removed + redis.call('ZREM', KEYS[1], ARGV[1] .. '#' .. i) end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return removed
 `;
 

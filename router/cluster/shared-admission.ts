@@ -258,7 +258,7 @@ export class SharedAdmission implements SlotLimiter {
 
   #acquireScript(id: string, w: number, force: boolean): Promise<unknown> {
     const o = this.#o;
-    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route)], [id, w, this.#slots, o.replicas, this.#share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
+    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route), this.#keys.waiting(o.route)], [id, w, this.#slots, o.replicas, this.#share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
   }
 
   #releaser(id: string): Release {
@@ -272,7 +272,7 @@ export class SharedAdmission implements SlotLimiter {
       this.#inFlight -= lease.weight;
       if (lease.shared && this.#link.up) {
         // Fire and forget: if it fails, the lease expires by itself within lease_ttl_ms.
-        runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, lease.weight, this.#keys.released, this.#o.route]).catch((err) => this.#link.noteFailure(err));
+        runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, lease.weight, this.#keys.released, this.#o.route]).catch((err) => this.#link.noteFailure(err));
       }
       this.pump();
     };
@@ -344,7 +344,7 @@ export class SharedAdmission implements SlotLimiter {
         await this.#acquireScript(id, l.weight, true);
         // It may have ended during the round trip.
         if (this.#leases.get(id) === l) l.shared = true;
-        else await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
+        else await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
       } catch (err) {
         this.#link.noteFailure(err);
         return;
