@@ -118,7 +118,17 @@ export class RedisLink {
     this.#closed = true;
     this.#stopProbe();
     // A client still retrying a dead Redis is destroyed: close() would wait for it to connect.
-    await Promise.all([this.client, this.subscriber].map((c) => (c.isReady ? c.close().catch(() => c.destroy()) : c.isOpen ? Promise.resolve(c.destroy()) : Promise.resolve())));
+    // close() waits for replies still due; a Redis that stopped answering gets a second at most.
+    const closeOne = async (c: RedisClientType): Promise<void> => {
+      if (!c.isOpen) return;
+      if (!c.isReady) return void c.destroy();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 1000)));
+      const r = await Promise.race([c.close().then(() => 'closed' as const, () => 'late' as const), late]);
+      clearTimeout(timer);
+      if (r === 'late' && c.isOpen) c.destroy();
+    };
+    await Promise.all([closeOne(this.client), closeOne(this.subscriber)]);
   }
 }
 

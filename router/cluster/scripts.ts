@@ -75,9 +75,10 @@ return removed
 `;
 
 /**
- * heartbeat: KEYS = [replicas, leases], ARGV = [replica, ttl_ms, member#i ...]
- * Marks the replica alive for this route and extends its live leases there (ZADD XX: an entry
- * already reaped is not brought back).
+ * heartbeat: KEYS = [replicas, leases], ARGV = [replica, ttl_ms, add, member#i ...]
+ * Marks the replica alive for this route and extends its live leases there. With add = 0
+ * (ZADD XX) an entry already reaped is not brought back; with add = 1 (a replica rejoining
+ * after an outage) every running request's entries are (re)added in the same step.
  */
 export const HEARTBEAT = `${NOW}
 local ttl = tonumber(ARGV[2])
@@ -85,8 +86,11 @@ local expiry = now + ttl
 redis.call('ZADD', KEYS[1], expiry, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl * 4)
 local kept = 0
-for i = 3, #ARGV do kept = kept + redis.call('ZADD', KEYS[2], 'XX', 'CH', expiry, ARGV[i]) end
-if #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl * 2) end
+for i = 4, #ARGV do
+  if ARGV[3] == '1' then kept = kept + redis.call('ZADD', KEYS[2], 'CH', expiry, ARGV[i])
+  else kept = kept + redis.call('ZADD', KEYS[2], 'XX', 'CH', expiry, ARGV[i]) end
+end
+if #ARGV > 3 then redis.call('PEXPIRE', KEYS[2], ttl * 2) end
 return kept
 `;
 

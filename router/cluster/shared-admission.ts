@@ -322,10 +322,8 @@ export class SharedAdmission implements SlotLimiter {
       return;
     }
     const o = this.#o;
-    const members: string[] = [];
-    for (const [id, l] of this.#leases) if (l.shared) for (let i = 1; i <= l.weight; i++) members.push(`${id}#${i}`);
     try {
-      await runScript(this.#link.client, HEARTBEAT, [this.#keys.replicas(o.route), this.#keys.leases(o.route)], [o.replicaId, o.leaseTtlMs, ...members]);
+      await this.#heartbeatScript(false);
       const [count, excess] = (await runScript(this.#link.client, COUNT, [this.#keys.leases(o.route)], [this.#share, o.replicaId])) as unknown[];
       this.labInFlight = Number(count);
       this.#othersExcess = Number(excess ?? 0);
@@ -335,21 +333,35 @@ export class SharedAdmission implements SlotLimiter {
     }
   }
 
-  /** After Redis comes back: the requests admitted on the local share become leases again. */
+  /** Marks this replica alive and renews (all: also re-adds) the leases of its running requests, in one step. */
+  #heartbeatScript(all: boolean): Promise<unknown> {
+    const o = this.#o;
+    const members: string[] = [];
+    for (const [id, l] of this.#leases) if (all || l.shared) for (let i = 1; i <= l.weight; i++) members.push(`${id}#${i}`);
+    return runScript(this.#link.client, HEARTBEAT, [this.#keys.replicas(o.route), this.#keys.leases(o.route)], [o.replicaId, o.leaseTtlMs, all ? 1 : 0, ...members]);
+  }
+
+  /**
+   * After Redis comes back: every running request is a lease again, in the same step that marks
+   * this replica alive (so no other replica counts its share as free in between): those
+   * admitted on the local share, and those admitted through Redis before it went (a Redis
+   * restarted without persistence has lost them; one that kept them just renews them).
+   */
   async rejoin(): Promise<void> {
-    await this.heartbeat();
-    for (const [id, l] of this.#leases) {
-      if (l.shared) continue;
-      try {
-        await this.#acquireScript(id, l.weight, true);
-        // It may have ended during the round trip.
+    if (!this.#link.up) return;
+    const running = [...this.#leases];
+    try {
+      await this.#heartbeatScript(true);
+      for (const [id, l] of running) {
         if (this.#leases.get(id) === l) l.shared = true;
-        else await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
-      } catch (err) {
-        this.#link.noteFailure(err);
-        return;
+        // It ended during the round trip, its release not sent (it was local then): sent now.
+        else if (!l.shared) await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
       }
+    } catch (err) {
+      this.#link.noteFailure(err);
+      return;
     }
+    await this.heartbeat();
     this.pump();
   }
 

@@ -129,3 +129,22 @@ test('shared admission – slots another replica borrowed stay off this one\'s s
   await redis.start();
   await until(() => a.link.up && b.link.up);
 });
+
+test('shared admission – a Redis restarted empty gets back the leases of requests admitted through it before it went', async () => {
+  n++;
+  const a = await replica('a', 'gpu');
+  const held: Release[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await a.adm.acquire(never(), 0);
+    if (r.ok) held.push(r.release);
+  }
+  assert.equal(held.length, 2);
+  await redis.stop(); // no persistence: it comes back with no lease
+  await until(() => !a.link.up);
+  await redis.start();
+  await until(() => a.link.up);
+  await a.adm.rejoin();
+  await a.adm.heartbeat();
+  assert.equal(a.adm.labInFlight, 2, 'the two running requests count again in Redis');
+  for (const r of held) r();
+});
