@@ -122,6 +122,7 @@ export class KeyService implements MirroredKeys {
   readonly #lastUsed = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   #changeListeners: ((key: StoredKey) => void)[] = [];
+  readonly #refusedRemote = new Set<string>();
 
   constructor(opts: KeyServiceOptions) {
     this.db = openKeyDb(opts.dataDir, opts.warn);
@@ -369,9 +370,11 @@ export class KeyService implements MirroredKeys {
       try {
         this.db.upsert(k);
       } catch (err) {
-        // A live key of the same name made on two replicas while they could not see each other.
+        // A live key of the same name made on two replicas while they could not see each other:
+        // said once per key, not at every resync.
         ok = false;
-        this.#warn(`cannot take the key "${k.name}" (${k.id}) from another replica into keys.db`, { err: (err as Error).message });
+        if (!this.#refusedRemote.has(k.id)) this.#warn(`cannot take the key "${k.name}" (${k.id}) from another replica into keys.db`, { err: (err as Error).message });
+        this.#refusedRemote.add(k.id);
       }
     }
     if (keys.length > 0) this.#rebuild(this.#policy());
