@@ -18,6 +18,9 @@
 //
 // Flags: --requests N (20000) --seconds S (120, dispatch window) --concurrency C (64)
 //        --seed X (random) --out PATH (bench/results/soak-latest.md) --calm (no chaos: baseline)
+//        --replicas N (1): with N > 1, the soak across replicas of bench/soak-cluster.ts instead
+//        (defaults there: --requests 3000 --seconds 40 --concurrency 24,
+//        out bench/results/soak-cluster-latest.md)
 // Everything listens on and talks to 127.0.0.1 only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -43,7 +46,8 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '120' },
     concurrency: { type: 'string', default: '64' },
     seed: { type: 'string' },
-    out: { type: 'string', default: join(REPO, 'bench/results/soak-latest.md') },
+    out: { type: 'string' },
+    replicas: { type: 'string', default: '1' },
     // The same load with no faults, stops, drains or client aborts: the baseline to compare with.
     calm: { type: 'boolean', default: false },
   },
@@ -58,11 +62,13 @@ function positiveInt(name: string, v: string | undefined, max: number): number {
   return n;
 }
 
-const TOTAL = positiveInt('requests', flags.requests, 1_000_000);
-const SECONDS = positiveInt('seconds', flags.seconds, 3600);
-const CONCURRENCY = positiveInt('concurrency', flags.concurrency, 512);
+const REPLICAS = positiveInt('replicas', flags.replicas, 9);
+const argGiven = (name: string): boolean => process.argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+const TOTAL = positiveInt('requests', REPLICAS > 1 && !argGiven('requests') ? '3000' : flags.requests, 1_000_000);
+const SECONDS = positiveInt('seconds', REPLICAS > 1 && !argGiven('seconds') ? '40' : flags.seconds, 3600);
+const CONCURRENCY = positiveInt('concurrency', REPLICAS > 1 && !argGiven('concurrency') ? '24' : flags.concurrency, 512);
 const SEED = flags.seed !== undefined ? positiveInt('seed', flags.seed, 2 ** 31 - 1) : 1 + Math.floor(Math.random() * (2 ** 31 - 2));
-const OUT = flags.out!;
+const OUT = flags.out ?? join(REPO, REPLICAS > 1 ? 'bench/results/soak-cluster-latest.md' : 'bench/results/soak-latest.md');
 const CALM = flags.calm === true;
 
 // Small timeouts so a hang, a stall or a queue wait resolves in about a second, not minutes.
@@ -752,7 +758,7 @@ async function main(): Promise<number> {
   return failures.length === 0 ? 0 : 1;
 }
 
-main().then(
+(REPLICAS > 1 ? import('./soak-cluster.ts').then((m) => m.soakCluster({ replicas: REPLICAS, requests: TOTAL, seconds: SECONDS, concurrency: CONCURRENCY, seed: SEED, out: OUT })) : main()).then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(err);

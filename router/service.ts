@@ -13,9 +13,8 @@ import { routeChangeReporter } from './obs/route-changes.ts';
 import { HealthChecker, type ProbeFn } from './upstream/health.ts';
 import { RouteStates } from './upstream/route-state.ts';
 import { SchemaGuard } from './schema-guard/guard.ts';
-import { Cluster, type ReplicaConfig } from './cluster/cluster.ts';
-import { hostname } from 'node:os';
-import type { ClusterConfig } from './policy/types.ts';
+import { Cluster } from './cluster/cluster.ts';
+import { replicaConfig } from './cluster/replica-config.ts';
 
 export interface ServiceOptions {
   policy: CompiledPolicy;
@@ -34,10 +33,7 @@ export interface ServiceOptions {
   requestLog?: boolean;
 }
 
-/** The cluster block with this replica's id: the policy's, else $HOMELAB_ROUTER_REPLICA_ID, else the host name. */
-export function replicaConfig(cluster: ClusterConfig, fallbackId?: string): ReplicaConfig {
-  return { ...cluster, replica_id: cluster.replica_id ?? fallbackId ?? process.env.HOMELAB_ROUTER_REPLICA_ID ?? hostname() };
-}
+export { replicaConfig } from './cluster/replica-config.ts';
 
 /** One reload attempt, for the web UI's policy page (newest last, at most RELOAD_HISTORY). */
 export interface ReloadEvent {
@@ -79,7 +75,7 @@ export class RouterService {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
     const clusterCfg = opts.policy.policy.cluster;
-    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service) : undefined;
+    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service, () => this.store.current.policy.server.request_timeout_ms) : undefined;
     this.states = new RouteStates(opts.policy, {
       onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }),
       ...(this.cluster ? { limiter: this.cluster.limiter, drains: this.cluster.drains } : {}),
@@ -97,6 +93,7 @@ export class RouterService {
     this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
     this.adminToken = opts.adminToken;
     this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg), ...(cluster ? { limits: cluster.keyLimits } : {}) });
+    cluster?.mirrorKeys(this.keys);
     this.requestSinks = [decisionLogSink(this.logs.decision)];
     if (opts.dataDir !== undefined && opts.requestLog !== false) {
       this.requestLog = new RequestLog({ path: join(opts.dataDir, 'requests.db'), policy: () => this.store.current, metrics: this.metrics, log: this.logs.service });

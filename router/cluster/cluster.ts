@@ -2,7 +2,8 @@
 // the shared drains, the lock that lets one replica at a time probe and run the watchdog, and
 // the health results that replica publishes. Everything here degrades to the replica's own
 // view when Redis is away, and rejoins when it returns.
-import type { ClusterConfig, RouteConfig } from '../policy/types.ts';
+import type { RouteConfig } from '../policy/types.ts';
+import type { ReplicaConfig } from './replica-config.ts';
 import type { SlotLimiter } from '../upstream/admission.ts';
 import type { ProbeResult } from '../upstream/probe.ts';
 import { clusterKeys, type ClusterKeys } from './keys.ts';
@@ -11,6 +12,8 @@ import { RedisLink } from './link.ts';
 import { SharedAdmission } from './shared-admission.ts';
 import { SharedDrains, type DrainEvent } from './shared-drains.ts';
 import { SharedKeyLimits } from './shared-key-limits.ts';
+import { SharedKeys, type KeyEvent } from './shared-keys.ts';
+import type { MirroredKeys } from '../keys/service.ts';
 import type { LocalKeyLimits } from '../keys/limits.ts';
 
 /** A probe's result, published by the replica that probes so the others apply the same one. */
@@ -40,14 +43,15 @@ export interface ClusterLog {
 
 const RESYNC_MS = 5000;
 
-/** The policy's cluster block with this replica's id resolved. */
-export type ReplicaConfig = ClusterConfig & { replica_id: string };
+export type { ReplicaConfig } from './replica-config.ts';
 
 export class Cluster {
   readonly config: ReplicaConfig;
   readonly link: RedisLink;
   readonly keys: ClusterKeys;
   readonly drains: SharedDrains;
+  /** API keys made at run time, mirrored between the replicas' keys.db. */
+  readonly sharedKeys: SharedKeys;
   /** Held by the one replica that probes the upstreams and runs the watchdog. */
   readonly leader: LeaderLock;
   readonly #admissions = new Set<SharedAdmission>();
@@ -59,12 +63,17 @@ export class Cluster {
   #since = Date.now();
   #timers: NodeJS.Timeout[] = [];
 
-  constructor(config: ReplicaConfig, log: ClusterLog) {
+  readonly #maxRequestMs: (() => number) | undefined;
+
+  /** `maxRequestMs`: the longest a request can hold a slot (server.request_timeout_ms). */
+  constructor(config: ReplicaConfig, log: ClusterLog, maxRequestMs?: () => number) {
     this.config = config;
+    this.#maxRequestMs = maxRequestMs;
     this.#log = log;
     this.keys = clusterKeys(config.key_prefix ?? 'hlr:');
     this.link = new RedisLink({ url: config.redis_url, commandTimeoutMs: config.command_timeout_ms });
     this.drains = new SharedDrains(this.link, this.keys, config.replica_id);
+    this.sharedKeys = new SharedKeys(this.link, this.keys, config.replica_id);
     this.leader = new LeaderLock(this.link, this.keys.lock('probes'), config.replica_id, config.lease_ttl_ms);
     this.link.onChange((up, reason) => {
       this.#since = Date.now();
@@ -118,6 +127,7 @@ export class Cluster {
       .subscribe([this.keys.released, this.keys.events], (message: string, channel: string) => this.#onMessage(channel, message))
       .catch(() => undefined);
     await this.drains.resync();
+    await this.sharedKeys.resync();
     await Promise.all([...this.#admissions].map((a) => a.heartbeat()));
     this.leader.start();
     const every = (ms: number, fn: () => unknown) => {
@@ -126,7 +136,7 @@ export class Cluster {
       this.#timers.push(t);
     };
     every(Math.max(50, Math.floor(this.config.lease_ttl_ms / 3)), () => Promise.all([...[...this.#admissions].map((a) => a.heartbeat()), this.#keyLimits?.heartbeat()]));
-    every(RESYNC_MS, () => this.drains.resync());
+    every(RESYNC_MS, () => Promise.all([this.drains.resync(), this.sharedKeys.resync()]));
   }
 
   /** The slot limiter of one route: shared through Redis, with the local share as fallback. */
@@ -140,6 +150,7 @@ export class Cluster {
         replicaId: this.config.replica_id,
         replicas: this.config.replicas,
         leaseTtlMs: this.config.lease_ttl_ms,
+        ...(this.#maxRequestMs ? { maxRequestMs: this.#maxRequestMs } : {}),
         onDispose: () => {
           this.#admissions.delete(a);
           if (this.#byRoute.get(route) === a) this.#byRoute.delete(route);
@@ -159,6 +170,11 @@ export class Cluster {
     this.#keyLimits = new SharedKeyLimits(local, this.link, this.keys, { replicaId: this.config.replica_id, replicas: this.config.replicas, leaseTtlMs: this.config.lease_ttl_ms });
     return this.#keyLimits;
   };
+
+  /** Keeps the keys made at run time in step with the other replicas (read at start). */
+  mirrorKeys(store: MirroredKeys): void {
+    this.sharedKeys.attach(store);
+  }
 
   /** Lab-wide in-flight of a route as Redis last said, and this replica's share (admin view). */
   routeView(route: string): { lab_in_flight: number | null; local_share: number } | null {
@@ -195,18 +211,20 @@ export class Cluster {
       this.#byRoute.get(message)?.pump();
       return;
     }
-    let e: DrainEvent | ProbeEvent;
+    let e: DrainEvent | ProbeEvent | KeyEvent;
     try {
-      e = JSON.parse(message) as DrainEvent | ProbeEvent;
+      e = JSON.parse(message) as DrainEvent | ProbeEvent | KeyEvent;
     } catch {
       return;
     }
     if (e.type === 'drain') this.drains.onEvent(e);
+    else if (e.type === 'key') this.sharedKeys.onEvent(e);
     else if (e.type === 'probe' && e.by !== this.config.replica_id) for (const l of this.#probeListeners) l(e.route, e.result);
   }
 
   async #rejoin(): Promise<void> {
     await this.drains.resync();
+    await this.sharedKeys.resync();
     for (const a of this.#admissions) await a.rejoin();
     await this.leader.tick();
   }

@@ -3,8 +3,12 @@
 export interface ClusterKeys {
   leases(route: string): string;
   replicas(route: string): string;
+  /** Set (with an expiry) while some replica has a request waiting for the route. */
+  waiting(route: string): string;
   drains: string;
   health: string;
+  /** Hash: API key id → the key as stored (keys made at run time, shared-keys.ts). */
+  keyRecords: string;
   lock(name: string): string;
   keyRpm(keyId: string): string;
   keyInFlight(keyId: string): string;
@@ -21,11 +25,13 @@ export function clusterKeys(prefix = 'hlr:'): ClusterKeys {
     // One copy of the replica set per route, in the route's hash slot, so the acquire script
     // reads it atomically with the leases.
     replicas: (route) => `${prefix}{${route}}:replicas`,
+    waiting: (route) => `${prefix}{${route}}:waiting`,
     keyRpm: (id) => `${prefix}key:{${id}}:rpm`,
     keyInFlight: (id) => `${prefix}key:{${id}}:in_flight`,
     keyMonth: (id, month) => `${prefix}key:{${id}}:month:${month}`,
     drains: `${prefix}drains`,
     health: `${prefix}health`,
+    keyRecords: `${prefix}keys`,
     lock: (name) => `${prefix}lock:${name}`,
     released: `${prefix}released`,
     events: `${prefix}events`,

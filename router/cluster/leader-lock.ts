@@ -1,9 +1,10 @@
 // One replica at a time does the work that must not be done twice (health probes, the
 // watchdog's restarts): whoever holds a Redis key set with NX and an expiry. The holder renews
 // it every ttl/3; a holder that dies or is cut off loses it within ttl, and another takes over.
+// A lock found under this replica's own id (left by its `watchdog --once`) is this replica's.
 import type { RedisLink } from './link.ts';
 import { runScript } from './run-script.ts';
-import { RELEASE_LOCK, RENEW_LOCK } from './scripts.ts';
+import { HOLD_LOCK, RELEASE_LOCK, RENEW_LOCK } from './scripts.ts';
 
 export class LeaderLock {
   readonly #key: string;
@@ -44,7 +45,7 @@ export class LeaderLock {
       try {
         held = this.#held
           ? Number(await runScript(this.#link.client, RENEW_LOCK, [this.#key], [this.#owner, this.#ttlMs])) === 1
-          : String(await this.#link.client.sendCommand(['SET', this.#key, this.#owner, 'NX', 'PX', String(this.#ttlMs)])) === 'OK';
+          : Number(((await runScript(this.#link.client, HOLD_LOCK, [this.#key], [this.#owner, this.#ttlMs])) as unknown[])[0]) === 1;
       } catch (err) {
         this.#link.noteFailure(err);
       }

@@ -64,7 +64,20 @@ export class RedisLink {
 
   /** Starts connecting; resolves once the first attempt ended either way (never rejects). */
   async start(): Promise<void> {
-    await Promise.all([this.client.connect().catch(() => undefined), this.subscriber.connect().catch(() => undefined)]);
+    // connect() itself stays pending while the client retries a Redis that is down: the first
+    // 'ready' or 'error' ends the wait instead, and reconnection goes on in the background.
+    const firstAttempt = (c: RedisClientType) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          c.off('ready', done);
+          c.off('error', done);
+          resolve();
+        };
+        c.on('ready', done);
+        c.on('error', done);
+        c.connect().then(done, done);
+      });
+    await Promise.all([firstAttempt(this.client), firstAttempt(this.subscriber)]);
   }
 
   /**
@@ -104,7 +117,18 @@ export class RedisLink {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopProbe();
-    await Promise.all([this.client, this.subscriber].map((c) => (c.isOpen ? c.close().catch(() => c.destroy()) : Promise.resolve())));
+    // A client still retrying a dead Redis is destroyed: close() would wait for it to connect.
+    // close() waits for replies still due; a Redis that stopped answering gets a second at most.
+    const closeOne = async (c: RedisClientType): Promise<void> => {
+      if (!c.isOpen) return;
+      if (!c.isReady) return void c.destroy();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 1000)));
+      const r = await Promise.race([c.close().then(() => 'closed' as const, () => 'late' as const), late]);
+      clearTimeout(timer);
+      if (r === 'late' && c.isOpen) c.destroy();
+    };
+    await Promise.all([closeOne(this.client), closeOne(this.subscriber)]);
   }
 }
 

@@ -25,6 +25,8 @@ export interface SharedAdmissionOptions {
   pollMs?: number;
   /** Told when the route's machine state is gone (a reload removed the route). */
   onDispose?: () => void;
+  /** The longest a request can hold a slot (server.request_timeout_ms): how long a cut holds back borrowed slots. */
+  maxRequestMs?: () => number;
 }
 
 interface Lease {
@@ -64,6 +66,10 @@ export class SharedAdmission implements SlotLimiter {
   #poll: NodeJS.Timeout | undefined;
   /** Lab-wide in-flight as Redis last said (null before the first count or while away). */
   labInFlight: number | null = null;
+  /** Requests other replicas held beyond their share, as Redis last said (acquire, heartbeat). */
+  #othersExcess = 0;
+  /** Since Redis became unreachable (noticed here): when, and the others' excess then. */
+  #cut: { at: number; excess: number } | null = null;
 
   constructor(opts: SharedAdmissionOptions, link: RedisLink, keys: ClusterKeys) {
     this.#o = opts;
@@ -92,9 +98,25 @@ export class SharedAdmission implements SlotLimiter {
     return this.#share;
   }
 
-  /** What this replica may have in flight now: all slots (Redis decides) or its share, either under slow start. */
+  /** What this replica may have in flight now: all slots (Redis decides) or its local limit, either under slow start. */
   get limit(): number {
-    return rampedLimit(this.#link.up ? this.#slots : this.#share, this.#ramp, Date.now());
+    return rampedLimit(this.#link.up ? this.#slots : this.#localLimit(), this.#ramp, Date.now());
+  }
+
+  /**
+   * While Redis is away: the share, less the slots other replicas had borrowed beyond their
+   * own shares when it went (they may still be running, and those replicas count them against
+   * nothing), until every request admitted before the cut has ended (maxRequestMs).
+   */
+  #localLimit(now = Date.now()): number {
+    if (this.#link.up) {
+      this.#cut = null;
+      return this.#share;
+    }
+    this.#cut ??= { at: now, excess: this.#othersExcess };
+    const holdMs = this.#o.maxRequestMs?.() ?? 0;
+    if (this.#cut.excess === 0 || now >= this.#cut.at + holdMs) return this.#share;
+    return Math.max(0, this.#share - this.#cut.excess);
   }
 
   resize(slots: number, queueLimit: number, queueTimeoutMs: number): void {
@@ -215,7 +237,9 @@ export class SharedAdmission implements SlotLimiter {
     let shared = false;
     if (this.#link.up) {
       try {
-        shared = (await this.#acquireScript(id, w, false)) === 1;
+        const r = (await this.#acquireScript(id, w, false)) as unknown[];
+        this.#othersExcess = Number(r[1] ?? 0);
+        shared = Number(r[0]) === 1;
         if (!shared) {
           this.#inFlight -= w;
           return null;
@@ -224,7 +248,7 @@ export class SharedAdmission implements SlotLimiter {
         this.#link.noteFailure(err);
       }
     }
-    if (!shared && this.#inFlight > this.#share) {
+    if (!shared && this.#inFlight > this.#localLimit()) {
       this.#inFlight -= w;
       return null;
     }
@@ -234,7 +258,7 @@ export class SharedAdmission implements SlotLimiter {
 
   #acquireScript(id: string, w: number, force: boolean): Promise<unknown> {
     const o = this.#o;
-    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route)], [id, w, this.#slots, o.replicas, this.#share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
+    return runScript(this.#link.client, ACQUIRE, [this.#keys.leases(o.route), this.#keys.replicas(o.route), this.#keys.waiting(o.route)], [id, w, this.#slots, o.replicas, this.#share, o.leaseTtlMs, force ? 1 : 0, o.replicaId]);
   }
 
   #releaser(id: string): Release {
@@ -248,7 +272,7 @@ export class SharedAdmission implements SlotLimiter {
       this.#inFlight -= lease.weight;
       if (lease.shared && this.#link.up) {
         // Fire and forget: if it fails, the lease expires by itself within lease_ttl_ms.
-        runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, lease.weight, this.#keys.released, this.#o.route]).catch((err) => this.#link.noteFailure(err));
+        runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, lease.weight, this.#keys.released, this.#o.route]).catch((err) => this.#link.noteFailure(err));
       }
       this.pump();
     };
@@ -298,32 +322,46 @@ export class SharedAdmission implements SlotLimiter {
       return;
     }
     const o = this.#o;
-    const members: string[] = [];
-    for (const [id, l] of this.#leases) if (l.shared) for (let i = 1; i <= l.weight; i++) members.push(`${id}#${i}`);
     try {
-      await runScript(this.#link.client, HEARTBEAT, [this.#keys.replicas(o.route), this.#keys.leases(o.route)], [o.replicaId, o.leaseTtlMs, ...members]);
-      this.labInFlight = Number(await runScript(this.#link.client, COUNT, [this.#keys.leases(o.route)], []));
+      await this.#heartbeatScript(false);
+      const [count, excess] = (await runScript(this.#link.client, COUNT, [this.#keys.leases(o.route)], [this.#share, o.replicaId])) as unknown[];
+      this.labInFlight = Number(count);
+      this.#othersExcess = Number(excess ?? 0);
     } catch (err) {
       this.labInFlight = null;
       this.#link.noteFailure(err);
     }
   }
 
-  /** After Redis comes back: the requests admitted on the local share become leases again. */
+  /** Marks this replica alive and renews (all: also re-adds) the leases of its running requests, in one step. */
+  #heartbeatScript(all: boolean): Promise<unknown> {
+    const o = this.#o;
+    const members: string[] = [];
+    for (const [id, l] of this.#leases) if (all || l.shared) for (let i = 1; i <= l.weight; i++) members.push(`${id}#${i}`);
+    return runScript(this.#link.client, HEARTBEAT, [this.#keys.replicas(o.route), this.#keys.leases(o.route)], [o.replicaId, o.leaseTtlMs, all ? 1 : 0, ...members]);
+  }
+
+  /**
+   * After Redis comes back: every running request is a lease again, in the same step that marks
+   * this replica alive (so no other replica counts its share as free in between): those
+   * admitted on the local share, and those admitted through Redis before it went (a Redis
+   * restarted without persistence has lost them; one that kept them just renews them).
+   */
   async rejoin(): Promise<void> {
-    await this.heartbeat();
-    for (const [id, l] of this.#leases) {
-      if (l.shared) continue;
-      try {
-        await this.#acquireScript(id, l.weight, true);
-        // It may have ended during the round trip.
+    if (!this.#link.up) return;
+    const running = [...this.#leases];
+    try {
+      await this.#heartbeatScript(true);
+      for (const [id, l] of running) {
         if (this.#leases.get(id) === l) l.shared = true;
-        else await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
-      } catch (err) {
-        this.#link.noteFailure(err);
-        return;
+        // It ended during the round trip, its release not sent (it was local then): sent now.
+        else if (!l.shared) await runScript(this.#link.client, RELEASE, [this.#keys.leases(this.#o.route), this.#keys.waiting(this.#o.route)], [id, l.weight, this.#keys.released, this.#o.route]);
       }
+    } catch (err) {
+      this.#link.noteFailure(err);
+      return;
     }
+    await this.heartbeat();
     this.pump();
   }
 

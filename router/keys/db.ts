@@ -148,6 +148,27 @@ export class KeyDb {
       .run({ ...f, id, models: JSON.stringify(f.models), endpoints: JSON.stringify(f.endpoints), admin: f.admin ? 1 : 0 });
   }
 
+  get(id: string): StoredKey | undefined {
+    const r = this.#db.prepare<[string], Row>('SELECT * FROM keys WHERE id = ?').get(id);
+    return r ? fromRow(r) : undefined;
+  }
+
+  /**
+   * Writes a key as another replica has it (cluster mirroring): inserted, or every field but
+   * the local last use replaced.
+   */
+  upsert(k: StoredKey): void {
+    this.#db
+      .prepare(
+        `INSERT INTO keys (id, name, hash, prefix, models, endpoints, rpm, max_in_flight, monthly_tokens, expires_at, admin, created_at, rotated_at, revoked_at, last_used_at)
+         VALUES (@id, @name, @hash, @prefix, @models, @endpoints, @rpm, @max_in_flight, @monthly_tokens, @expires_at, @admin, @created_at, @rotated_at, @revoked_at, NULL)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, hash = excluded.hash, prefix = excluded.prefix, models = excluded.models, endpoints = excluded.endpoints,
+           rpm = excluded.rpm, max_in_flight = excluded.max_in_flight, monthly_tokens = excluded.monthly_tokens, expires_at = excluded.expires_at, admin = excluded.admin,
+           created_at = excluded.created_at, rotated_at = excluded.rotated_at, revoked_at = excluded.revoked_at`,
+      )
+      .run({ ...k, created_at: k.created_at ?? new Date(0).toISOString(), models: JSON.stringify(k.models), endpoints: JSON.stringify(k.endpoints), admin: k.admin ? 1 : 0 });
+  }
+
   rotate(id: string, hash: string, prefix: string, at: string): void {
     this.#db.prepare('UPDATE keys SET hash = ?, prefix = ?, rotated_at = ? WHERE id = ?').run(hash, prefix, at, id);
   }

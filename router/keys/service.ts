@@ -78,6 +78,16 @@ export interface KeyServiceOptions {
   flushMs?: number;
 }
 
+/** Keys kept in step with other replicas (cluster/shared-keys.ts) go through this. */
+export interface MirroredKeys {
+  /** Every key of keys.db (this replica's durable copy). */
+  stored(): StoredKey[];
+  /** Writes keys as another replica has them to keys.db; false when one could not be written. */
+  applyRemote(keys: StoredKey[]): boolean;
+  /** Told each key created, changed, rotated or revoked through this replica, as stored. */
+  onLocalChange(listener: (key: StoredKey) => void): void;
+}
+
 const MODELS_PATH = '/v1/models';
 const KEY_ID_BYTES = 9;
 
@@ -97,7 +107,7 @@ function openKeyDb(dir: string | undefined, warn: KeyServiceOptions['warn']): Ke
   }
 }
 
-export class KeyService {
+export class KeyService implements MirroredKeys {
   readonly db: KeyDb;
   readonly limits: KeyLimitStore;
   readonly clock = new MonthClock();
@@ -111,6 +121,8 @@ export class KeyService {
   readonly #pending = new Map<string, UsageDelta>();
   readonly #lastUsed = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
+  #changeListeners: ((key: StoredKey) => void)[] = [];
+  readonly #refusedRemote = new Set<string>();
 
   constructor(opts: KeyServiceOptions) {
     this.db = openKeyDb(opts.dataDir, opts.warn);
@@ -309,7 +321,7 @@ export class KeyService {
       last_used_at: null,
     };
     this.db.insert(k);
-    this.#rebuild(this.#policy());
+    this.#changed(k.id);
     return { id: k.id, name: k.name, key: secret, view: this.get(k.id) };
   }
 
@@ -320,7 +332,7 @@ export class KeyService {
     const merged: KeyLimitsFields = { models: r.models, endpoints: r.endpoints, rpm: r.rpm, max_in_flight: r.max_in_flight, monthly_tokens: r.monthly_tokens, expires_at: r.expires_at, admin: r.admin };
     for (const f of LIMIT_FIELDS) if (input[f] !== undefined) (merged as any)[f] = input[f] === null && (f === 'models' || f === 'endpoints') ? ['*'] : input[f];
     this.db.updateLimits(id, merged);
-    this.#rebuild(this.#policy());
+    this.#changed(id);
     return this.get(id);
   }
 
@@ -328,15 +340,49 @@ export class KeyService {
     this.#editable(id);
     const secret = newKeySecret();
     this.db.rotate(id, keyHash(secret), displayPrefix(secret), new Date().toISOString());
-    this.#rebuild(this.#policy());
+    this.#changed(id);
     return { id, key: secret, prefix: displayPrefix(secret) };
   }
 
   revoke(id: string): Promise<KeyView> {
     this.#editable(id);
     this.db.revoke(id, new Date().toISOString());
-    this.#rebuild(this.#policy());
+    this.#changed(id);
     return this.get(id);
+  }
+
+  /** After an admin operation: the cache rebuilt, and the key as stored handed to the listeners. */
+  #changed(id: string): void {
+    this.#rebuild(this.#policy());
+    const stored = this.db.get(id);
+    if (stored) for (const l of this.#changeListeners) l(stored);
+  }
+
+  // ---- mirroring (several replicas) -------------------------------------------------------
+
+  stored(): StoredKey[] {
+    return this.db.all();
+  }
+
+  applyRemote(keys: StoredKey[]): boolean {
+    let ok = true;
+    for (const k of keys) {
+      try {
+        this.db.upsert(k);
+      } catch (err) {
+        // A live key of the same name made on two replicas while they could not see each other:
+        // said once per key, not at every resync.
+        ok = false;
+        if (!this.#refusedRemote.has(k.id)) this.#warn(`cannot take the key "${k.name}" (${k.id}) from another replica into keys.db`, { err: (err as Error).message });
+        this.#refusedRemote.add(k.id);
+      }
+    }
+    if (keys.length > 0) this.#rebuild(this.#policy());
+    return ok;
+  }
+
+  onLocalChange(listener: (key: StoredKey) => void): void {
+    this.#changeListeners.push(listener);
   }
 
   #entry(id: string): KeyEntry {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { openLogs, type RouterLogs } from '../obs/logs.ts';
 import { loadPolicyFile, PolicyError } from '../policy/load.ts';
 import { probeRoute } from '../upstream/probe.ts';
+import { replicaConfig } from '../cluster/replica-config.ts';
 import { runRemote } from './ssh-exec.ts';
 import { Watchdog, type WatchdogReport } from './watchdog.ts';
 
@@ -26,6 +27,12 @@ export async function runWatchdogOnce(opts: WatchdogOnceOptions): Promise<number
   }
   const policy = compiled.policy;
   const statePath = isAbsolute(policy.watchdog.state_file) ? policy.watchdog.state_file : join(opts.logDir, policy.watchdog.state_file);
+  // With a cluster, only the replica holding the leader lock acts (cluster/watchdog-gate.ts).
+  const gate = policy.cluster ? await (await import('../cluster/watchdog-gate.ts')).takeWatchdogLock(replicaConfig(policy.cluster), policy.watchdog.interval_s * 1000) : null;
+  if (gate && !gate.act) {
+    for (const line of formatReport({ at: Date.now(), state: 'memory', routes: [], failed: false, skipped: gate.why })) opts.out(line);
+    return 0;
+  }
   const logs = openLogs(opts.logDir, { quiet: true });
   try {
     const watchdog = new Watchdog({
@@ -40,6 +47,7 @@ export async function runWatchdogOnce(opts: WatchdogOnceOptions): Promise<number
     return report.failed ? 1 : 0;
   } finally {
     await closeLogs(logs);
+    if (gate?.act) await gate.release();
   }
 }
 

@@ -3,16 +3,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { dump as dumpYaml } from 'js-yaml';
 import { startSimUpstream, type SimUpstream } from '../../router/demo/sim-upstream.ts';
-import { cliEnv, startServe, type ServeProcess } from '../helpers/cli.ts';
+import type { ServeProcess } from '../helpers/cli.ts';
+import { admin, chat, clusterPolicyFile, startReplica } from '../helpers/cluster.ts';
 import { pollUntil } from '../helpers/poll.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
-const TOKEN = 'cluster-test-token';
 let redis: RedisServer;
 let gpu: SimUpstream;
 let cpu: SimUpstream;
@@ -22,40 +18,13 @@ const KEY = `hlr_${'k'.repeat(43)}`;
 const KEY_SHA = createHash('sha256').update(KEY).digest('hex');
 
 function policyFile(prefix: string, gpuUrl = gpu.url, extra: Record<string, unknown> = {}): string {
-  const doc = {
-    version: 1,
-    server: { listen: '127.0.0.1:0', request_timeout_ms: 60000 },
-    health: { interval_s: 1 },
-    classifier: { scope: 'last_user', tie_break: ['chat', 'unknown'], default_bucket: 'unknown' },
-    routes: {
-      // The sims take far more than the policy's slots, so their peak is what the routers sent.
-      gpu: { url: gpuUrl, model: 'gpu-model', runtime: 'vllm', context_tokens: 32768, slots: 2, queue: 16, queue_timeout_ms: 20000, fallback: { busy: 'cpu', outage: 'cpu' } },
-      cpu: { url: cpu.url, model: 'cpu-model', runtime: 'vllm', context_tokens: 32768, slots: 8, queue: 8, fallback: 'terminal' },
-    },
-    buckets: { chat: { keywords: ['joke'], route: 'cpu' }, unknown: { route: 'gpu' } },
-    cluster: { redis_url: redis.url, lease_ttl_ms: 1500, replicas: 2, key_prefix: prefix },
-    ...extra,
-  };
-  const dir = mkdtempSync(join(tmpdir(), 'hr-cluster-'));
-  const path = join(dir, 'routing_policy.yaml');
-  writeFileSync(path, dumpYaml(doc));
-  return path;
+  return clusterPolicyFile({ redisUrl: redis.url, prefix, gpuUrl, cpuUrl: cpu.url, replicas: 2, extra });
 }
 
 async function startRouter(id: string, policy: string): Promise<ServeProcess> {
-  const dir = mkdtempSync(join(tmpdir(), `hr-${id}-`));
-  const r = await startServe(['--policy', policy], cliEnv({ HOMELAB_ROUTER_ADMIN_TOKEN: TOKEN, HOMELAB_ROUTER_LOG_DIR: join(dir, 'logs'), HOMELAB_ROUTER_DATA_DIR: join(dir, 'data'), HOMELAB_ROUTER_REPLICA_ID: id }));
+  const r = await startReplica(id, policy);
   routers.push(r);
   return r;
-}
-
-function chat(base: string, model: string, text = 'hello', headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, messages: [{ role: 'user', content: text }] }) });
-}
-
-async function admin(base: string, method: string, path: string): Promise<any> {
-  const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
-  return res.json();
 }
 
 before(async () => {

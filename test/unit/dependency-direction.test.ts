@@ -17,7 +17,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['decide', 'schema-guard', 'keys', 'init'],
   ['upstream'],
   ['obs'],
-  ['reqlog', 'recovery', 'cluster', 'proxy'],
+  ['reqlog', 'cluster', 'proxy'],
+  ['recovery'], // the watchdog: under the cluster's leader lock when there is one
   ['protocol'],
   ['service'], // service.ts: the running router's state, built from the folders below
   ['http', 'admin'],

@@ -96,3 +96,55 @@ test('shared admission – without Redis a replica admits only its local share, 
   assert.equal(a.adm.labInFlight, 2, 'the requests admitted locally are leases again');
   for (const r of held) r();
 });
+
+test('shared admission – slots another replica borrowed stay off this one\'s share after Redis goes, until those requests can have ended', async () => {
+  n++;
+  let maxRequestMs = 60_000;
+  // slots 4, replicas 2: a share of 2 each.
+  const a = await replica('a', 'gpu', { maxRequestMs: () => maxRequestMs });
+  const b = await replica('b', 'gpu', { maxRequestMs: () => maxRequestMs });
+  const held: Release[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await a.adm.acquire(never(), 0);
+    if (r.ok) held.push(r.release);
+  }
+  assert.equal(held.length, 3, 'a borrowed one slot of b\'s share');
+  await b.adm.heartbeat(); // b learns it (each acquire and heartbeat tells)
+  await redis.stop();
+  await until(() => !b.link.up);
+  const bHeld: Release[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await b.adm.acquire(never(), 0);
+    if (r.ok) bHeld.push(r.release);
+  }
+  assert.equal(bHeld.length, 1, 'b takes its share less the slot a borrowed: 3 + 1 = 4 slots at most');
+  assert.equal(a.adm.limit, 2);
+  assert.deepEqual(await a.adm.acquire(never(), 0), { ok: false, why: 'queue_timeout' }, 'a, over its share, admits nothing');
+  // Once every request admitted before the cut can have ended, the whole share is b's again.
+  maxRequestMs = 0;
+  const more = await b.adm.acquire(never(), 0);
+  assert.ok(more.ok);
+  if (more.ok) bHeld.push(more.release);
+  for (const r of [...held, ...bHeld]) r();
+  await redis.start();
+  await until(() => a.link.up && b.link.up);
+});
+
+test('shared admission – a Redis restarted empty gets back the leases of requests admitted through it before it went', async () => {
+  n++;
+  const a = await replica('a', 'gpu');
+  const held: Release[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await a.adm.acquire(never(), 0);
+    if (r.ok) held.push(r.release);
+  }
+  assert.equal(held.length, 2);
+  await redis.stop(); // no persistence: it comes back with no lease
+  await until(() => !a.link.up);
+  await redis.start();
+  await until(() => a.link.up);
+  await a.adm.rejoin();
+  await a.adm.heartbeat();
+  assert.equal(a.adm.labInFlight, 2, 'the two running requests count again in Redis');
+  for (const r of held) r();
+});
