@@ -25,6 +25,7 @@ import { Agent, request } from 'undici';
 import { startSimUpstream, type Fault, type SimUpstream } from '../router/demo/sim-upstream.ts';
 import { cliEnv, startServe, type ServeProcess } from '../test/helpers/cli.ts';
 import { startRedis, type RedisServer } from '../test/helpers/redis.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 export interface ClusterSoakOptions {
   replicas: number;
@@ -43,16 +44,6 @@ const TOKEN = randomBytes(16).toString('hex');
 const PREFIX = 'soak:';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = 'ok_2xx' | 'clean_error' | 'client_aborted' | 'cut_by_replica_kill' | 'lost';
 

@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { dump as dumpYaml, load as loadYaml } from 'js-yaml';
 import { Agent, request } from 'undici';
 import { startSimUpstream, type Fault, type SimUpstream } from '../router/demo/sim-upstream.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = join(REPO, 'bin/homelab-router.js');
@@ -92,19 +93,7 @@ const PACE: Record<string, { latencyMs: number; tokenIntervalMs: number }> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Seeded randomness. Draws interleave with timing, so a seed gives the same mix and fault
-// choices but not the same run; it is printed so a run can be repeated as closely as possible.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(SEED);
 const chance = (p: number): boolean => rand() < p;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
