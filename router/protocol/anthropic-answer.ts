@@ -7,7 +7,7 @@
 //   arguments go out as input_json_delta;
 // - stop_reason is `tool_use` whenever a tool block was emitted, whatever finish_reason said;
 // - the stream always ends with message_delta (usage, stop_reason) and message_stop.
-import { ChatSseReader, completionDeltas, sseEvent, type ChatDelta } from './chat-deltas.ts';
+import { completionDeltas, TranslatedStream, sseEvent, type ChatDelta } from './chat-deltas.ts';
 import { newId } from './ids.ts';
 
 export interface AnswerContext {
@@ -234,24 +234,9 @@ function parseInput(json: string): unknown {
 }
 
 /** A streamed translation: upstream chat SSE bytes in, Anthropic events out. */
-export class AnthropicStream {
-  readonly #reader = new ChatSseReader();
-  readonly answer: AnthropicAnswer;
-
+export class AnthropicStream extends TranslatedStream<AnthropicAnswer> {
   constructor(ctx: AnswerContext) {
-    this.answer = new AnthropicAnswer(ctx);
-  }
-
-  push(chunk: Buffer): string {
-    return this.answer.feed(this.#reader.push(chunk));
-  }
-
-  end(): string {
-    return this.answer.feed(this.#reader.end()) + this.answer.finish();
-  }
-
-  fail(message: string): string {
-    return this.answer.feed(this.#reader.end()) + this.answer.fail(message);
+    super(new AnthropicAnswer(ctx));
   }
 }
 

@@ -159,3 +159,37 @@ function readFrame(frame: string, out: ChatDelta[]): void {
 export function sseEvent(name: string | null, data: unknown): string {
   return `${name === null ? '' : `event: ${name}\n`}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
 }
+
+/** An answer of another protocol as a state machine fed chat deltas (anthropic-answer.ts, responses-answer.ts). */
+export interface DeltaAnswer {
+  start(): string;
+  feed(deltas: ChatDelta[]): string;
+  finish(): string;
+  fail(message: string): string;
+}
+
+/** A streamed translation: upstream chat SSE bytes in, the answer's events out. */
+export class TranslatedStream<A extends DeltaAnswer> {
+  readonly #reader = new ChatSseReader();
+  readonly answer: A;
+
+  constructor(answer: A) {
+    this.answer = answer;
+  }
+
+  start(): string {
+    return this.answer.start();
+  }
+
+  push(chunk: Buffer): string {
+    return this.answer.feed(this.#reader.push(chunk));
+  }
+
+  end(): string {
+    return this.answer.feed(this.#reader.end()) + this.answer.finish();
+  }
+
+  fail(message: string): string {
+    return this.answer.feed(this.#reader.end()) + this.answer.fail(message);
+  }
+}

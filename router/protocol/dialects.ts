@@ -77,10 +77,7 @@ export function anthropicDialect(req: AnthropicRequest, inputEstimate: number, r
   const answer: AnswerTranslator = {
     json: (bytes) => JSON.stringify(anthropicMessage(parseJson(bytes), ctx)),
     clientError: anthropicUpstreamError,
-    stream: () => {
-      const s = new AnthropicStream(ctx);
-      return { start: () => s.answer.start(), push: (c) => s.push(c), end: () => s.end(), fail: (m) => s.fail(m) };
-    },
+    stream: () => new AnthropicStream(ctx),
   };
   return new TranslatingDialect('messages', req.chat, answer, nativeAnthropicBody(raw, body), req.thinking);
 }
@@ -90,10 +87,7 @@ export function responsesDialect(req: ResponsesRequest, inputEstimate: number, r
   const answer: AnswerTranslator = {
     json: (bytes) => JSON.stringify(responsesObject(parseJson(bytes), ctx)),
     clientError: openaiUpstreamError,
-    stream: () => {
-      const s = new ResponsesStream(ctx);
-      return { start: () => s.answer.start(), push: (c) => s.push(c), end: () => s.end(), fail: (m) => s.fail(m) };
-    },
+    stream: () => new ResponsesStream(ctx),
   };
   return new TranslatingDialect('responses', req.chat, answer, () => raw);
 }

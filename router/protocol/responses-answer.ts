@@ -4,7 +4,7 @@
 // content_part.done) → output_item.done, and finally response.completed (or .incomplete) with
 // the full output array and usage. Every event carries sequence_number and output_index.
 // Non-streamed, the same machine builds the response object.
-import { ChatSseReader, completionDeltas, sseEvent, type ChatDelta } from './chat-deltas.ts';
+import { completionDeltas, TranslatedStream, sseEvent, type ChatDelta } from './chat-deltas.ts';
 import { newId } from './ids.ts';
 
 export interface ResponsesContext {
@@ -279,24 +279,10 @@ function customInput(args: string): string {
   return args;
 }
 
-export class ResponsesStream {
-  readonly #reader = new ChatSseReader();
-  readonly answer: ResponsesAnswer;
-
+/** A streamed translation: upstream chat SSE bytes in, Responses events out. */
+export class ResponsesStream extends TranslatedStream<ResponsesAnswer> {
   constructor(ctx: ResponsesContext) {
-    this.answer = new ResponsesAnswer(ctx);
-  }
-
-  push(chunk: Buffer): string {
-    return this.answer.feed(this.#reader.push(chunk));
-  }
-
-  end(): string {
-    return this.answer.feed(this.#reader.end()) + this.answer.finish();
-  }
-
-  fail(message: string): string {
-    return this.answer.feed(this.#reader.end()) + this.answer.fail(message);
+    super(new ResponsesAnswer(ctx));
   }
 }
 
