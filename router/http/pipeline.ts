@@ -91,7 +91,7 @@ const depsBySvc = new WeakMap<RouterService, ForwardDeps>();
 export function forwardDeps(svc: RouterService): ForwardDeps {
   let deps = depsBySvc.get(svc);
   if (!deps) {
-    deps = { states: svc.states, metrics: svc.metrics, logs: svc.logs, onCudaFault: (route: string) => svc.cudaFault(route) };
+    deps = { states: svc.states, metrics: svc.metrics, onCudaFault: (route: string) => svc.cudaFault(route) };
     depsBySvc.set(svc, deps);
   }
   return deps;
@@ -118,6 +118,7 @@ export async function serveRouted<P extends Routed>(ep: RoutedEndpoint<P>, req: 
     const request: ForwardRequest = {
       requestId: scope.requestId,
       startedAt: scope.startedAt,
+      log: scope.log,
       res,
       clientSignal: scope.client,
       policy: scope.policy,
@@ -152,7 +153,7 @@ export async function serveRouted<P extends Routed>(ep: RoutedEndpoint<P>, req: 
     const headers = decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.route ?? decision.intended, decision.reason, decision.skipped.map((s) => s.route)) : { 'x-request-id': scope.requestId };
     status = sendError(res, err, headers);
     errorCode = err instanceof RouterError ? err.code : 'internal_error';
-    if (!(err instanceof RouterError)) svc.logs.service.error({ err, request_id: scope.requestId }, `unexpected error in ${ep.name} handler`);
+    if (!(err instanceof RouterError)) scope.log.service.error({ err }, `unexpected error in ${ep.name} handler`);
   } finally {
     const chat = parsed?.chat;
     const prompt = scope.policy.policy.logging.prompts && chat ? chat.messages.map(messageText).join('\n') : undefined;

@@ -6,6 +6,7 @@ import type { Decision } from '../decide/engine.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { ForwardResult } from '../proxy/forward.ts';
 import { isDecision, type Attempt, type Endpoint, type RequestRecord } from '../obs/request-record.ts';
+import { RequestLoggers } from '../obs/request-loggers.ts';
 import { Abortable } from '../proxy/signals.ts';
 import type { RouterService } from '../service.ts';
 import { grantOf, operatorOf } from './key-gate.ts';
@@ -29,12 +30,15 @@ export interface RequestScope {
   userAgent: string | null;
   /** Each route tried, pushed by the proxy's chain walk. */
   attempts: Attempt[];
+  /** The router's logs as this request writes to them: every line carries its request_id. */
+  log: RequestLoggers;
 }
 
 export function openScope(req: IncomingMessage, res: ServerResponse, svc: RouterService): RequestScope {
   const grant = grantOf(req);
   const ua = req.headers['user-agent'];
-  return { requestId: requestIdOf(req), startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name, operator: operatorOf(req), remote: req.socket.remoteAddress ?? 'unknown', userAgent: ua ?? null, attempts: [] };
+  const requestId = requestIdOf(req);
+  return { requestId, startedAt: Date.now(), policy: svc.policy, client: new ClientSignal(res), grant, keyName: grant?.key.name, operator: operatorOf(req), remote: req.socket.remoteAddress ?? 'unknown', userAgent: ua ?? null, attempts: [], log: new RequestLoggers(svc.logs, requestId) };
 }
 
 /**

@@ -47,7 +47,7 @@ export async function forwardFailClosed(ex: ForwardRequest, deps: ForwardDeps, g
   const escalateTo = ex.decision.escalateTo;
   // No second try on a route the outage chain has just found unavailable.
   const escalating = escalateTo !== undefined && !(firstCheck.outcome === 'unavailable' && first.path.includes(escalateTo));
-  logFailure(ex, deps, first, escalating ? 'escalate' : 'synthetic', 'primary', firstCheck);
+  logFailure(ex, first, escalating ? 'escalate' : 'synthetic', 'primary', firstCheck);
 
   let last = first;
   let lastCheck: Check = firstCheck;
@@ -58,7 +58,7 @@ export async function forwardFailClosed(ex: ForwardRequest, deps: ForwardDeps, g
     const secondCheck = await check(second, schema, guard, ex);
     const merged = { ...second, path: [...first.path, ...second.path], reason: `escalated_${firstCheck.outcome}` };
     if (secondCheck.ok) return { result: send(ex, merged), synthetic: false };
-    logFailure(ex, deps, second, 'synthetic', 'escalation', secondCheck);
+    logFailure(ex, second, 'synthetic', 'escalation', secondCheck);
     last = merged;
     lastCheck = secondCheck;
   }
@@ -95,9 +95,8 @@ function sendSynthetic(ex: ForwardRequest, r: ForwardResult, failed: Exclude<Che
   return { ...r, status: 200, error: null, reason: `synthetic_${failed.outcome}`, delivery: { kind: 'done', status: 200, usage: null, ttfbMs: Date.now() - ex.startedAt, streamed: ex.stream, clientGone: false, upstreamError: null } };
 }
 
-function logFailure(ex: ForwardRequest, deps: ForwardDeps, r: ForwardResult, action: 'escalate' | 'synthetic', stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
-  deps.logs.validation.warn({
-    request_id: ex.requestId,
+function logFailure(ex: ForwardRequest, r: ForwardResult, action: 'escalate' | 'synthetic', stage: 'primary' | 'escalation', c: Exclude<Check, { ok: true }>): void {
+  ex.log.validation.warn({
     bucket: ex.decision.bucket,
     route: r.route,
     stage,

@@ -4,6 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Decision } from '../decide/engine.ts';
 import type { Attempt } from '../obs/request-record.ts';
+import type { RequestLoggers } from '../obs/request-loggers.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { Dialect } from './dialect.ts';
 import type { Abortable } from './signals.ts';
@@ -11,6 +12,8 @@ import type { Abortable } from './signals.ts';
 export interface ForwardRequest {
   requestId: string;
   startedAt: number;
+  /** The request's own loggers (each line carries its request_id). */
+  log: RequestLoggers;
   res: ServerResponse;
   /** Aborts when the client goes away. */
   clientSignal: Abortable;

@@ -4,7 +4,6 @@ import { advance, type ChainContext, type Landing, type Skip } from '../decide/c
 import type { Decision } from '../decide/engine.ts';
 import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import type { RouterLogs } from '../obs/logs.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
 import { withoutBodyText } from '../upstream/redact.ts';
 import { isLoadingAnswer } from '../upstream/adapters.ts';
@@ -22,7 +21,6 @@ import { MAX_TOKEN_KEYS, withTopLevel } from './upstream-body.ts';
 export interface ForwardDeps {
   states: RouteStates;
   metrics: RouterMetrics;
-  logs: RouterLogs;
   /** A request saw a CUDA error: the watchdog should recover that route's GPU. */
   onCudaFault?: (route: string) => void;
 }
@@ -182,7 +180,7 @@ function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'f
   const verdict = rt.noteFailure(outcome.detail);
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
   const ejection = verdict === 'counted' ? {} : { ejection: verdict === 'ejected' ? 'ejected' : 'capped: max_ejected_percent keeps it in service' };
-  deps.logs.failures.warn({ request_id: ex.requestId, route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
+  ex.log.failures.warn({ route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
   if (outcome.cuda) deps.onCudaFault?.(rt.name);
 }
 

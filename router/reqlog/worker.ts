@@ -5,7 +5,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { LogDatabase } from './database.ts';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
 import { apiRow, storedRowOf } from './row.ts';
+import { LOG_WORKER_NICE, lowerThreadPriority } from './thread-priority.ts';
 import { priceRow } from './writer.ts';
+
+// Routing comes first: this thread writes when a core is free (thread-priority.ts).
+lowerThreadPriority(LOG_WORKER_NICE);
 
 const port = parentPort!;
 const data = workerData as WorkerData;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LOG_FILES, openLogs } from '../../router/obs/logs.ts';
+import { RequestLoggers } from '../../router/obs/request-loggers.ts';
 import { pollUntil } from '../helpers/poll.ts';
 
 function decisionLines(dir: string): Array<Record<string, unknown>> {
@@ -71,4 +72,34 @@ test('a log dir that cannot be written fails at once, naming the dir and the var
   const file = join(dir, 'a-file');
   writeFileSync(file, '');
   assert.throws(() => openLogs(join(file, 'logs')), (err: Error) => err.message.startsWith(`cannot write the logs in ${join(file, 'logs')} (HOMELAB_ROUTER_LOG_DIR): ENOTDIR`));
+});
+
+test('request loggers: each line carries the request id; a child is made only when the request logs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-logs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logs = openLogs(dir, { quiet: true });
+  let children = 0;
+  const counting = {
+    failures: new Proxy(logs.failures, { get: (target, key) => (key === 'child' ? (b: object) => (children++, target.child(b)) : Reflect.get(target, key)) }),
+    validation: logs.validation,
+    service: logs.service,
+  };
+  const quiet = new RequestLoggers(counting, 'req-quiet');
+  assert.equal(children, 0, 'no child for a request that logs nothing');
+  void quiet;
+  const loud = new RequestLoggers(counting, 'req-loud');
+  loud.failures.warn({ route: 'gpu-a', kind: 'timeout' });
+  loud.failures.warn({ route: 'gpu-b', kind: 'refused' });
+  assert.equal(children, 1, 'one child per request and file, reused');
+  loud.validation.warn({ outcome: 'invalid_json' });
+  logs.flush();
+  const read = (file: string, count: number) =>
+    pollUntil(`${count} line(s) in ${file}`, () => {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const lines = text.split('\n').filter((l) => l !== '');
+      return lines.length >= count ? lines.map((l) => JSON.parse(l) as Record<string, unknown>) : undefined;
+    });
+  const failures = await read(LOG_FILES.failures, 2);
+  assert.deepEqual(failures.map((l) => [l.request_id, l.route]), [['req-loud', 'gpu-a'], ['req-loud', 'gpu-b']]);
+  assert.equal((await read(LOG_FILES.validation, 1))[0]!.request_id, 'req-loud');
 });
