@@ -18,7 +18,9 @@
 // undici, bench/express-proxy.ts — the reference for the README's Express numbers.)
 //
 // Loads are interleaved (round 1: A B C, round 2: C B A, ...) so machine drift cancels, and
-// each figure is the median over rounds. Every load is bounded in time (wrk -d, stream
+// each figure is the median over rounds. After each load the bench waits until every process is
+// idle again, so work put off until after a load (a request log catching up) is not counted
+// against the next target; that time and the CPU until then are reported for c=32. Every load is bounded in time (wrk -d, stream
 // deadlines) and in count (streams per run); the whole run takes about 5 minutes.
 //   non-stream  wrk, POST of a 1 KB chat body, c=32 (RPS, p50, p99) and c=1 (p50, p99)
 //   stream      a raw-socket client: 64-chunk SSE streams, time to first byte and total, c=1, c=16
@@ -227,6 +229,36 @@ function requestLogBudget(c32: Record<string, WrkResult[]>, loopP99: Record<stri
 // ---------------------------------------------------------------------------------------------
 // /proc readings
 
+const SETTLE_WINDOW_MS = 250;
+/** Idle: all processes together used under 2% of a core over the window. */
+const SETTLE_CPU_S = 0.02 * (SETTLE_WINDOW_MS / 1000);
+const SETTLE_MAX_MS = 30_000;
+
+/**
+ * Waits until the processes together use under 2% of a core over a 250 ms window (at most
+ * 30 s), so work one target put off until after its load (a request log catching up, a GC)
+ * is not counted against the next target's load. Returns the milliseconds it waited.
+ */
+async function settle(pids: number[]): Promise<number> {
+  const started = Date.now();
+  const total = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  let before = total();
+  while (Date.now() - started < SETTLE_MAX_MS) {
+    await new Promise((r) => setTimeout(r, SETTLE_WINDOW_MS));
+    const now = total();
+    if (now - before < SETTLE_CPU_S) return Math.max(0, Date.now() - started - SETTLE_WINDOW_MS);
+    before = now;
+  }
+  return SETTLE_MAX_MS;
+}
+
+/** The router's request-log rows waiting to be written, from its /metrics. */
+async function requestLogQueued(t: Target): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${t.port}/metrics`)).text();
+  const m = /^homelab_router_request_log_queue_rows (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** User + system CPU seconds the process (or one of its threads) has used. */
@@ -376,6 +408,15 @@ interface WrkResult {
   cpuUsPerReq: number;
   /** Of which on its main thread (the rest: worker threads, GC helpers, the libuv pool). */
   mainCpuUsPerReq: number;
+  /**
+   * c=32 loads: CPU µs per request from the load's start until every process was idle again,
+   * so work a process put off until after the load (the request log's writes) is counted too.
+   */
+  settledCpuUsPerReq?: number;
+  /** c=32 loads: how long after the load ended every process was idle again (ms). */
+  settleMs?: number;
+  /** c=32 loads of a router: request-log rows still waiting when the load ended. */
+  queuedAtEnd?: number;
 }
 
 function runWrk(wrk: string, script: string, target: Target, connections: number, seconds: number): Promise<WrkResult> {
@@ -717,6 +758,9 @@ function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string
     ['CPU per request, c=32, whole process', (n) => fmt.us(med(c32, n, (x) => x.cpuUsPerReq))],
     ['… on the main thread', (n) => fmt.us(med(c32, n, (x) => x.mainCpuUsPerReq))],
     ['… on the other threads', (n) => fmt.us(med(c32, n, (x) => x.cpuUsPerReq - x.mainCpuUsPerReq))],
+    ['CPU per request until idle after the load', (n) => fmt.us(med(c32, n, (x) => x.settledCpuUsPerReq ?? NaN))],
+    ['idle again after the load', (n) => fmt.ms(med(c32, n, (x) => x.settleMs ?? NaN))],
+    ['log rows waiting when the load ended', (n) => (n === 'router' ? String(Math.round(med(c32, n, (x) => x.queuedAtEnd ?? NaN))) : '–')],
     ['event-loop delay p99, c=32', (n) => (loopP99[n] ? fmt.ms(median(loopP99[n]!)) : '–')],
     ['non-stream p50, c=1', (n) => fmt.us(med(c1, n, (x) => x.p50Us))],
   ];
@@ -735,7 +779,8 @@ function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string
     ...rows.map(([title, show]) => `| ${title} | ${names.map(show).join(' | ')} |`),
     '',
     `- RPS at c=32, on ÷ off: **${fmt.ratio(rpsRatio)}** (by round ${byRound((x) => x.rps, fmt.ratio)}; budget ≥ 0.95×)`,
-    `- CPU per request added by the log: **${fmt.signedUs(cpuAdded)}** (by round ${c32.router!.map((r, i) => fmt.signedUs(r.cpuUsPerReq - c32.nolog![i]!.cpuUsPerReq)).join(', ')}), of which main thread ${fmt.signedUs(med(c32, 'router', (x) => x.mainCpuUsPerReq) - med(c32, 'nolog', (x) => x.mainCpuUsPerReq))}`,
+    `- CPU per request added by the log, counted until the router was idle again: **${fmt.signedUs(med(c32, 'router', (x) => x.settledCpuUsPerReq ?? NaN) - med(c32, 'nolog', (x) => x.settledCpuUsPerReq ?? NaN))}**`,
+    `- CPU per request added by the log during the load: **${fmt.signedUs(cpuAdded)}** (by round ${c32.router!.map((r, i) => fmt.signedUs(r.cpuUsPerReq - c32.nolog![i]!.cpuUsPerReq)).join(', ')}), of which main thread ${fmt.signedUs(med(c32, 'router', (x) => x.mainCpuUsPerReq) - med(c32, 'nolog', (x) => x.mainCpuUsPerReq))}`,
     '',
   ].join('\n');
   const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
@@ -799,16 +844,22 @@ async function main(): Promise<void> {
   const order = (r: number) => (r % 2 === 0 ? targets : [...targets].reverse());
   const loopP99: Record<string, number[]> = {};
 
+  const pids = targets.map((t) => t.proc.pid!);
   for (let r = 0; r < ROUNDS; r++) {
     for (const t of order(r)) {
       const lagged = (flags['request-log'] || only) && (t.name === 'router' || t.name === 'nolog');
       if (lagged) await eventLoopP99Ms(t); // resets the router's event-loop histogram
+      const cpu0 = cpuSeconds(t.proc.pid!);
       const res = await runWrk(wrk, script, t, 32, C32_S);
+      if (lagged) res.queuedAtEnd = await requestLogQueued(t);
+      res.settleMs = await settle(pids);
+      res.settledCpuUsPerReq = ((cpuSeconds(t.proc.pid!) - cpu0) * 1e6) / res.requests;
       if (lagged) (loopP99[t.name] ??= []).push(await eventLoopP99Ms(t));
       (c32[label(t)] ??= []).push(res);
-      progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req (main ${res.mainCpuUsPerReq.toFixed(0)})${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+      progress(`round ${r + 1}/${ROUNDS} non-stream c=32 ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}  cpu ${res.cpuUsPerReq.toFixed(0)} µs/req (main ${res.mainCpuUsPerReq.toFixed(0)}; ${res.settledCpuUsPerReq.toFixed(0)} until idle, ${res.settleMs} ms after)${res.queuedAtEnd !== undefined ? `  log rows waiting ${res.queuedAtEnd}` : ''}${res.errors ? `  ERRORS ${res.errors}` : ''}`);
     }
     for (const t of order(r + 1)) {
+      await settle(pids);
       const res = await runWrk(wrk, script, t, 1, C1_S);
       (c1[label(t)] ??= []).push(res);
       progress(`round ${r + 1}/${ROUNDS} non-stream c=1  ${label(t).padEnd(11)} ${fmt.rps(res.rps).padStart(6)} rps  p50 ${fmt.us(res.p50Us)}  p99 ${fmt.us(res.p99Us)}${res.errors ? `  ERRORS ${res.errors}` : ''}`);

@@ -10,7 +10,7 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 /** The worker's nice value: CFS gives it ~1/10 of a core's share against a nice-0 thread. */
-export const LOG_WORKER_NICE = 19;
+export const LOG_WORKER_NICE = 10;
 
 /** This thread's kernel id, or null where threads have no id of their own to renice. */
 export function currentThreadId(platform: NodeJS.Platform = process.platform): number | null {
