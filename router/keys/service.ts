@@ -281,10 +281,25 @@ export class KeyService implements MirroredKeys {
 
   /** A key marked `admin: true`, valid now, presented as /admin/* bearer token. */
   isAdminKey(secret: string): boolean {
-    if (!secret.startsWith(KEY_PREFIX)) return false;
+    return this.adminKeyId(secret) !== null;
+  }
+
+  /** The id of the admin key `secret` is, while it is valid (admin, not revoked, not expired); else null. */
+  adminKeyId(secret: string): string | null {
+    if (!secret.startsWith(KEY_PREFIX)) return null;
     const hash = keyHash(secret);
     const key = this.#byHash.get(hash);
-    return key !== undefined && hashesEqual(key.hash, hash) && key.admin && !key.revoked && Date.now() < key.expiresAtMs;
+    return key !== undefined && hashesEqual(key.hash, hash) && this.#validAdmin(key) ? key.id : null;
+  }
+
+  /** Whether the key with this id is still a valid admin key (a UI session opened with it lasts only that long). */
+  isAdminKeyId(id: string): boolean {
+    const key = this.#byId.get(id);
+    return key !== undefined && this.#validAdmin(key);
+  }
+
+  #validAdmin(key: { admin: boolean; revoked: boolean; expiresAtMs: number }): boolean {
+    return key.admin && !key.revoked && Date.now() < key.expiresAtMs;
   }
 
   // ---- admin operations -------------------------------------------------------------------

@@ -1,6 +1,6 @@
-// Web UI sign-in sessions: an admin token (or, later, an admin key) is exchanged once for a
-// random session id carried in an HttpOnly, SameSite=Strict cookie. The token itself never
-// reaches the page. Sessions live in memory: a restart signs everyone out, which is the safe
+// Web UI sign-in sessions: the admin token or an admin key is exchanged once for a random
+// session id carried in an HttpOnly, SameSite=Strict cookie (a key's session lasts only while the
+// key is a valid admin key). The token itself never reaches the page. Sessions live in memory: a restart signs everyone out, which is the safe
 // default for a single operator's lab.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -14,6 +14,11 @@ export interface UiSession {
   subject: string;
   createdAt: number;
   expiresAt: number;
+  /**
+   * Asked on every use: false ends the session at once. A session opened with an admin key
+   * lasts only while that key is valid (not revoked, not expired, still admin).
+   */
+  stillValid?: (() => boolean) | undefined;
 }
 
 export class UiSessions {
@@ -30,11 +35,11 @@ export class UiSessions {
     return this.#ttlMs;
   }
 
-  create(subject: string, now = Date.now()): UiSession {
+  create(subject: string, now = Date.now(), stillValid?: () => boolean): UiSession {
     this.#prune(now);
     // Bounded: the oldest session makes room (a Map iterates in insertion order).
     if (this.#byId.size >= this.#max) this.#byId.delete(this.#byId.keys().next().value as string);
-    const s: UiSession = { id: randomBytes(32).toString('base64url'), subject, createdAt: now, expiresAt: now + this.#ttlMs };
+    const s: UiSession = { id: randomBytes(32).toString('base64url'), subject, createdAt: now, expiresAt: now + this.#ttlMs, stillValid };
     this.#byId.set(s.id, s);
     return s;
   }
@@ -45,7 +50,7 @@ export class UiSessions {
     if (!id) return undefined;
     const s = this.#byId.get(id);
     if (!s) return undefined;
-    if (s.expiresAt <= now) {
+    if (s.expiresAt <= now || s.stillValid?.() === false) {
       this.#byId.delete(id);
       return undefined;
     }

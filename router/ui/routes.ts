@@ -23,13 +23,16 @@ export function uiRouter(svc: RouterService, sessions: UiSessions): Router {
     if (typeof token !== 'string' || token === '') throw new RouterError('invalid_request', 'Send {"token": "<admin token or admin key>"}.', { param: 'token' });
     const given = token.trim();
     // The admin token, or an API key marked admin: true (SPEC §12).
-    const subject = svc.adminToken !== undefined && tokenMatches(given, svc.adminToken) ? 'admin' : svc.keys.isAdminKey(given) ? 'admin key' : null;
+    const byToken = svc.adminToken !== undefined && tokenMatches(given, svc.adminToken);
+    const keyId = byToken ? null : svc.keys.adminKeyId(given);
+    const subject = byToken ? 'admin' : keyId !== null ? 'admin key' : null;
     if (subject === null) {
       audit(req, 'sign-in refused');
       if (!svc.adminToken) throw adminDisabledError();
       throw new RouterError('unauthorized', 'That is not the admin token (HOMELAB_ROUTER_ADMIN_TOKEN of this router) nor an admin key.');
     }
-    const s = sessions.create(subject);
+    // A session opened with an admin key ends when that key is revoked, expires or loses admin.
+    const s = sessions.create(subject, Date.now(), keyId !== null ? () => svc.keys.isAdminKeyId(keyId) : undefined);
     audit(req, 'sign-in');
     res.setHeader('set-cookie', sessionCookie(s));
     res.setHeader('cache-control', 'no-store');
