@@ -11,7 +11,7 @@ import { flatText, upstreamTokenCount } from '../upstream/tokenize.ts';
 import { messagesSession } from './endpoints.ts';
 import { decideChat, factsFor, readJson } from './pipeline.ts';
 import { openScope, recordOutcome } from './request-scope.ts';
-import { sendError, sendJson } from './respond.ts';
+import { header, sendError, sendJson } from './respond.ts';
 
 /** The estimate for count_tokens: system, messages and tools (CLIProxyAPI #679 undercounted without them). */
 export function estimateInputTokens(chat: ChatBody): number {
@@ -22,7 +22,8 @@ export function estimateInputTokens(chat: ChatBody): number {
 /**
  * POST /v1/messages/count_tokens: the route the request would take counts it with its own
  * tokenizer when it has one; otherwise the estimate, flagged `x-homelab-estimated: 1`. Never a
- * 404, whatever the route: some clients suspend a model on a 404 here.
+ * 404, whatever the route: some clients suspend a model on a 404 here. A key's model allowlist
+ * applies as it does to /v1/messages (403 model_not_allowed).
  */
 export async function handleCountTokens(req: IncomingMessage, res: ServerResponse, svc: RouterService): Promise<void> {
   const scope = openScope(req, res, svc);
@@ -33,6 +34,12 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
   try {
     const { value } = await readJson(req, scope);
     parsed = anthropicToChat(value, { countOnly: true });
+    // A key counts only with the models (and routing headers) it may send messages with: the
+    // count asks the route's own tokenizer. Nothing is reserved: a count generates nothing.
+    if (scope.grant) {
+      svc.keys.checkOverrides(scope.grant, scope.policy, header(req, 'x-homelab-route'), header(req, 'x-homelab-bucket'));
+      await svc.keys.checkModel(scope.grant, parsed.model);
+    }
     // A model this router does not know still gets a count (the estimate), not a 404.
     try {
       decision = decideChat(req, factsFor(parsed.chat, scope), scope, svc);

@@ -188,6 +188,23 @@ describe('keys: allowlists (403 model_not_allowed)', () => {
     const other = await createKey(lab, { name: 'embedder' });
     assert.equal((await postJson(`${lab.url}/embeddings`, { model: 'homelab/auto', input: 'hello' }, bearer(other.key))).status, 200);
   });
+
+  test('count_tokens: a key counts only with a model it may use (a count asks the route\'s own tokenizer)', async (t) => {
+    const lab = await keysLab('keys');
+    t.after(() => lab.close());
+    const { key } = await createKey(lab, { name: 'chat-model-only', models: ['homelab/chat'] });
+    const count = (model: string, headers: Record<string, string> = {}) =>
+      postJson(`${lab.url}/messages/count_tokens`, { model, messages: [{ role: 'user', content: 'count these words please' }] }, { ...bearer(key), ...headers });
+    const refused = await count('homelab/auto');
+    assert.equal(refused.status, 403, refused.text);
+    assert.equal(refused.json.type, 'error', 'the Anthropic envelope');
+    assert.equal(refused.json.error.type, 'permission_error');
+    assert.match(refused.json.error.message, /chat-model-only.*homelab\/auto/);
+    assert.equal((await count('homelab/chat', { 'x-homelab-route': 'spark' })).status, 403, 'nor past its models by header');
+    const allowed = await count('homelab/chat');
+    assert.equal(allowed.status, 200, allowed.text);
+    assert.ok(allowed.json.input_tokens > 0);
+  });
 });
 
 describe('keys: rate limits (429 rate_limited + Retry-After)', () => {
