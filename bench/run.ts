@@ -19,9 +19,10 @@
 //
 // Loads are interleaved (round 1: A B C, round 2: C B A, ...) so machine drift cancels, and
 // each figure is the median over rounds. After each load the bench waits until every process is
-// idle again, so work put off until after a load (a request log catching up) is not counted
-// against the next target; that time and the CPU until then are reported for c=32. Every load is bounded in time (wrk -d, stream
-// deadlines) and in count (streams per run); the whole run takes about 5 minutes.
+// idle again (at most 30 s), so work put off until after a load (a request log catching up) is
+// not counted against the next target; that time and the CPU until then are reported for c=32.
+// Every load is bounded in time (wrk -d, stream deadlines) and in count (streams per run); the
+// whole run takes about 6 minutes.
 //   non-stream  wrk, POST of a 1 KB chat body, c=32 (RPS, p50, p99) and c=1 (p50, p99)
 //   stream      a raw-socket client: 64-chunk SSE streams, time to first byte and total, c=1, c=16
 //   CPU         each proxy's CPU time (/proc/PID/stat) per request and per streamed chunk

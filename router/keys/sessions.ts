@@ -1,7 +1,7 @@
 // Web UI sign-in sessions: the admin token or an admin key is exchanged once for a random
-// session id carried in an HttpOnly, SameSite=Strict cookie (a key's session lasts only while the
-// key is a valid admin key). The token itself never reaches the page. Sessions live in memory: a restart signs everyone out, which is the safe
-// default for a single operator's lab.
+// session id carried in an HttpOnly, SameSite=Strict cookie (a key's session lasts only while
+// the key is a valid admin key). The token itself never reaches the page. Sessions live in
+// memory: a restart signs everyone out, which is the safe default for a single operator's lab.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
