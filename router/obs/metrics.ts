@@ -1,14 +1,15 @@
 // Every metric of SPEC §8, defined once on a registry of our own (no global state, so tests
 // get a fresh one). Label values come only from the policy (route and bucket names), from
 // fixed enums, or from HTTP status codes: cardinality is bounded by the policy.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { RouteStates } from '../upstream/route-state.ts';
+import { LabelledCounter, LabelledHistogram, type CounterSeries, type HistogramSeries } from './labelled-series.ts';
 
 interface RouteSeries {
-  duration: Histogram.Internal<'route'>;
-  ttfb: Histogram.Internal<'route'>;
-  prompt: Counter.Internal;
-  completion: Counter.Internal;
+  duration: HistogramSeries<'route'>;
+  ttfb: HistogramSeries<'route'>;
+  prompt: CounterSeries<'route' | 'type'>;
+  completion: CounterSeries<'route' | 'type'>;
 }
 
 export type FallbackKind = 'busy' | 'outage' | 'drain' | 'image' | 'size';
@@ -20,15 +21,16 @@ const TTFB_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 
 export class RouterMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'homelab_router_requests_total', help: 'Requests answered, by final route, bucket, decision reason and HTTP status.', labelNames: ['route', 'bucket', 'reason', 'code'] as const, registers: [this.registry] });
-  readonly duration = new Histogram({ name: 'homelab_router_request_duration_seconds', help: 'Time from request received to response end, by route.', labelNames: ['route'] as const, buckets: DURATION_BUCKETS, registers: [this.registry] });
-  readonly ttfb = new Histogram({ name: 'homelab_router_time_to_first_byte_seconds', help: 'Time from request received to the first response byte sent, by route.', labelNames: ['route'] as const, buckets: TTFB_BUCKETS, registers: [this.registry] });
+  // The four metrics every request updates are labelled series of our own (labelled-series.ts).
+  readonly requests = new LabelledCounter({ name: 'homelab_router_requests_total', help: 'Requests answered, by final route, bucket, decision reason and HTTP status.', labelNames: ['route', 'bucket', 'reason', 'code'] as const, registers: [this.registry] });
+  readonly duration = new LabelledHistogram({ name: 'homelab_router_request_duration_seconds', help: 'Time from request received to response end, by route.', labelNames: ['route'] as const, buckets: DURATION_BUCKETS, registers: [this.registry] });
+  readonly ttfb = new LabelledHistogram({ name: 'homelab_router_time_to_first_byte_seconds', help: 'Time from request received to the first response byte sent, by route.', labelNames: ['route'] as const, buckets: TTFB_BUCKETS, registers: [this.registry] });
   readonly inFlight = new Gauge({ name: 'homelab_router_upstream_in_flight', help: 'Requests holding a slot on the route.', labelNames: ['route'] as const, registers: [this.registry] });
   readonly queued = new Gauge({ name: 'homelab_router_upstream_queued', help: 'Requests waiting for a slot on the route.', labelNames: ['route'] as const, registers: [this.registry] });
   readonly up = new Gauge({ name: 'homelab_router_upstream_up', help: '1 when the route is healthy.', labelNames: ['route'] as const, registers: [this.registry] });
   readonly drained = new Gauge({ name: 'homelab_router_upstream_drained', help: '1 when the route is drained.', labelNames: ['route'] as const, registers: [this.registry] });
   readonly fallbacks = new Counter({ name: 'homelab_router_fallbacks_total', help: 'Requests moved from one route to another, by why.', labelNames: ['from', 'to', 'kind'] as const, registers: [this.registry] });
-  readonly tokens = new Counter({ name: 'homelab_router_tokens_total', help: 'Tokens reported by upstreams, by route and type (prompt|completion).', labelNames: ['route', 'type'] as const, registers: [this.registry] });
+  readonly tokens = new LabelledCounter({ name: 'homelab_router_tokens_total', help: 'Tokens reported by upstreams, by route and type (prompt|completion).', labelNames: ['route', 'type'] as const, registers: [this.registry] });
   readonly reloads = new Counter({ name: 'homelab_router_policy_reloads_total', help: 'Policy reloads, by result (ok|unchanged|invalid).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly recoveries = new Counter({ name: 'homelab_router_recoveries_total', help: 'Recovery actions, by route, action (restart|cuda|page) and result.', labelNames: ['route', 'action', 'result'] as const, registers: [this.registry] });
   readonly upstreamFailures = new Counter({ name: 'homelab_router_upstream_failures_total', help: 'Upstream-caused failures (refused, reset, timeout, 5xx, mid-stream death), by route and kind.', labelNames: ['route', 'kind'] as const, registers: [this.registry] });
@@ -72,8 +74,8 @@ export class RouterMetrics {
     for (const route of routes) {
       this.duration.zero({ route });
       this.ttfb.zero({ route });
-      this.tokens.labels({ route, type: 'prompt' }).inc(0);
-      this.tokens.labels({ route, type: 'completion' }).inc(0);
+      this.tokens.series({ route, type: 'prompt' });
+      this.tokens.series({ route, type: 'completion' });
     }
     for (const result of ['ok', 'unchanged', 'invalid']) this.reloads.labels({ result }).inc(0);
   }
@@ -84,9 +86,8 @@ export class RouterMetrics {
     this.lastReload.set(Math.floor(atMs / 1000));
   }
 
-  // The series one finished request updates, looked up once each: prom-client hashes a label
-  // object on every inc/observe (sorting its keys), ~1 µs a call and six calls per request.
-  readonly #requestSeries = new Map<string, Counter.Internal>();
+  // The series one finished request updates, looked up once per label set.
+  readonly #requestSeries = new Map<string, CounterSeries<'route' | 'bucket' | 'reason' | 'code'>>();
   readonly #routeSeries = new Map<string, RouteSeries>();
 
   /** A finished /v1/* request that was routed (or refused before it could be): SPEC §8's request metrics. */
@@ -94,7 +95,7 @@ export class RouterMetrics {
     const key = `${r.route}\u0000${r.bucket}\u0000${r.reason}\u0000${r.status}`;
     let count = this.#requestSeries.get(key);
     if (count === undefined) {
-      count = this.requests.labels({ route: r.route, bucket: r.bucket, reason: r.reason, code: String(r.status) });
+      count = this.requests.series({ route: r.route, bucket: r.bucket, reason: r.reason, code: String(r.status) });
       this.#requestSeries.set(key, count);
     }
     count.inc();
@@ -102,7 +103,7 @@ export class RouterMetrics {
     let series = this.#routeSeries.get(r.route);
     if (series === undefined) {
       const route = r.route;
-      series = { duration: this.duration.labels({ route }), ttfb: this.ttfb.labels({ route }), prompt: this.tokens.labels({ route, type: 'prompt' }), completion: this.tokens.labels({ route, type: 'completion' }) };
+      series = { duration: this.duration.series({ route }), ttfb: this.ttfb.series({ route }), prompt: this.tokens.series({ route, type: 'prompt' }), completion: this.tokens.series({ route, type: 'completion' }) };
       this.#routeSeries.set(route, series);
     }
     series.duration.observe(r.durationS);
