@@ -110,6 +110,10 @@ abstract class LabelledMetric<L extends string, S extends { labels: Labels<L> }>
     return this.#series.values();
   }
 
+  /**
+   * Drops every series, as prom-client's reset() does (`registry.resetMetrics()`). A series a
+   * caller kept is no longer exported afterwards; the router never resets these metrics.
+   */
   reset(): void {
     this.#series = new Map();
   }
