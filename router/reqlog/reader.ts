@@ -7,6 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { RouterError } from '../errors.ts';
 import { LATENCY_BUCKETS, percentile } from './latency.ts';
+import { addCounts, emptyCounts, type RollupCounts } from './rollup-counts.ts';
 import { apiRow, type RequestRow, type StoredRow } from './row.ts';
 import { DIMENSIONS, type Dimension, type RollupTable } from './schema.ts';
 
@@ -256,8 +257,8 @@ export class RequestLogReader {
     const r = RANGES[range];
     const n = Math.round(r.spanS / r.stepS);
     const start = Math.floor(now / 1000 / r.stepS) * r.stepS - (n - 1) * r.stepS;
-    type Acc = { requests: number; errors: number; prompt: number; completion: number; cost: number; priced: number; hist: number[] };
-    const blank = (): Acc => ({ requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, priced: 0, hist: new Array<number>(LATENCY_BUCKETS).fill(0) });
+    type Acc = RollupCounts;
+    const blank = emptyCounts;
     const perKey = new Map<string, { total: Acc; points: Acc[] }>();
     const rows = this.#read(
       (db) => this.#prepare(db, `SELECT t, key, requests, errors, prompt_tokens, completion_tokens, cost_usd, priced, hist FROM ${r.table} WHERE dim = ? AND t >= ?`).raw().all(by, start) as unknown[][],
@@ -270,15 +271,15 @@ export class RequestLogReader {
       const i = Math.floor(((row[0] as number) - start) / r.stepS);
       if (i >= 0 && i < n) add(s.points[i]!, row);
     }
-    for (const s of perKey.values()) for (const p of s.points) merge(s.total, p);
+    for (const s of perKey.values()) for (const p of s.points) addCounts(s.total, p);
     // The busiest keys each get a series; the rest are summed into one.
     let keys = [...perKey.keys()].sort((a, b) => perKey.get(b)!.total.requests - perKey.get(a)!.total.requests || (a < b ? -1 : 1));
     if (keys.length > MAX_SERIES) {
       const other = { total: blank(), points: Array.from({ length: n }, blank) };
       for (const k of keys.slice(MAX_SERIES - 1)) {
         const s = perKey.get(k)!;
-        merge(other.total, s.total);
-        s.points.forEach((p, i) => merge(other.points[i]!, p));
+        addCounts(other.total, s.total);
+        s.points.forEach((p, i) => addCounts(other.points[i]!, p));
         perKey.delete(k);
       }
       keys = [...keys.slice(0, MAX_SERIES - 1), '(other)'];
@@ -287,7 +288,7 @@ export class RequestLogReader {
     const grand = blank();
     const series = keys.map((key) => {
       const s = perKey.get(key)!;
-      merge(grand, s.total);
+      addCounts(grand, s.total);
       return { key, points: s.points.map((p, i) => ({ t: new Date((start + i * r.stepS) * 1000).toISOString(), ...figures(p) })), totals: figures(s.total) };
     });
     return { range, by, step_s: r.stepS, from: new Date(start * 1000).toISOString(), to: new Date((start + n * r.stepS) * 1000).toISOString(), series, totals: figures(grand) };
@@ -301,15 +302,6 @@ export class RequestLogReader {
       acc.priced += row[7] as number;
       const hist = row[8] as Buffer;
       for (let h = 0, o = 0; h < LATENCY_BUCKETS && o + 4 <= hist.length; h++, o += 4) acc.hist[h]! += hist.readUInt32LE(o);
-    }
-    function merge(into: Acc, from: Acc): void {
-      into.requests += from.requests;
-      into.errors += from.errors;
-      into.prompt += from.prompt;
-      into.completion += from.completion;
-      into.cost += from.cost;
-      into.priced += from.priced;
-      for (let h = 0; h < LATENCY_BUCKETS; h++) into.hist[h]! += from.hist[h]!;
     }
     function figures(a: Acc): Figures {
       return {

@@ -7,8 +7,9 @@ import { gzipSync } from 'node:zlib';
 import type Database from 'better-sqlite3';
 import type { RequestRecord } from '../obs/request-record.ts';
 import type { PricingConfig, RequestLogConfig } from '../policy/types.ts';
-import { latencyBucket, LATENCY_BUCKETS } from './latency.ts';
+import { latencyBucket } from './latency.ts';
 import { priceOf } from './pricing.ts';
+import { addCounts, emptyCounts, type RollupCounts } from './rollup-counts.ts';
 import { ROW_COLUMNS, W, wireRow, type WireRow } from './row.ts';
 import { DIMENSIONS, HIST_BYTES, ROLLUP_TABLES, type RollupTable } from './schema.ts';
 
@@ -25,17 +26,10 @@ export const RETENTION_CHUNK = 500;
 /** How long the per-minute rollups are kept (the 1h and 24h analytics ranges read them). */
 export const MINUTE_ROLLUP_KEEP_MS = 2 * 86_400_000;
 
-interface Aggregate {
+interface Aggregate extends RollupCounts {
   dim: string;
   t: number;
   key: string;
-  requests: number;
-  errors: number;
-  prompt: number;
-  completion: number;
-  cost: number;
-  priced: number;
-  hist: number[];
 }
 
 export class LogWriter {
@@ -233,7 +227,7 @@ function dimensionKey(row: WireRow, dim: (typeof DIMENSIONS)[number]): string {
 }
 
 function blank(dim: string, t: number, key: string): Aggregate {
-  return { dim, t, key, requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, priced: 0, hist: new Array<number>(LATENCY_BUCKETS).fill(0) };
+  return { dim, t, key, ...emptyCounts() };
 }
 
 /** Adds one row to its minute's aggregate in every dimension. */
@@ -268,11 +262,5 @@ function merge(into: Map<string, Aggregate>, m: Aggregate, step: number): void {
   const id = `${m.dim}\u0000${m.key}\u0000${t}`;
   let a = into.get(id);
   if (!a) into.set(id, (a = blank(m.dim, t, m.key)));
-  a.requests += m.requests;
-  a.errors += m.errors;
-  a.prompt += m.prompt;
-  a.completion += m.completion;
-  a.cost += m.cost;
-  a.priced += m.priced;
-  for (let h = 0; h < LATENCY_BUCKETS; h++) a.hist[h]! += m.hist[h]!;
+  addCounts(a, m);
 }
