@@ -111,7 +111,8 @@ test('shared admission – slots another replica borrowed stay off this one\'s s
   assert.equal(held.length, 3, 'a borrowed one slot of b\'s share');
   await b.adm.heartbeat(); // b learns it (each acquire and heartbeat tells)
   await redis.stop();
-  await until(() => !b.link.up);
+  // Both replicas must have seen Redis go: a's share below is read in its local mode.
+  await until(() => !a.link.up && !b.link.up);
   const bHeld: Release[] = [];
   for (let i = 0; i < 2; i++) {
     const r = await b.adm.acquire(never(), 0);
