@@ -5,7 +5,7 @@ import type { Decision } from '../decide/engine.ts';
 import { RouterError } from '../errors.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { FallbackKind, RouterMetrics } from '../obs/metrics.ts';
-import { withoutBodyText } from '../upstream/redact.ts';
+import { clientErrorDetail, withoutBodyText } from '../upstream/redact.ts';
 import { isLoadingAnswer } from '../upstream/adapters.ts';
 import { retryAfterSeconds } from '../decide/retry-estimate.ts';
 import type { Attempt } from '../obs/request-record.ts';
@@ -209,10 +209,12 @@ function recordDecisionFallbacks(d: Decision, metrics: RouterMetrics): void {
 
 function finalError(cause: Cause | null, decision: Decision, deadline: number, policy: CompiledPolicy): RouterError {
   const retryAfterS = retryAfterSeconds(cause?.rt, cause?.kind ?? 'outage', policy, Date.now());
-  const who = decision.pinned ? 'the pinned route' : 'every route this request may use';
-  if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${cause?.detail ?? 'no attempt'}).`, { retryAfterS });
-  if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who === 'the pinned route' ? `Route ${cause.route}` : 'Every route this request may use'} is busy (${cause.detail}). Retry later.`, { retryAfterS });
-  return new RouterError('upstream_unavailable', `${who === 'the pinned route' ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use'} is unavailable (${cause?.detail ?? 'no route'}). Retry later.`, { retryAfterS });
+  // What the client reads: the route and what went wrong, never the upstream's text or address.
+  const detail = cause ? clientErrorDetail(cause.detail) : null;
+  const who = decision.pinned ? `Route ${cause?.route ?? decision.route}` : 'Every route this request may use';
+  if (Date.now() >= deadline) return new RouterError('upstream_unavailable', `No upstream answered within the request deadline (${detail ?? 'no attempt'}).`, { retryAfterS });
+  if (cause?.kind === 'busy') return new RouterError('upstream_saturated', `${who} is busy (${detail}). Retry later.`, { retryAfterS });
+  return new RouterError('upstream_unavailable', `${who} is unavailable (${detail ?? 'no route'}). Retry later.`, { retryAfterS });
 }
 
 /**

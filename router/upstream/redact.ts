@@ -22,6 +22,22 @@ export function withoutBodyText(detail: string): string {
 
 const ROUTER_NOTE = / \[body [^[\]]*\]$/;
 
+/**
+ * A failure as a client reads it in a 503 (router/proxy/forward.ts): the route, the HTTP status
+ * or error code and the router's own words, but not the upstream's body text, the GPU's address
+ * or a redirect's target. The whole detail stays in upstream-failures.jsonl and the request log.
+ */
+export function clientErrorDetail(detail: string): string {
+  return detail.replace(REDIRECT_TARGET, ' redirect, not followed').replace(AFTER_STATUS_OR_CODE, (_, head: string, rest: string) => {
+    const cuda = HTTP_STATUS.test(head) ? cudaErrorWords(rest) : null;
+    return cuda ? `${head} (${cuda})` : head;
+  });
+}
+
+const REDIRECT_TARGET = / redirect to .*, not followed$/s;
+/** "HTTP 500: <body>" or "ECONNREFUSED: connect ECONNREFUSED 10.0.0.5:8000": what follows the colon goes. */
+const AFTER_STATUS_OR_CODE = /\b(HTTP \d{3}|E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+): (.*)$/s;
+
 /** The HTTP status ("HTTP 503") or error code ("ECONNREFUSED") a detail names, or null. */
 function statusOrCode(detail: string): string | null {
   const status = HTTP_STATUS.exec(detail);

@@ -37,6 +37,29 @@ test('S11: a refused connection fails over along fallback.outage; the failure is
   await assertSettled(lab);
 });
 
+test('a 503 names the route and what failed, never the upstream\'s body text or the GPU\'s address', async (t) => {
+  const lab = await labFor(t);
+  const spark = lab.sims.spark!;
+  const echo = 'ECHOED-PROMPT-TEXT from the failing engine';
+  spark.pushFault({ kind: 'status', status: 500, body: { error: { message: `${echo}: CUDA error: an illegal memory access` } } });
+  const fivexx = errorOf(await chat(lab, pinned('homelab/reasoning')));
+  assert.equal(fivexx.status, 503);
+  assert.match(fivexx.message, /^Route spark is unavailable \(spark: HTTP 500 \(CUDA error\)\)\. Retry later\.$/);
+  assert.doesNotMatch(fivexx.message, /ECHOED|illegal/);
+
+  await spark.stop();
+  const refused = errorOf(await chat(lab, pinned('homelab/reasoning')));
+  assert.equal(refused.status, 503);
+  assert.match(refused.message, /spark: ECONNREFUSED\)/);
+  assert.doesNotMatch(refused.message, /127\.0\.0\.1|:\d{2,5}\b/, 'no address or port');
+
+  // The operator still has the whole of both in upstream-failures.jsonl.
+  const failures = requestFailures(await logLines(lab, 'failures'));
+  assert.match(JSON.stringify(failures), /127\.0\.0\.1:\d+/);
+  await spark.restart();
+  await assertSettled(lab);
+});
+
 test('a connection reset after the request was sent fails over', async (t) => {
   const lab = await labFor(t);
   lab.sims['ubuntu-6000']!.pushFault({ kind: 'refuse' });
@@ -117,6 +140,7 @@ test('S34: a non-JSON error page on the terminal route becomes an OpenAI-shaped 
   assert.equal(e.code, 'upstream_unavailable');
   assert.match(e.message, /spark/);
   assert.match(e.message, /HTTP 502/);
+  assert.doesNotMatch(e.message, /[<>]/, 'the error page itself stays in the failure log');
   assert.ok(Number(e.retryAfter) >= 1);
   assert.equal(r.json.error.type, 'server_error');
   assert.match(r.headers.get('content-type') ?? '', /application\/json/);
