@@ -79,7 +79,7 @@ async function walk(ex: ForwardRequest, deps: ForwardDeps, signal: DeadlineSigna
     const outcome: RouteOutcome = rt
       ? await tryRoute(rt, ex, signal, deadline, own, sentMax)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
-    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted));
+    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted, keepsBodyText(ex.policy)));
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
     }
@@ -169,11 +169,19 @@ async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: De
   }
 }
 
-function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean): Attempt {
+function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean, bodyText: boolean): Attempt {
   const ms = Date.now() - since;
   if (o.kind === 'aborted' || clientGone) return { route, outcome: 'client_gone', ms };
   if (o.kind === 'delivered') return { route, outcome: o.delivery.upstreamError ? 'mid_stream' : 'ok', ms, status: o.delivery.status };
-  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: o.detail };
+  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: bodyText ? o.detail : withoutBodyText(o.detail) };
+}
+
+/**
+ * Whether an upstream's error body may be kept in the request's record (and so in requests.db):
+ * it can quote the prompt, so only where the operator keeps prompt text anyway.
+ */
+function keepsBodyText(p: CompiledPolicy): boolean {
+  return p.policy.logging.prompts || p.policy.request_log.store_payloads;
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: ForwardRequest, deps: ForwardDeps, phase = 'before_first_byte'): void {

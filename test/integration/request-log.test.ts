@@ -92,7 +92,7 @@ test('request log – one row per /v1/* request, refused ones included, with eve
 
 test('request log – attempts show the failover; an unmapped route is unpriced (null), never $0', async (t) => {
   const lab = await reqlogLab(t);
-  lab.sims['ubuntu-6000']!.pushFault({ kind: 'status', status: 500 });
+  lab.sims['ubuntu-6000']!.pushFault({ kind: 'status', status: 500, body: { error: { message: 'the engine quoted: PROMPT-TEXT-IN-ERROR' } } });
   const res = await chat(lab, coding(), { 'x-request-id': 'rl-failover' });
   assert.equal(res.status, 200);
   const spark = await chat(lab, pinned('homelab/reasoning', 'why is the sky blue'), { 'x-request-id': 'rl-unpriced' });
@@ -102,6 +102,10 @@ test('request log – attempts show the failover; an unmapped route is unpriced 
   const attempts = JSON.parse(byId['rl-failover'].attempts);
   assert.deepEqual(attempts.map((a: any) => [a.route, a.outcome]), [['ubuntu-6000', 'outage'], [res.headers.get('x-homelab-route'), 'ok']]);
   assert.ok(attempts.every((a: any) => typeof a.ms === 'number' && a.ms >= 0));
+  // An upstream's error body can quote the prompt: without store_payloads (or logging.prompts)
+  // the stored attempt keeps its status, not its text.
+  assert.match(attempts[0].detail, /HTTP 500/);
+  assert.doesNotMatch(byId['rl-failover'].attempts, /PROMPT-TEXT/);
   assert.equal(byId['rl-unpriced'].route, 'spark');
   assert.equal(byId['rl-unpriced'].cost_equivalent_usd, null);
   assert.equal(byId['rl-unpriced'].price_ref, null);
