@@ -25,7 +25,7 @@ const ROUTER_NOTE = / \[body [^[\]]*\]$/;
 /**
  * A failure as a client reads it in a 503 (router/proxy/forward.ts): the route, the HTTP status
  * or error code and the router's own words, but not the upstream's body text, the GPU's address
- * or a redirect's target. The whole detail stays in upstream-failures.jsonl and the request log.
+ * or a redirect's target. The operator reads the rest in upstream-failures.jsonl and the request log.
  */
 export function clientErrorDetail(detail: string): string {
   return detail.replace(REDIRECT_TARGET, ' redirect, not followed').replace(AFTER_STATUS_OR_CODE, (_, head: string, rest: string) => {
