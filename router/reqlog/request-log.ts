@@ -57,6 +57,8 @@ export class RequestLog implements RequestSink {
   #queueBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #atWorker = 0;
+  /** Rows are due but wait because the worker holds as many batches as it may: the next ack posts them. */
+  #held = false;
   #seq = 0;
   #configHash: string;
   #closing: Promise<void> | null = null;
@@ -117,7 +119,8 @@ export class RequestLog implements RequestSink {
     this.#timer = undefined;
     while (this.#queue.length > 0 && this.#atWorker < MAX_BATCHES_AT_WORKER) this.#post();
     this.#metrics.requestLogQueued.set(this.#queue.length);
-    if (this.#queue.length > 0 && this.#atWorker >= MAX_BATCHES_AT_WORKER) return; // the next ack flushes again
+    this.#held = this.#queue.length > 0;
+    if (this.#held) return; // the next ack flushes again
     this.#settleIfDrained();
   }
 
@@ -145,7 +148,10 @@ export class RequestLog implements RequestSink {
         if (--this.#atWorker === 0) this.#worker?.unref();
         if (m.written > 0) this.#metrics.requestLogWritten.inc(m.written);
         if (m.dropped > 0) this.#metrics.requestLogDropped.inc({ reason: 'write_failed' }, m.dropped);
-        if (this.#queue.length > 0) this.flush();
+        // Rows that came in while the worker wrote wait for their own timer (or a full batch):
+        // posting them on every ack would turn the ~100 ms batches into a ping-pong of small
+        // ones, each paying the hand-over and a transaction of its own.
+        if (this.#held || this.#queue.length >= BATCH_MAX || (this.#drained.length > 0 && this.#queue.length > 0)) this.flush();
         else this.#settleIfDrained();
         return;
       case 'state':
