@@ -116,13 +116,6 @@ export class RouterService {
     return this.store.current;
   }
 
-  /** Swaps in `next` and rebuilds state for the routes that changed. */
-  apply(next: CompiledPolicy): ReloadResult {
-    const result = this.store.swap(next);
-    this.#afterSwap(result);
-    return result;
-  }
-
   /**
    * Reads the policy file again. An invalid file changes nothing, is counted and remembered
    * here, and the PolicyError is rethrown for the caller to report.

@@ -10,7 +10,7 @@ import { isLoadingAnswer } from '../upstream/adapters.ts';
 import { retryAfterSeconds } from '../decide/retry-estimate.ts';
 import type { Attempt } from '../obs/request-record.ts';
 import type { RouteRuntime, RouteStates } from '../upstream/route-state.ts';
-import { attempt, type AttemptOutcome } from './attempt.ts';
+import { attempt, type AttemptOutcome, type FailureKind } from './attempt.ts';
 import { DeadlineSignal } from './signals.ts';
 import type { ForwardRequest } from './forward-request.ts';
 import { deliver, type Delivery } from './deliver.ts';
@@ -110,7 +110,13 @@ type RouteOutcome =
   | { kind: 'delivered'; delivery: Delivery }
   | { kind: 'aborted' }
   | { kind: 'busy'; detail: string }
-  | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: string };
+  | { kind: 'failure'; detail: string; upstreamCaused: boolean; cuda: boolean; failure: RouteFailure };
+
+/**
+ * How a route failed, as the upstream-failures.jsonl line's `kind` says it: an attempt's own
+ * failure, the request's deadline passing, or the upstream dying after the first byte.
+ */
+type RouteFailure = FailureKind | 'deadline' | 'mid_stream';
 
 /** Admission, one attempt, and delivery on one route. The slot is released on every path. */
 async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: DeadlineSignal, deadline: number, own: Record<string, string>, maxTokens: number | undefined): Promise<RouteOutcome> {
