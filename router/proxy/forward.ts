@@ -79,7 +79,7 @@ async function walk(ex: ForwardRequest, deps: ForwardDeps, signal: DeadlineSigna
     const outcome: RouteOutcome = rt
       ? await tryRoute(rt, ex, signal, deadline, own, sentMax)
       : { kind: 'failure', failure: 'refused', detail: `${route}: removed by a policy reload`, upstreamCaused: false, cuda: false };
-    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted, keepsBodyText(ex.policy)));
+    ex.attempts?.push(attemptOf(route, outcome, tried, ex.clientSignal.aborted, ex.policy));
     if (outcome.kind === 'aborted' || ex.clientSignal.aborted) {
       return { status: 499, route, reason, path, delivery: null, error: null, clientGone: true };
     }
@@ -175,11 +175,11 @@ async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: De
   }
 }
 
-function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean, bodyText: boolean): Attempt {
+function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: boolean, policy: CompiledPolicy): Attempt {
   const ms = Date.now() - since;
   if (o.kind === 'aborted' || clientGone) return { route, outcome: 'client_gone', ms };
   if (o.kind === 'delivered') return { route, outcome: o.delivery.upstreamError ? 'mid_stream' : 'ok', ms, status: o.delivery.status };
-  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: bodyText ? o.detail : withoutBodyText(o.detail) };
+  return { route, outcome: o.kind === 'busy' ? 'busy' : 'outage', ms, detail: keepsBodyText(policy) ? o.detail : withoutBodyText(o.detail) };
 }
 
 /**
