@@ -43,6 +43,11 @@
 //          log's cost in a minute or two; CPU split into the router's main thread and the rest
 //          of its threads; written to bench/results/request-log-overhead-<date>.md; with
 //          --profile both routers run under --cpu-prof, into profiles/router and profiles/nolog)
+//        --request-log-toggle (the request log's cost inside one router: under one continuous
+//          c=32 load, request_log.enabled is switched by a policy reload between short windows,
+//          on/off and off/on in turn, --pairs N pairs (12); each pair's ratio is taken, so the
+//          VM's drift and any difference between two processes' heaps cancel; written to
+//          bench/results/request-log-toggle-<date>.md)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
@@ -70,6 +75,8 @@ const { values: flags } = parseArgs({
     'no-nginx': { type: 'boolean', default: false },
     'request-log': { type: 'boolean', default: false },
     'request-log-only': { type: 'boolean', default: false },
+    'request-log-toggle': { type: 'boolean', default: false },
+    pairs: { type: 'string', default: '12' },
   },
 });
 const ROUNDS = flags.quick ? 1 : Math.max(1, Math.min(10, Number(flags.rounds) || 3));
@@ -790,6 +797,105 @@ function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string
   progress(`wrote bench/results/request-log-overhead-${stamp}.md`);
 }
 
+/** The environment a router under test runs with: its own log and data directories, an admin token. */
+function routerEnv(work: string, name: string): NodeJS.ProcessEnv {
+  return { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: BENCH_ADMIN_TOKEN };
+}
+
+const BENCH_ADMIN_TOKEN = 'bench-token';
+const TOGGLE_WINDOW_MS = 1_500;
+/** After each switch: the reload done, the queue of the last window handed over. */
+const TOGGLE_SETTLE_MS = 400;
+
+interface ToggleWindow {
+  rps: number;
+  mainUs: number;
+  allUs: number;
+}
+
+/** Requests the router has answered so far, from its /metrics. */
+async function routerRequests(t: Target): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${t.port}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith('homelab_router_requests_total{')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return n;
+}
+
+/** One measuring window: RPS and CPU per request (main thread, whole process) while the load runs. */
+async function toggleWindow(t: Target): Promise<ToggleWindow> {
+  const pid = t.proc.pid!;
+  const n0 = await routerRequests(t);
+  const main0 = cpuSeconds(pid, pid);
+  const all0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, TOGGLE_WINDOW_MS));
+  const n = (await routerRequests(t)) - n0;
+  const ms = performance.now() - t0;
+  if (n <= 0) throw new Error('no request was answered in a window: the load ended before the windows did');
+  return { rps: (n * 1000) / ms, mainUs: ((cpuSeconds(pid, pid) - main0) * 1e6) / n, allUs: ((cpuSeconds(pid) - all0) * 1e6) / n };
+}
+
+/**
+ * --request-log-toggle: one router under one continuous c=32 load; between windows its policy
+ * is rewritten with request_log.enabled on or off and reloaded (POST /admin/reload-config),
+ * pairs alternating on/off and off/on. The request log's cost is each pair's ratio, so what
+ * differs between two processes (heap layout, JIT, a core's other tenants) and the VM's drift
+ * over minutes both cancel.
+ */
+async function requestLogToggle(wrk: string, work: string, upstream: Target, load0: number[]): Promise<void> {
+  const pairs = Math.max(2, Math.min(40, Number(flags.pairs) || 12));
+  const policyPath = join(work, 'toggle-policy.yaml');
+  writeFileSync(policyPath, benchPolicy(REPO, upstream.port, true));
+  const router = await startProcess('router', [join(REPO, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'], routerEnv(work, 'router'), routerPort);
+  const setLog = async (on: boolean) => {
+    writeFileSync(policyPath, benchPolicy(REPO, upstream.port, on));
+    const r = await fetch(`http://127.0.0.1:${router.port}/admin/reload-config`, { method: 'POST', headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } });
+    if (!r.ok) throw new Error(`reload failed: ${r.status} ${await r.text()}`);
+  };
+  const script = wrkScript(work, NON_STREAM_BODY);
+  progress('warm-up: 3 s at c=32');
+  await runWrk(wrk, script, router, 32, 3);
+  const seconds = Math.ceil((pairs * 2 * (TOGGLE_WINDOW_MS + TOGGLE_SETTLE_MS + 200)) / 1000) + 2;
+  progress(`${pairs} pairs of ${TOGGLE_WINDOW_MS} ms windows under one ${seconds} s load at c=32`);
+  const load = runWrk(wrk, script, router, 32, seconds);
+  await new Promise((r) => setTimeout(r, 500));
+  const rows: Array<{ on: ToggleWindow; off: ToggleWindow }> = [];
+  for (let i = 0; i < pairs; i++) {
+    const pair: Partial<Record<'on' | 'off', ToggleWindow>> = {};
+    for (const on of i % 2 === 0 ? [true, false] : [false, true]) {
+      await setLog(on);
+      await new Promise((r) => setTimeout(r, TOGGLE_SETTLE_MS));
+      pair[on ? 'on' : 'off'] = await toggleWindow(router);
+    }
+    rows.push(pair as { on: ToggleWindow; off: ToggleWindow });
+    const { on, off } = rows.at(-1)!;
+    progress(`pair ${i + 1}/${pairs}: on ${fmt.rps(on.rps)} rps, main ${on.mainUs.toFixed(0)} µs | off ${fmt.rps(off.rps)} rps, main ${off.mainUs.toFixed(0)} µs | ${fmt.ratio(on.rps / off.rps)}`);
+  }
+  const loaded = await load;
+  await stopProcess(router);
+  if (loaded.errors > 0) throw new Error(`${loaded.errors} errors of ${loaded.requests} requests during the toggled load`);
+  const ratio = median(rows.map((r) => r.on.rps / r.off.rps));
+  const date = new Date().toISOString();
+  const md = [
+    `# Request log on vs off in one router — ${date.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Command: \`npm run bench -- --request-log-toggle --pairs ${pairs}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo()}. ` +
+      `One router with the shipped policy under one wrk load (-t1, c=32, POST of a 1 KB chat body, ${loaded.requests} requests, no errors); request_log.enabled switched by a policy reload ${TOGGLE_SETTLE_MS} ms before each ${TOGGLE_WINDOW_MS} ms window; pairs in turn on/off and off/on.`,
+    '',
+    '| pair | on: RPS | on: CPU µs/req (main) | off: RPS | off: CPU µs/req (main) | on ÷ off |',
+    '|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r, i) => `| ${i + 1} | ${fmt.rps(r.on.rps)} | ${r.on.allUs.toFixed(0)} (${r.on.mainUs.toFixed(0)}) | ${fmt.rps(r.off.rps)} | ${r.off.allUs.toFixed(0)} (${r.off.mainUs.toFixed(0)}) | ${fmt.ratio(r.on.rps / r.off.rps)} |`),
+    '',
+    `- RPS at c=32, on ÷ off, median of the pairs: **${fmt.ratio(ratio)}** (budget ≥ 0.95×: ${ratio >= 0.95 ? 'met' : '**not met**'})`,
+    `- CPU per request added by the log, median of the pairs: **${fmt.signedUs(median(rows.map((r) => r.on.allUs - r.off.allUs)))}**, of which main thread ${fmt.signedUs(median(rows.map((r) => r.on.mainUs - r.off.mainUs)))}`,
+    '',
+  ].join('\n');
+  const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
+  writeFileSync(join(RESULTS, `request-log-toggle-${stamp}.md`), md);
+  console.log('\n' + md);
+  progress(`wrote bench/results/request-log-toggle-${stamp}.md`);
+}
+
 async function main(): Promise<void> {
   const wrk = ensureWrk();
   const work = mkdtempSync(join(tmpdir(), 'hr-bench-'));
@@ -801,6 +907,11 @@ async function main(): Promise<void> {
   if (load0[0]! > 0.5) progress(`note: load average is ${load0.map((l) => l.toFixed(2)).join(' ')} before the bench; other processes will add noise (ratios are still interleaved)`);
 
   const upstream = await startProcess('upstream', ['--import', 'tsx', 'bench/fake-upstream.ts', '--interval-ms', String(STREAM_INTERVAL_MS)], {}, readyPort);
+  if (flags['request-log-toggle']) {
+    await requestLogToggle(wrk, work, upstream, load0);
+    await stopProcess(upstream);
+    return;
+  }
   // --request-log-only: the router against nolog alone (and direct, for reference).
   const only = flags['request-log-only'];
   const passthrough = only ? undefined : await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
@@ -812,7 +923,7 @@ async function main(): Promise<void> {
     const policyPath = join(work, `${name}-policy.yaml`);
     writeFileSync(policyPath, benchPolicy(root, upstream.port, requestLog));
     const args = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${only ? join(profileDir, name) : profileDir}`] : []), join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'];
-    return startProcess(name, args, { HOMELAB_ROUTER_LOG_DIR: join(work, `${name}-logs`), HOMELAB_ROUTER_DATA_DIR: join(work, `${name}-data`), HOMELAB_ROUTER_ADMIN_TOKEN: 'bench-token' }, routerPort);
+    return startProcess(name, args, routerEnv(work, name), routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
   const targets: Target[] = only ? [upstream] : [upstream, passthrough!, buffered!, tcp!];
