@@ -791,10 +791,15 @@ function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string
     `- CPU per request added by the log during the load: **${fmt.signedUs(cpuAdded)}** (by round ${c32.router!.map((r, i) => fmt.signedUs(r.cpuUsPerReq - c32.nolog![i]!.cpuUsPerReq)).join(', ')}), of which main thread ${fmt.signedUs(med(c32, 'router', (x) => x.mainCpuUsPerReq) - med(c32, 'nolog', (x) => x.mainCpuUsPerReq))}`,
     '',
   ].join('\n');
+  writeReport('request-log-overhead', date, md);
+}
+
+/** Writes a report to bench/results/<prefix>-<date>.md and prints it. */
+function writeReport(prefix: string, date: string, md: string): void {
   const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
-  writeFileSync(join(RESULTS, `request-log-overhead-${stamp}.md`), md);
+  writeFileSync(join(RESULTS, `${prefix}-${stamp}.md`), md);
   console.log('\n' + md);
-  progress(`wrote bench/results/request-log-overhead-${stamp}.md`);
+  progress(`wrote bench/results/${prefix}-${stamp}.md`);
 }
 
 /** The environment a router under test runs with: its own log and data directories, an admin token. */
@@ -890,10 +895,7 @@ async function requestLogToggle(wrk: string, work: string, upstream: Target, loa
     `- CPU per request added by the log, median of the pairs: **${fmt.signedUs(median(rows.map((r) => r.on.allUs - r.off.allUs)))}**, of which main thread ${fmt.signedUs(median(rows.map((r) => r.on.mainUs - r.off.mainUs)))}`,
     '',
   ].join('\n');
-  const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
-  writeFileSync(join(RESULTS, `request-log-toggle-${stamp}.md`), md);
-  console.log('\n' + md);
-  progress(`wrote bench/results/request-log-toggle-${stamp}.md`);
+  writeReport('request-log-toggle', date, md);
 }
 
 async function main(): Promise<void> {
