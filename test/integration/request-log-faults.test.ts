@@ -17,7 +17,7 @@ import { chat, coding, labFor, pinned } from '../helpers/faults.ts';
 import { SHIPPED_POLICY, startLab } from '../helpers/lab.ts';
 import { parsePolicyText } from '../../router/policy/load.ts';
 import { RouterMetrics } from '../../router/obs/metrics.ts';
-import { RequestLog } from '../../router/reqlog/request-log.ts';
+import { BATCH_MAX, RequestLog } from '../../router/reqlog/request-log.ts';
 import { cliEnv, startServe } from '../helpers/cli.ts';
 import { pollUntil } from '../helpers/poll.ts';
 
@@ -229,4 +229,51 @@ test('request log – the queue is bounded: past its size the oldest rows are dr
   assert.deepEqual(ids, Array.from({ length: 10 }, (_, i) => `rec-${15 + i}`), 'the newest 10 are kept');
   assert.equal((await metrics.requestLogDropped.get()).values.find((v) => v.labels.reason === 'queue_full')?.value, 15);
   assert.equal((await metrics.requestLogWritten.get()).values[0]?.value, 10);
+});
+
+test('request log – rows held back while the worker has two batches are all written, in order', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-held-'));
+  const policy = parsePolicyText(readFileSync(SHIPPED_POLICY, 'utf8'), 'shipped');
+  const metrics = new RouterMetrics(() => ({ all: () => [] }) as never, { processMetrics: false });
+  const log = new RequestLog({ path: join(dir, 'requests.db'), policy: () => policy, metrics, log: pino({ level: 'silent' }) });
+  // Within one tick: two full batches go to the worker, the third waits for an acknowledgement,
+  // and the rows after it wait with it.
+  const count = 2 * BATCH_MAX + BATCH_MAX + 137;
+  for (let i = 0; i < count; i++) log.write(record(i));
+  assert.equal((await metrics.requestLogQueued.get()).values[0]?.value, BATCH_MAX + 137, 'what the worker cannot take yet waits here');
+  await log.drained();
+  await log.close();
+  const db = new Database(join(dir, 'requests.db'), { readonly: true });
+  const ids = (db.prepare('SELECT request_id FROM requests ORDER BY id').all() as Array<{ request_id: string }>).map((r) => r.request_id);
+  db.close();
+  assert.deepEqual(ids, Array.from({ length: count }, (_, i) => `rec-${i}`));
+  assert.equal((await metrics.requestLogWritten.get()).values[0]?.value, count);
+  assert.equal((await metrics.requestLogDropped.get()).values.length, 0);
+});
+
+test('request log – rows held back while the worker is stuck go out at its acknowledgement, with no new row to push them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-stuck-'));
+  const path = join(dir, 'requests.db');
+  const policy = parsePolicyText(readFileSync(SHIPPED_POLICY, 'utf8'), 'shipped');
+  const metrics = new RouterMetrics(() => ({ all: () => [] }) as never, { processMetrics: false });
+  const log = new RequestLog({ path, policy: () => policy, metrics, log: pino({ level: 'silent' }) });
+  await pollUntil('requests.db open', () => (log.state.ok ? true : undefined), { everyMs: 20 });
+  // Another connection takes the write lock: the worker's next transaction waits (busy_timeout).
+  const blocker = new Database(path);
+  blocker.exec('BEGIN IMMEDIATE');
+  try {
+    for (let i = 0; i < 2 * BATCH_MAX; i++) log.write(record(i)); // two batches, both at the worker
+    for (let i = 2 * BATCH_MAX; i < 2 * BATCH_MAX + 300; i++) log.write(record(i));
+    // Their timer fires, finds the worker holding two batches, and leaves the 300 held.
+    await pollUntil('300 rows held', async () => ((await metrics.requestLogQueued.get()).values[0]?.value === 300 ? true : undefined), { everyMs: 20 });
+  } finally {
+    blocker.exec('COMMIT');
+    blocker.close();
+  }
+  const reader = new Database(path, { readonly: true });
+  const total = () => (reader.prepare('SELECT count(*) AS n FROM requests').get() as { n: number }).n;
+  await pollUntil('every row written', () => (total() === 2 * BATCH_MAX + 300 ? true : undefined), { everyMs: 50 });
+  reader.close();
+  assert.equal((await metrics.requestLogDropped.get()).values.length, 0);
+  await log.close();
 });
