@@ -5,7 +5,9 @@
 import { cudaErrorWords } from './adapters.ts';
 
 const HTTP_STATUS = /\bHTTP (\d{3})\b/;
-const ERROR_CODE = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+)\b/;
+/** An error code as Node and undici name them: ECONNREFUSED, UND_ERR_SOCKET, ERR_INVALID_URL. */
+const CODE = 'E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+';
+const ERROR_CODE = new RegExp(`\\b(${CODE})\\b`);
 
 /**
  * The detail without the upstream's body text, for logs written with `logging.prompts: false`.
@@ -36,7 +38,7 @@ export function clientErrorDetail(detail: string): string {
 
 const REDIRECT_TARGET = / redirect to .*, not followed$/s;
 /** "HTTP 500: <body>" or "ECONNREFUSED: connect ECONNREFUSED 10.0.0.5:8000": what follows the colon goes. */
-const AFTER_STATUS_OR_CODE = /\b(HTTP \d{3}|E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+): (.*)$/s;
+const AFTER_STATUS_OR_CODE = new RegExp(`\\b(HTTP \\d{3}|${CODE}): (.*)$`, 's');
 
 /** The HTTP status ("HTTP 503") or error code ("ECONNREFUSED") a detail names, or null. */
 function statusOrCode(detail: string): string | null {
