@@ -1,18 +1,20 @@
-// The router host's own telemetry (CPU, memory, GPUs where present) via systeminformation.
-// Sampled in the background: si.graphics() shells out to nvidia-smi and can take a second,
-// so a scrape only ever reads the last sample.
+// The router host's own telemetry (CPU, memory, GPUs where present). Sampled in the
+// background, so a scrape only ever reads the last sample.
 //
 // Nothing here may stop the event loop: every request and stream the router serves waits
-// while it is stopped. On Linux si.graphics() runs nvidia-smi through execFileSync (and
-// dmidecode through execSync): on a host with an NVIDIA GPU the loop stood still for the whole
+// while it is stopped. systeminformation's si.graphics() runs nvidia-smi through execFileSync
+// (and lspci through exec): on a host with an NVIDIA GPU the loop stood still for the whole
 // nvidia-smi run (309 ms with a 0.3 s stand-in; the real one can take a second), so it runs on
-// a worker thread (≤ 3.4 ms stall in the same test; the worker holds ~10 MB of RSS). si.currentLoad() runs `cat /proc/stat |
-// grep cpu` through execSync (2.5-5 ms here), so the load is computed from os.cpus() the way
-// it does.
+// a worker thread (≤ 3.4 ms stall in the same test). That worker, and systeminformation
+// itself, hold ~10 MB of RSS each, so neither is loaded on a Linux host without nvidia-smi,
+// where si.graphics() reports no GPU figures at all. CPU load and memory come from node:os,
+// computed as si.currentLoad() and si.mem() compute them on Linux (si.currentLoad() runs
+// `cat /proc/stat | grep cpu` through execSync, 2.5-5 ms here).
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { cpus, freemem, totalmem } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import si from 'systeminformation';
 import type { Registry } from 'prom-client';
 import { registerHostGauges } from './metrics.ts';
 
@@ -52,21 +54,34 @@ export class HostTelemetry {
   #busy = false;
   #cpuTicks: { busy: number; total: number } = { busy: 0, total: 0 };
   #worker: Worker | null = null;
+  /** Whether GPUs are sampled at all (si.graphics() on the worker). */
+  readonly #gpus: boolean;
+  readonly #env: NodeJS.ProcessEnv;
 
-  constructor(registry: Registry) {
+  /** `env`: the environment nvidia-smi is looked for in (PATH, once) and run with. */
+  constructor(registry: Registry, env: NodeJS.ProcessEnv = process.env) {
     registerHostGauges(registry, () => this.sample);
+    this.#env = env;
+    this.#gpus = process.platform !== 'linux' || nvidiaSmiOnPath(env.PATH);
+  }
+
+  /** Whether GPU figures are sampled (false on a Linux host without nvidia-smi). */
+  get samplesGpus(): boolean {
+    return this.#gpus;
   }
 
   async refresh(): Promise<HostSample> {
     if (this.#busy) return this.sample;
     this.#busy = true;
     try {
-      const [mem, controllers] = await Promise.all([si.mem(), this.#graphics()]);
+      const controllers = this.#gpus ? await this.#graphics() : [];
+      // freemem() is MemAvailable on Linux: in use = total - available, as si.mem()'s `active`.
+      const total = totalmem();
       this.sample = {
         at: new Date().toISOString(),
         cpu_load_percent: Math.round(this.#cpuLoad() * 10) / 10,
-        memory_total_bytes: mem.total,
-        memory_used_bytes: mem.active,
+        memory_total_bytes: total,
+        memory_used_bytes: total - freemem(),
         gpus: controllers
           .filter((c) => c.utilizationGpu !== undefined || c.memoryTotal !== undefined)
           .map((c, index) => ({ index, model: c.model, utilization_percent: c.utilizationGpu ?? null, memory_used_mb: c.memoryUsed ?? null, memory_total_mb: c.memoryTotal ?? null, temperature_c: c.temperatureGpu ?? null })),
@@ -101,7 +116,7 @@ export class HostTelemetry {
   }
 
   #startWorker(): Worker {
-    const worker = new Worker(GRAPHICS_WORKER, { eval: true, workerData: { si: createRequire(import.meta.url).resolve('systeminformation') } });
+    const worker = new Worker(GRAPHICS_WORKER, { eval: true, env: this.#env, workerData: { si: createRequire(import.meta.url).resolve('systeminformation') } });
     worker.unref();
     worker.once('error', () => undefined);
     worker.once('exit', () => {
@@ -138,4 +153,18 @@ export class HostTelemetry {
     void this.#worker?.terminate();
     this.#worker = null;
   }
+}
+
+/** Whether an executable `nvidia-smi` is in one of PATH's directories (where si.graphics() runs it from on Linux). */
+export function nvidiaSmiOnPath(path: string | undefined): boolean {
+  for (const dir of (path ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, 'nvidia-smi'), constants.X_OK);
+      return true;
+    } catch {
+      // Not here.
+    }
+  }
+  return false;
 }

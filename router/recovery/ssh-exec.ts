@@ -4,8 +4,9 @@
 // key is an error, never "trust on first use".
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import type { HostConfig } from '../policy/types.ts';
 
 export interface RemoteResult {
@@ -25,6 +26,14 @@ export interface RemoteOptions {
 }
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024;
+
+// ssh2 (~15 MB of RSS with its crypto) is loaded on the first recovery command, not at start:
+// most routers never run one, and a watchdog that does pays the load once.
+let ssh2: typeof import('ssh2') | undefined;
+function ssh2Client(): InstanceType<typeof import('ssh2').Client> {
+  ssh2 ??= createRequire(import.meta.url)('ssh2') as typeof import('ssh2');
+  return new ssh2.Client();
+}
 const MAX_READY_TIMEOUT_MS = 20_000;
 
 export function expandHome(path: string): string {
@@ -50,7 +59,7 @@ export function runRemote(host: HostConfig, command: string, opts: RemoteOptions
   }
 
   return new Promise((resolve, reject) => {
-    const conn = new Client();
+    const conn = ssh2Client();
     const out = new TailBuffer(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT);
     const err = new TailBuffer(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT);
     let hostKeyProblem: string | undefined;
