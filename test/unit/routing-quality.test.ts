@@ -8,7 +8,10 @@
 // - test/fixtures/routing-dev.jsonl, routing-clients-dev.jsonl: copies of the shared dev sets
 //   (plain prompts; full request bodies of real clients) the policy is tuned on;
 // - test/fixtures/routing-own-heldout.jsonl: prompts in twelve languages and client shapes,
-//   written before the job-scoring policy was tuned (see the README for how it was used).
+//   written before the job-scoring policy was tuned (see the README for how it was used);
+// - test/fixtures/routing-clients-heldout.jsonl: full request bodies the way the real clients
+//   send them (agent prompts and tool lists, Open WebUI tasks, Home Assistant, cameras,
+//   scripts), written after all tuning by someone who had not read the policy's vocabulary.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -53,6 +56,10 @@ describe('routing quality of routing_policy.yaml', () => {
 
   it('second own held-out set (written after tuning, never tuned on): at least 85%', () => {
     assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout-2.jsonl'), 85, 25);
+  });
+
+  it('held-out real-client bodies (written after tuning, never tuned on): at least 85%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-heldout.jsonl'), 85, 40);
   });
 
   it('stress set: at least 90%', () => {
