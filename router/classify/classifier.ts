@@ -65,7 +65,7 @@ const DEFAULT_SCAN_CHARS = 128 * 1024;
 
 // A message this long is likely an instruction plus pasted material.
 const LONG_TEXT_CHARS = 600;
-const INSTRUCTION_CHARS = 200;
+const INSTRUCTION_CHARS = 300;
 
 const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question', 'forced_tool', 'tool_result', 'agent_loop', 'history_code', 'image'];
 const NEAREST_SHOWN = 3;
@@ -170,7 +170,8 @@ export class Classifier {
     // In a long message the instruction usually sits on its own first or last line
     // ("Summarize this article:" above a pasted text). When that line is decisive it decides,
     // so the pasted text's own words cannot outvote it; otherwise the whole text is scored.
-    const instruction = this.#instructionHits(parts.instruction);
+    const lines = instructionLines(parts.instruction);
+    const instruction = this.#linesHits(lines);
     const fromInstruction = this.#decisive(instruction);
     for (const id of fromInstruction ? instruction : hits) {
       const e = this.#entries[id]!;
@@ -202,11 +203,13 @@ export class Classifier {
     }
     // Code in quoted material (a chat history to title, a document) is not code the user brought:
     // code_block counts a ``` block only among the instruction's own material, inline_code only
-    // in the instruction's text.
+    // in the instruction's text. When an instruction line decided, the rest of the message is
+    // the material it is about (a CSV dump's snake_case keys are data, not code).
+    const ownText = fromInstruction ? lines.join('\n') : parts.rule === 'whole' ? null : parts.instruction;
     const signals =
-      parts.rule === 'whole' || !(facts.signals.inline_code || facts.signals.code_block)
+      ownText === null || !(facts.signals.inline_code || facts.signals.code_block)
         ? facts.signals
-        : { ...facts.signals, code_block: facts.signals.code_block && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(parts.instruction) };
+        : { ...facts.signals, code_block: facts.signals.code_block && !fromInstruction && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(ownText) };
     for (let b = 0; b < n; b++) {
       for (const [s, w] of this.#signalWeights[b]!) {
         if (signals[s]) {
@@ -277,15 +280,10 @@ export class Classifier {
     return [first, second];
   }
 
-  /** Terms on the first or last line of a long text (each line at most INSTRUCTION_CHARS). */
-  #instructionHits(text: string): Set<number> {
+  /** Terms on the lines that may be a long text's instruction (instructionLines). */
+  #linesHits(lines: string[]): Set<number> {
     const hits = new Set<number>();
-    if (text.length < LONG_TEXT_CHARS) return hits;
-    const trimmed = text.trim();
-    const firstEnd = trimmed.indexOf('\n');
-    const lastStart = trimmed.lastIndexOf('\n');
-    if (firstEnd > 0 && firstEnd <= INSTRUCTION_CHARS) this.#scanInto(trimmed.slice(0, firstEnd), hits);
-    if (lastStart !== -1 && trimmed.length - lastStart <= INSTRUCTION_CHARS) this.#scanInto(trimmed.slice(lastStart + 1), hits);
+    for (const line of lines) this.#scanInto(line, hits);
     return hits;
   }
 
@@ -317,6 +315,67 @@ export class Classifier {
     if (!SPACELESS.test(window)) return;
     for (const { id, text: term } of this.#spaceless) if (window.includes(term)) hits.add(id);
   }
+}
+
+/**
+ * The lines of a long text that may be its instruction: the first and the last, each at most
+ * INSTRUCTION_CHARS, the last unless it is a listing's last item. None in a short text.
+ */
+export function instructionLines(text: string): string[] {
+  const lines: string[] = [];
+  if (text.length < LONG_TEXT_CHARS) return lines;
+  const trimmed = text.trim();
+  const firstEnd = trimmed.indexOf('\n');
+  const lastStart = trimmed.lastIndexOf('\n');
+  if (firstEnd > 0 && firstEnd <= INSTRUCTION_CHARS) lines.push(trimmed.slice(0, firstEnd));
+  if (lastStart !== -1 && trimmed.length - lastStart <= INSTRUCTION_CHARS && !continuesListing(trimmed, lastStart)) lines.push(trimmed.slice(lastStart + 1));
+  return lines;
+}
+
+/** Lines above the last one compared with it, and how many must look alike, to call them a listing. */
+const LISTING_LINES = 5;
+const LISTING_ALIKE = 3;
+/** Characters of a line's start that make its shape. */
+const SHAPE_CHARS = 8;
+
+/**
+ * Whether the last line of `text` (from `lastStart + 1`) is the last item of a listing rather
+ * than an instruction below pasted material: its start has a digit or a mark in it (a line
+ * number, a timestamp, a bullet, a CSV key) and at least LISTING_ALIKE of the LISTING_LINES
+ * non-blank lines above it start the same way. A line that starts with a plain word
+ * ("Summarize the above") never continues a listing.
+ */
+export function continuesListing(text: string, lastStart: number): boolean {
+  const shape = lineShape(text, lastStart + 1);
+  if (!/[^a]/.test(shape)) return false;
+  let alike = 0;
+  let seen = 0;
+  for (let end = lastStart; end > 0 && seen < LISTING_LINES; ) {
+    const start = text.lastIndexOf('\n', end - 1) + 1;
+    if (text.slice(start, end).trim() !== '') {
+      seen++;
+      if (lineShape(text, start) === shape) alike++;
+    }
+    end = start - 1;
+  }
+  return alike >= LISTING_ALIKE;
+}
+
+/**
+ * The shape of a line's start: its first SHAPE_CHARS characters up to the first space, letters
+ * as `a`, digits as `9`, other characters as they are, runs of one class written once
+ * (`70: Nov` → `9:`, `2026-11-20` → `9-9-`, `- [ ]` → `-`, `sensor.pv_w,…` → `a.a`).
+ */
+function lineShape(text: string, at: number): string {
+  let shape = '';
+  while (at < text.length && (text.charCodeAt(at) === 32 || text.charCodeAt(at) === 9)) at++;
+  for (let i = at; i < at + SHAPE_CHARS && i < text.length; i++) {
+    const ch = text[i]!;
+    if (isSpace(ch.charCodeAt(0))) break;
+    const cls = ch >= '0' && ch <= '9' ? '9' : ch.toLowerCase() !== ch.toUpperCase() ? 'a' : ch;
+    if (!shape.endsWith(cls)) shape += cls;
+  }
+  return shape;
 }
 
 /** The last whitespace at or before `at` (or `at` when there is none within 64 characters). */

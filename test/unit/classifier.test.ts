@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { requestFacts, type ChatBody, type ChatMessage } from '../../router/classify/request-facts.ts';
-import type { Classification } from '../../router/classify/classifier.ts';
+import { continuesListing, instructionLines, type Classification } from '../../router/classify/classifier.ts';
 import { parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
@@ -303,6 +303,63 @@ describe('instruction line of a long message', () => {
     const c = classify(policy, 'Summarize:\nthe architecture risk and trade-off plan');
     assert.equal(c.bucket, 'reasoning');
     assert.ok(!(c.matched.summary ?? []).some((t) => t.startsWith('instruction:')));
+  });
+});
+
+describe('instruction lines: a listing\'s last item, and the material below a deciding line', () => {
+  const policy = policyWith(`  summary:
+    keywords: [summarize, bullet points]
+    route: gpu
+  ops:
+    keywords: [cron]
+    route: gpu
+  coding:
+    keywords: [python]
+    signals: {inline_code: 3}
+    route: gpu`);
+  const log = Array.from({ length: 30 }, (_, i) => `${i + 1}: Nov 20 05:${String(i).padStart(2, '0')}:11 nas-01 smartd[771]: temperature changed`).join('\n');
+  const csv = Array.from({ length: 40 }, (_, i) => `sensor.house_power_w,${String(i % 24).padStart(2, '0')}:00,${300 + i}`).join('\n');
+
+  it('the last line of a numbered log is an item of it, not an instruction', () => {
+    const c = classify(policy, `Sort these lines by host.\n\n${log}\n31: Nov 20 06:06:26 nas-01 CRON[28253]: (root) CMD (backup.sh)`);
+    assert.deepEqual(c.matched.ops, ['cron']);
+  });
+
+  it('a plain-worded last line below the same log is still the instruction', () => {
+    const c = classify(policy, `${log}\nSummarize these lines for the cron owner.`);
+    assert.equal(c.bucket, 'summary');
+    assert.deepEqual(c.matched.summary, ['instruction:summarize']);
+  });
+
+  it('when an instruction line decides, snake_case names in the data below are not inline code', () => {
+    const c = classify(policy, `Write 4 bullet points about yesterday's power use.\n\nHistory:\n${csv}`);
+    assert.equal(c.bucket, 'summary');
+    assert.equal(c.matched.coding, undefined);
+  });
+
+  it('inline code on the deciding line itself still counts', () => {
+    const c = classify(policy, `Summarize why load_config() returns None for this file:\n\n${csv}`);
+    assert.equal(c.bucket, 'coding');
+    assert.deepEqual(c.matched.coding, ['signal:inline_code']);
+  });
+
+  it('continuesListing: by the shape of the line starts above it; a plain word never continues one', () => {
+    const lastOf = (text: string) => continuesListing(text, text.lastIndexOf('\n'));
+    assert.equal(lastOf(log), true);
+    assert.equal(lastOf(csv), true);
+    assert.equal(lastOf('- milk\n- bread\n- eggs\n- rice'), true);
+    assert.equal(lastOf('2026-11-20 a\n2026-11-21 b\n2026-11-22 c\n2026-11-23 d'), true);
+    assert.equal(lastOf(`${log}\nSummarize the above.`), false);
+    assert.equal(lastOf('The first line.\nThe second line.\nThe third line.\nThe fourth line.'), false);
+    assert.equal(lastOf('1: only\n2: two\n3: lines'), false, 'two lines above are not three alike');
+    assert.equal(lastOf('1: a\nx\n2: b\ny\n3: c\nz\n4: d'), false, 'three of the five lines above start otherwise');
+  });
+
+  it('instructionLines: first and last line of a long text, each at most 300 characters', () => {
+    const body = 'word '.repeat(200);
+    assert.deepEqual(instructionLines(`Summarize:\n${body}\nThanks!`), ['Summarize:', 'Thanks!']);
+    assert.deepEqual(instructionLines(`${'x'.repeat(301)}\n${body}`), []);
+    assert.deepEqual(instructionLines('Summarize:\nshort'), [], 'a short text has none');
   });
 });
 
