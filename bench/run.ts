@@ -619,9 +619,9 @@ const fmt = {
   signedUs: (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(0)} µs`,
 };
 
-function gitInfo(): string {
-  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
-  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'router'], { cwd: REPO, encoding: 'utf8' }).stdout.trim() !== '';
+function gitInfo(root = REPO): string {
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'router'], { cwd: root, encoding: 'utf8' }).stdout.trim() !== '';
   return rev ? `${rev}${dirty ? ' + uncommitted router changes' : ''}` : 'unknown';
 }
 
@@ -783,7 +783,7 @@ function writeRequestLogOnly(c32: Record<string, WrkResult[]>, c1: Record<string
   const md = [
     `# Request log on vs off — ${date.slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Command: \`npm run bench -- --request-log-only --rounds ${ROUNDS} --seconds ${C32_S}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo()}. ` +
+    `Command: \`npm run bench -- --request-log-only --rounds ${ROUNDS} --seconds ${C32_S}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo(flags.router ?? REPO)}${flags.router ? ` (${flags.router})` : ''}. ` +
       `router = request_log on (the shipped policy), nolog = the same router with request_log.enabled: false; wrk -t1, POST of a 1 KB chat body, ${C32_S} s at c=32 and ${C1_S} s at c=1, median of ${ROUNDS} interleaved round(s).`,
     '',
     `| metric | ${names.join(' | ')} |`,
@@ -854,10 +854,11 @@ async function toggleWindow(t: Target): Promise<ToggleWindow> {
 async function requestLogToggle(wrk: string, work: string, upstream: Target, load0: number[]): Promise<void> {
   const pairs = Math.max(2, Math.min(40, Number(flags.pairs) || 12));
   const policyPath = join(work, 'toggle-policy.yaml');
-  writeFileSync(policyPath, benchPolicy(REPO, upstream.port, true));
-  const router = await startProcess('router', [join(REPO, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'], routerEnv(work, 'router'), routerPort);
+  const root = flags.router ?? REPO;
+  writeFileSync(policyPath, benchPolicy(root, upstream.port, true));
+  const router = await startProcess('router', [join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'], routerEnv(work, 'router'), routerPort);
   const setLog = async (on: boolean) => {
-    writeFileSync(policyPath, benchPolicy(REPO, upstream.port, on));
+    writeFileSync(policyPath, benchPolicy(root, upstream.port, on));
     const r = await fetch(`http://127.0.0.1:${router.port}/admin/reload-config`, { method: 'POST', headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } });
     if (!r.ok) throw new Error(`reload failed: ${r.status} ${await r.text()}`);
   };
@@ -888,7 +889,7 @@ async function requestLogToggle(wrk: string, work: string, upstream: Target, loa
   const md = [
     `# Request log on vs off in one router — ${date.slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Command: \`npm run bench -- --request-log-toggle --pairs ${pairs}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo()}. ` +
+    `Command: \`npm run bench -- --request-log-toggle --pairs ${pairs}${flags.router ? ` --router ${flags.router}` : ''}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo(flags.router ?? REPO)}${flags.router ? ` (${flags.router})` : ''}. ` +
       `One router with the shipped policy under one wrk load (-t1, c=32, POST of a 1 KB chat body, ${loaded.requests} requests, no errors); request_log.enabled switched by a policy reload ${TOGGLE_SETTLE_MS} ms before each ${TOGGLE_WINDOW_MS} ms window; pairs in turn on/off and off/on.`,
     '',
     '| pair | on: RPS | on: CPU µs/req (main) | off: RPS | off: CPU µs/req (main) | on ÷ off |',
