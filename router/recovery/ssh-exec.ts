@@ -26,6 +26,7 @@ export interface RemoteOptions {
 }
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024;
+const MAX_READY_TIMEOUT_MS = 20_000;
 
 // ssh2 (~15 MB of RSS with its crypto) is loaded on the first recovery command, not at start:
 // most routers never run one, and a watchdog that does pays the load once.
@@ -34,7 +35,6 @@ function ssh2Client(): InstanceType<typeof import('ssh2').Client> {
   ssh2 ??= createRequire(import.meta.url)('ssh2') as typeof import('ssh2');
   return new ssh2.Client();
 }
-const MAX_READY_TIMEOUT_MS = 20_000;
 
 export function expandHome(path: string): string {
   return path === '~' ? homedir() : path.startsWith('~/') ? homedir() + path.slice(1) : path;
