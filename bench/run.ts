@@ -238,6 +238,20 @@ function requestLogBudget(c32: Record<string, WrkResult[]>, loopP99: Record<stri
   };
 }
 
+/**
+ * --request-log: the router's own hot path (`nolog`: no request log) against the buffered
+ * pass-through, the proxy that also reads every body whole, on the median of each round's ratio.
+ */
+function hotPathBudgets(c32: Record<string, WrkResult[]>): Budget[] {
+  const rounds = (pick: (x: WrkResult) => number) => c32.nolog!.map((r, i) => pick(r) / pick(c32.buffered![i]!));
+  const cpu = rounds((x) => x.cpuUsPerReq);
+  const rps = rounds((x) => x.rps);
+  return [
+    { item: 'CPU per request at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(cpu)), limit: '≤ 1.5×', ok: median(cpu) <= 1.5, byRound: cpu.map(fmt.ratio).join(', ') },
+    { item: 'RPS at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(rps)), limit: '≥ 0.8×', ok: median(rps) >= 0.8, byRound: rps.map(fmt.ratio).join(', ') },
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // /proc readings
 
@@ -1075,6 +1089,7 @@ async function main(): Promise<void> {
     { item: 'stream TTFB added, c=1 (router − direct)', value: fmt.signedUs(ttfbAdded1Us), limit: '≤ 400 µs', ok: ttfbAdded1Us <= 400, vsPassthrough: others(addedTtfb1), byRound: addedByRound(s1, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: 'stream TTFB added, c=16 (router − direct)', value: fmt.signedUs(ttfbAdded16Us), limit: '≤ 400 µs', ok: ttfbAdded16Us <= 400, vsPassthrough: others(addedTtfb16), byRound: addedByRound(s16, (x: StreamRun) => x.ttfbP50Ms, 1000) },
     { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
+    ...(c32.nolog && c32.buffered ? hotPathBudgets(c32) : []),
     ...(c32.nolog ? [requestLogBudget(c32, loopP99)] : []),
     { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
     { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
