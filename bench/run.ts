@@ -7,6 +7,9 @@
 //                (bench/passthrough.ts): the budget's denominator
 //   buffered     the same proxy reading each body whole and sending it with its length
 //                (bench/passthrough.ts --buffered): what a proxy that must see the body pays
+//   classify     the buffered proxy that also parses each body and classifies it with the
+//                shipped policy (bench/passthrough.ts --classify): the least a proxy that
+//                routes on the prompt pays, before deciding, admitting, logging or counting
 //   tcp          a Node process copying each connection's bytes to the upstream and back, no
 //                HTTP (bench/passthrough.ts --tcp): what the extra hops through Node cost
 //   nginx        nginx as a reverse proxy (installed with apt-get when missing and run as root;
@@ -246,9 +249,11 @@ function hotPathBudgets(c32: Record<string, WrkResult[]>): Budget[] {
   const rounds = (pick: (x: WrkResult) => number) => c32.nolog!.map((r, i) => pick(r) / pick(c32.buffered![i]!));
   const cpu = rounds((x) => x.cpuUsPerReq);
   const rps = rounds((x) => x.rps);
+  // The classifying proxy against the same denominator: the floor for anything that routes on the prompt.
+  const floor = (pick: (x: WrkResult) => number) => (c32.classify ? `the classifying proxy ${fmt.ratio(median(c32.classify.map((r, i) => pick(r) / pick(c32.buffered![i]!))))}` : undefined);
   return [
-    { item: 'CPU per request at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(cpu)), limit: '≤ 1.5×', ok: median(cpu) <= 1.5, byRound: cpu.map(fmt.ratio).join(', ') },
-    { item: 'RPS at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(rps)), limit: '≥ 0.8×', ok: median(rps) >= 0.8, byRound: rps.map(fmt.ratio).join(', ') },
+    { item: 'CPU per request at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(cpu)), limit: '≤ 1.5×', ok: median(cpu) <= 1.5, byRound: cpu.map(fmt.ratio).join(', '), vsPassthrough: floor((x) => x.cpuUsPerReq) },
+    { item: 'RPS at c=32, nolog ÷ buffered pass-through', value: fmt.ratio(median(rps)), limit: '≥ 0.8×', ok: median(rps) >= 0.8, byRound: rps.map(fmt.ratio).join(', '), vsPassthrough: floor((x) => x.rps) },
   ];
 }
 
@@ -624,13 +629,15 @@ function median(xs: number[]): number {
   return percentile(xs, 50);
 }
 
+/** Figures as the tables show them; a target that did not run a load shows '–'. */
+const shown = (write: (v: number) => string) => (v: number) => (Number.isFinite(v) ? write(v) : '–');
 const fmt = {
-  rps: (v: number) => v.toFixed(0),
-  us: (v: number) => `${v.toFixed(0)} µs`,
-  ms: (v: number) => `${v.toFixed(2)} ms`,
-  mb: (v: number) => `${v.toFixed(1)} MB`,
-  ratio: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'),
-  signedUs: (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(0)} µs`,
+  rps: shown((v) => v.toFixed(0)),
+  us: shown((v) => `${v.toFixed(0)} µs`),
+  ms: shown((v) => `${v.toFixed(2)} ms`),
+  mb: shown((v) => `${v.toFixed(1)} MB`),
+  ratio: shown((v) => `${v.toFixed(2)}×`),
+  signedUs: shown((v) => `${v >= 0 ? '+' : ''}${v.toFixed(0)} µs`),
 };
 
 function gitInfo(root = REPO): string {
@@ -951,6 +958,7 @@ async function main(): Promise<void> {
   const only = flags['request-log-only'];
   const passthrough = only ? undefined : await startProcess('passthrough', ['--import', 'tsx', 'bench/passthrough.ts', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
   const buffered = only ? undefined : await startProcess('buffered', ['--import', 'tsx', 'bench/passthrough.ts', '--buffered', '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
+  const classify = only ? undefined : await startProcess('classify', ['--import', 'tsx', 'bench/passthrough.ts', '--classify', join(REPO, 'routing_policy.yaml'), '--upstream', `http://127.0.0.1:${upstream.port}`, '--connections', String(OPEN_STREAMS)], {}, readyPort);
   const tcp = only ? undefined : await startProcess('tcp', ['--import', 'tsx', 'bench/passthrough.ts', '--tcp', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort);
   const nginxBin = flags['no-nginx'] || only ? null : ensureCommand('nginx', 'nginx-light', 'The nginx reference column is left out.');
   if (flags.profile) rmSync(profileDir, { recursive: true, force: true });
@@ -961,7 +969,7 @@ async function main(): Promise<void> {
     return startProcess(name, args, routerEnv(work, name), routerPort);
   };
   const router = await startRouter('router', flags.router ?? REPO, flags.profile);
-  const targets: Target[] = only ? [upstream] : [upstream, passthrough!, buffered!, tcp!];
+  const targets: Target[] = only ? [upstream] : [upstream, passthrough!, buffered!, classify!, tcp!];
   if (nginxBin) targets.push(await startNginx(nginxBin, work, upstream.port));
   if (flags.express) targets.push(await startProcess('express', ['--import', 'tsx', 'bench/express-proxy.ts', '--upstream', `http://127.0.0.1:${upstream.port}`], {}, readyPort));
   if (flags.compare) targets.push(await startRouter('compare', flags.compare, false));
@@ -1020,7 +1028,8 @@ async function main(): Promise<void> {
   }
   const rssAfterLoad = rssMb(router.proc.pid!);
 
-  const streamTargets = targets.filter((t) => t.name !== 'express');
+  // The classifying proxy relays a stream exactly as the buffered one does.
+  const streamTargets = targets.filter((t) => t.name !== 'express' && t.name !== 'classify');
   const rssAfterLoadCompare = flags.compare ? rssMb(targets.find((t) => t.name === 'compare')!.proc.pid!) : NaN;
   for (let r = 0; r < ROUNDS; r++) {
     for (const t of order(r).filter((x) => streamTargets.includes(x))) {
@@ -1076,7 +1085,7 @@ async function main(): Promise<void> {
     row('stream TTFB p50, c=16', s16, (x: StreamRun) => x.ttfbP50Ms, fmt.ms),
     row('stream TTFB p99, c=16', s16, (x: StreamRun) => x.ttfbP99Ms, fmt.ms),
     row('stream total p50, c=16', s16, (x: StreamRun) => x.totalP50Ms, fmt.ms),
-    row('CPU per streamed chunk, c=16 (target process)', s16, (x: StreamRun) => x.cpuUsPerChunk, (v) => `${v.toFixed(1)} µs`),
+    row('CPU per streamed chunk, c=16 (target process)', s16, (x: StreamRun) => x.cpuUsPerChunk, shown((v) => `${v.toFixed(1)} µs`)),
   ];
   const byTitle = (t: string) => rows.find((r) => r.title === t)!;
   const addedC1Us = byTitle('non-stream p50, c=1').values.router! - byTitle('non-stream p50, c=1').values.direct!;
