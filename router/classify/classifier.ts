@@ -335,6 +335,8 @@ export function instructionLines(text: string): string[] {
 /** Lines above the last one compared with it, and how many must look alike, to call them a listing. */
 const LISTING_LINES = 5;
 const LISTING_ALIKE = 3;
+/** Lines read upwards at most, blank ones included: a text of blank lines is not walked whole. */
+const LISTING_READ = 20;
 /** Characters of a line's start that make its shape. */
 const SHAPE_CHARS = 8;
 
@@ -350,7 +352,7 @@ export function continuesListing(text: string, lastStart: number): boolean {
   if (!/[^a]/.test(shape)) return false;
   let alike = 0;
   let seen = 0;
-  for (let end = lastStart; end > 0 && seen < LISTING_LINES; ) {
+  for (let end = lastStart, read = 0; end > 0 && seen < LISTING_LINES && read < LISTING_READ; read++) {
     const start = text.lastIndexOf('\n', end - 1) + 1;
     if (text.slice(start, end).trim() !== '') {
       seen++;

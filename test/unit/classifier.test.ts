@@ -353,6 +353,7 @@ describe('instruction lines: a listing\'s last item, and the material below a de
     assert.equal(lastOf('The first line.\nThe second line.\nThe third line.\nThe fourth line.'), false);
     assert.equal(lastOf('1: only\n2: two\n3: lines'), false, 'two lines above are not three alike');
     assert.equal(lastOf('1: a\nx\n2: b\ny\n3: c\nz\n4: d'), false, 'three of the five lines above start otherwise');
+    assert.equal(lastOf(`1: a\n2: b\n3: c${'\n'.repeat(30)}4: d`), false, 'at most 20 lines are read upwards, blank ones included');
   });
 
   it('instructionLines: first and last line of a long text, each at most 300 characters', () => {
