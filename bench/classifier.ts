@@ -153,7 +153,7 @@ function time(fn: () => void, batches: number, batchMs: number): { cpu: number[]
 
 export function runClassifierBench(policyPath = join(ROOT, 'routing_policy.yaml'), opts: { batches?: number; batchMs?: number } = {}): ClassifierResult[] {
   const policy = loadPolicyFile(policyPath);
-  const { scope, lookback_turns } = policy.policy.classifier;
+  const { scope, lookback_turns } = policy.doc.classifier;
   const batches = opts.batches ?? 15;
   const batchMs = opts.batchMs ?? 40;
   const results: ClassifierResult[] = [];

@@ -53,7 +53,7 @@ function httpProxy(upstream: string, connections: number, readWhole: boolean, on
 /** Parse the body and classify it with the policy's classifier, as a router must before deciding. */
 function classifier(policyPath: string): BodyWork {
   const policy = loadPolicyFile(policyPath);
-  const { scope, lookback_turns } = policy.policy.classifier;
+  const { scope, lookback_turns } = policy.doc.classifier;
   // A use of each result, so the work cannot be optimised away.
   let buckets = 0;
   return (bytes) => {

@@ -26,7 +26,7 @@ const RUNS = Math.max(1, Math.min(10, Number(flags.runs) || 3));
 const STEP_MS = 10;
 
 const policy = parsePolicyText(readFileSync(new URL('../routing_policy.yaml', import.meta.url), 'utf8'), 'shipped');
-const buckets = Object.keys(policy.policy.buckets);
+const buckets = Object.keys(policy.doc.buckets);
 
 /** A record as the router builds one for the bench's 1 KB chat request (scores for every bucket). */
 function record(i: number): RequestRecord {

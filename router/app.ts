@@ -94,7 +94,7 @@ function bodyParserError(err: unknown): RouterError | null {
 export function createRouterServer(svc: RouterService, opts: AppOptions = {}): Server {
   const sessions = opts.sessions ?? new UiSessions();
   const app = createExpressApp(svc, { ...opts, sessions });
-  const limits = svc.policy.policy.server;
+  const limits = svc.policy.doc.server;
   // Refused at the edge: counted like any request answered without a route.
   const refused = (err: RouterError) => svc.metrics.requests.inc({ route: 'none', bucket: 'none', reason: err.code, code: String(err.status) });
   const server = createServer({ connectionsCheckingInterval: checkingIntervalMs(limits) }, (req, res) => {

@@ -74,8 +74,8 @@ export class RouterService {
   constructor(opts: ServiceOptions) {
     this.store = new PolicyStore(opts.policy, opts.policyPath);
     this.logs = openLogs(opts.logDir, { quiet: opts.quiet ?? false });
-    const clusterCfg = opts.policy.policy.cluster;
-    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service, () => this.store.current.policy.server.request_timeout_ms) : undefined;
+    const clusterCfg = opts.policy.doc.cluster;
+    this.cluster = clusterCfg ? new Cluster(replicaConfig(clusterCfg, opts.replicaId), this.logs.service, () => this.store.current.doc.server.request_timeout_ms) : undefined;
     this.states = new RouteStates(opts.policy, {
       onChange: routeChangeReporter(this.logs, { quiet: opts.quiet ?? false }),
       ...(this.cluster ? { limiter: this.cluster.limiter, drains: this.cluster.drains } : {}),
@@ -90,7 +90,7 @@ export class RouterService {
     });
     cluster?.onProbe((route, result) => this.states.get(route)?.recordProbe(result));
     if (cluster) this.metrics.clusterGauges(() => cluster.status);
-    this.schemas = new SchemaGuard(opts.policy.policy.fail_closed.workers);
+    this.schemas = new SchemaGuard(opts.policy.doc.fail_closed.workers);
     this.adminToken = opts.adminToken;
     this.keys = new KeyService({ dataDir: opts.dataDir, policy: () => this.store.current, metrics: this.metrics, warn: (msg, detail) => this.logs.service.warn(detail ?? {}, msg), ...(cluster ? { limits: cluster.keyLimits } : {}) });
     cluster?.mirrorKeys(this.keys);

@@ -62,7 +62,7 @@ function promptPreview(body: ChatBody, chars: number): string {
 }
 
 export function evaluate(policy: CompiledPolicy, cases: EvalCase[]): EvalResult {
-  const { scope, lookback_turns } = policy.policy.classifier;
+  const { scope, lookback_turns } = policy.doc.classifier;
   const allUp = () => ({ healthy: true, drained: false });
   const misses: EvalMiss[] = [];
   for (const c of cases) {

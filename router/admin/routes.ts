@@ -68,11 +68,11 @@ export function adminRouter(svc: RouterService, recovery: RecoveryControl | unde
     res.json({ cluster: cluster.status, upstreams: svc.states.all().map((r) => ({ ...upstreamView(r), ...cluster.routeView(r.name) })) });
   });
   router.get('/policy', (_req, res) => {
-    res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.policy });
+    res.json({ hash: svc.policy.hash, path: svc.store.path ?? null, loaded_at: new Date(svc.store.loadedAt).toISOString(), policy: svc.policy.doc });
   });
 
   router.get('/api/upstreams/:route/probes', (req, res) => {
-    res.json(probeHistoryView(routeOf(req), svc.policy.policy.health.interval_s));
+    res.json(probeHistoryView(routeOf(req), svc.policy.doc.health.interval_s));
   });
 
   router.get('/api/reloads', (_req, res) => {

@@ -83,7 +83,7 @@ export async function init(opts: InitOptions): Promise<number> {
     return 1;
   }
 
-  const template = loadPolicyFile(packagePath('routing_policy.yaml')).policy;
+  const template = loadPolicyFile(packagePath('routing_policy.yaml')).doc;
   const plan = planPolicy(facts, { classifier: template.classifier, buckets: template.buckets });
   if (plan.errors.length > 0) {
     for (const e of plan.errors) console.error(e);

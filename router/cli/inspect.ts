@@ -53,7 +53,7 @@ export function explain(path: string, prompt: string, opts: { image: boolean; js
   const body = fileBody ?? ({ model: 'homelab/auto', messages: [{ role: 'user', content }] } as ChatBody);
   body.model ??= 'homelab/auto';
   if (maxTokens !== undefined) body.max_tokens = maxTokens;
-  const c = policy.policy.classifier;
+  const c = policy.doc.classifier;
   const d = decide({ facts: requestFacts(body, c.scope, c.lookback_turns) }, policy, () => ({ healthy: true, drained: false }));
   const view = explainBody(d, { policy });
   if (opts.json) {

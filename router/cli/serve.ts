@@ -46,7 +46,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   }
   let listenAt: ListenAddress;
   try {
-    listenAt = parseListen(opts.listen ?? policy.policy.server.listen);
+    listenAt = parseListen(opts.listen ?? policy.doc.server.listen);
   } catch (err) {
     console.error(`${opts.listen !== undefined ? '--listen' : `${opts.policyPath}: server.listen`} ${(err as Error).message}`);
     return 2;
@@ -91,7 +91,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const base = `http://${formatListen(addr)}`;
   log.info({ listen: base, policy: opts.policyPath, hash: policy.hash, routes: policy.routeNames, build: RUNNING_BUILT ? 'dist' : 'source' }, 'homelab-router listening');
   // Judged on the address bound, not the name configured: a name can resolve anywhere.
-  for (const warning of exposureWarnings(addr.host, svc.policy.policy.auth.mode, addr.address ?? addr.host)) {
+  for (const warning of exposureWarnings(addr.host, svc.policy.doc.auth.mode, addr.address ?? addr.host)) {
     console.error(warning);
     log.warn({ listen: base }, warning);
   }

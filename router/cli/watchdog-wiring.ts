@@ -9,11 +9,11 @@ import { probeRoute } from '../upstream/probe.ts';
 
 /** `exec` runs recovery commands: over SSH, or the demo's stand-in. */
 export function inProcessWatchdog(svc: RouterService, exec: typeof runRemote = runRemote): Watchdog {
-  const cfg = svc.policy.policy.watchdog;
+  const cfg = svc.policy.doc.watchdog;
   const statePath = isAbsolute(cfg.state_file) ? cfg.state_file : join(logDir(), cfg.state_file);
   const watchdog = new Watchdog({
     policy: () => svc.policy,
-    probe: (route) => probeRoute(svc.policy.route(route), svc.policy.policy.health.timeout_ms),
+    probe: (route) => probeRoute(svc.policy.route(route), svc.policy.doc.health.timeout_ms),
     exec,
     log: svc.logs.recovery,
     statePath,

@@ -109,14 +109,14 @@ function aliasExamples(policy: CompiledPolicy): string {
 
 /** Steps 5–6: image presence, then size promotion. */
 function placeByContent(choice: Choice, policy: CompiledPolicy, facts: RequestFacts, tier: SizeTier): Choice {
-  const routes = policy.policy.routes;
+  const routes = policy.doc.routes;
   if (choice.pinned && !facts.hasImage) return choice;
   if (choice.pinned && routes[choice.route]!.vision) return choice;
 
   const bucketCfg = choice.bucket === 'pinned' ? undefined : policy.bucket(choice.bucket);
   let placed = choice;
   if (facts.hasImage) {
-    const imageBucket = policy.policy.buckets[policy.policy.classifier.image_bucket];
+    const imageBucket = policy.doc.buckets[policy.doc.classifier.image_bucket];
     const target = bucketCfg?.image_route ?? imageBucket?.route;
     if (target === undefined || !routes[target]!.vision) {
       throw new RouterError('invalid_request', 'The request carries an image and no route in this policy sees images.');
@@ -135,14 +135,14 @@ function placeByContent(choice: Choice, policy: CompiledPolicy, facts: RequestFa
 
 export function decide(input: DecisionInput, policy: CompiledPolicy, view: StateView): Decision {
   const { facts } = input;
-  const tier = sizeTier(facts.estimatedTokens, policy.policy.size_tiers);
+  const tier = sizeTier(facts.estimatedTokens, policy.doc.size_tiers);
   const choice = placeByContent(choose(input, policy), policy, facts, tier);
   const bucketCfg = choice.bucket === 'pinned' ? undefined : policy.bucket(choice.bucket);
   const ctx: ChainContext = {
     policy,
     view,
     hasImage: facts.hasImage,
-    tokensNeeded: tokensNeeded(policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD, facts.estimatedTokens, facts.maxTokens),
+    tokensNeeded: tokensNeeded(policy.doc.context_guard ?? DEFAULT_CONTEXT_GUARD, facts.estimatedTokens, facts.maxTokens),
     auto: !choice.pinned,
   };
 
@@ -160,7 +160,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy, view: State
     hasImage: facts.hasImage,
     estimatedTokens: facts.estimatedTokens,
     requestedMaxTokens: facts.maxTokens,
-    maxTokensSent: route === null ? undefined : clampedMaxTokens(policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD, policy.route(route).context_tokens, facts.estimatedTokens, facts.maxTokens),
+    maxTokensSent: route === null ? undefined : clampedMaxTokens(policy.doc.context_guard ?? DEFAULT_CONTEXT_GUARD, policy.route(route).context_tokens, facts.estimatedTokens, facts.maxTokens),
     tokensNeeded: ctx.tokensNeeded,
     sequences: facts.sequences,
     sizeTier: tier,
@@ -186,7 +186,7 @@ function settlePinned(ctx: ChainContext, route: string) {
 
 /** Retry-After when no route could be tried: the soonest any route passed over as unhealthy may be back (1-60 s). */
 export function retryAfterForSkips(skipped: Skip[], view: StateView, policy: CompiledPolicy): number {
-  const intervalMs = policy.policy.health.interval_s * 1000;
+  const intervalMs = policy.doc.health.interval_s * 1000;
   const back = skipped.filter((s) => s.why === 'unhealthy').map((s) => view(s.route).backInMs ?? intervalMs);
   return clampSeconds((back.length > 0 ? Math.min(...back) : intervalMs) / 1000);
 }

@@ -20,7 +20,7 @@ export interface RetryView {
 }
 
 export function retryAfterSeconds(rt: RetryView | undefined, kind: 'busy' | 'outage', policy: CompiledPolicy, now: number): number {
-  const intervalMs = policy.policy.health.interval_s * 1000;
+  const intervalMs = policy.doc.health.interval_s * 1000;
   let ms: number;
   if (rt === undefined) ms = intervalMs;
   else if (kind === 'busy') {

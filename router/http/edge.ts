@@ -22,7 +22,7 @@ const rulesByPolicy = new WeakMap<CompiledPolicy, EdgeRules>();
 export function edgeRules(policy: CompiledPolicy): EdgeRules {
   let rules = rulesByPolicy.get(policy);
   if (!rules) {
-    const s = policy.policy.server;
+    const s = policy.doc.server;
     const origins = (s.cors_origins ?? []).map((o) => o.toLowerCase().replace(/\/$/, ''));
     const hosts = (s.allowed_hosts ?? []).map((h) => h.toLowerCase());
     rules = {

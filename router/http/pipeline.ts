@@ -71,7 +71,7 @@ export const ADMIT_HOOKS: readonly AdmitHook[] = [keyLimits];
 
 /** The request facts the classifier and the decision read, with the policy's classifier scope. */
 export function factsFor(body: ChatBody, scope: Pick<RequestScope, 'policy'>): RequestFacts {
-  const c = scope.policy.policy.classifier;
+  const c = scope.policy.doc.classifier;
   return requestFacts(body, c.scope, c.lookback_turns);
 }
 
@@ -81,7 +81,7 @@ export function decideChat(req: IncomingMessage, facts: RequestFacts, scope: Req
 }
 
 export async function readJson(req: IncomingMessage, scope: RequestScope): Promise<{ value: unknown; text: string }> {
-  const server = scope.policy.policy.server;
+  const server = scope.policy.doc.server;
   return decodeJson(await readBody(req, server.max_body_bytes, server.body_timeout_ms));
 }
 
@@ -106,7 +106,7 @@ export async function serveRouted<P extends Routed>(ep: RoutedEndpoint<P>, req: 
   let errorCode: string | undefined;
   let synthetic = false;
   let payloadText: string | undefined;
-  const capture = ep.storesPayload && storesPayloads(scope.policy.policy, svc.requestLog !== undefined) ? new ResponseCapture(scope.policy.policy.request_log.payload_max_bytes) : undefined;
+  const capture = ep.storesPayload && storesPayloads(scope.policy.doc, svc.requestLog !== undefined) ? new ResponseCapture(scope.policy.doc.request_log.payload_max_bytes) : undefined;
   try {
     let read: { value: unknown; text: string } | undefined = await readJson(req, scope);
     parsed = ep.parse(read.value, read.text, scope);
@@ -156,7 +156,7 @@ export async function serveRouted<P extends Routed>(ep: RoutedEndpoint<P>, req: 
     if (!(err instanceof RouterError)) scope.log.service.error({ err }, `unexpected error in ${ep.name} handler`);
   } finally {
     const chat = parsed?.chat;
-    const prompt = scope.policy.policy.logging.prompts && chat ? chat.messages.map(messageText).join('\n') : undefined;
+    const prompt = scope.policy.doc.logging.prompts && chat ? chat.messages.map(messageText).join('\n') : undefined;
     const payload = capture && payloadText !== undefined ? { request: payloadText, response: capture.text() } : undefined;
     recordOutcome(scope, svc, { endpoint: ep.name, model: parsed?.model, decision, result, status, errorCode, stream: parsed?.stream === true, prompt, synthetic, payload, session: ep.session?.(req, parsed) });
   }

@@ -48,7 +48,7 @@ export async function handleCountTokens(req: IncomingMessage, res: ServerRespons
     }
     const route = decision ? (decision.route ?? decision.intended) : null;
     const headers = decision ? decisionHeaders({ requestId: scope.requestId, decision }, decision.route, decision.reason, decision.skipped.map((s) => s.route)) : { 'x-request-id': scope.requestId };
-    const cfg = route ? scope.policy.policy.routes[route] : undefined;
+    const cfg = route ? scope.policy.doc.routes[route] : undefined;
     const counted = cfg ? await upstreamTokenCount(cfg, { ...parsed.chat, model: cfg.model }, value as Record<string, unknown>) : null;
     if (counted !== null) return sendJson(res, 200, { input_tokens: counted }, headers);
     sendJson(res, 200, { input_tokens: estimateInputTokens(parsed.chat) }, { ...headers, 'x-homelab-estimated': '1' });

@@ -113,7 +113,7 @@ export function requestRecord(scope: RequestScope, o: Outcome): RequestRecord {
     model: o.model ?? null,
     bucket: d?.bucket ?? null,
     route,
-    served_model: route !== null && Object.hasOwn(scope.policy.policy.routes, route) ? scope.policy.route(route).model : null,
+    served_model: route !== null && Object.hasOwn(scope.policy.doc.routes, route) ? scope.policy.route(route).model : null,
     reason: o.result?.reason ?? d?.reason ?? (o.status < 400 ? o.endpoint : 'invalid_request'),
     fallback_path: o.result?.path.join('>') ?? d?.skipped.map((s) => s.route).join('>') ?? '',
     status: o.result?.clientGone ? 499 : o.status,

@@ -141,7 +141,7 @@ export class KeyService implements MirroredKeys {
   }
 
   get mode(): 'open' | 'keys' {
-    return this.#policy().policy.auth.mode;
+    return this.#policy().doc.auth.mode;
   }
 
   // ---- the request path -------------------------------------------------------------------
@@ -154,7 +154,7 @@ export class KeyService implements MirroredKeys {
     const policy = this.#policy();
     if (policy.hash !== this.#builtFor) this.#rebuild(policy);
     const secret = presentedKey(headers);
-    const mode = policy.policy.auth.mode;
+    const mode = policy.doc.auth.mode;
     if (secret === undefined) {
       if (mode === 'open') return null;
       throw new KeyRefusal('invalid_api_key', 'This router requires an API key: send "Authorization: Bearer hlr_..." (or the x-api-key header). Ask the operator for one (homelab-router keys create NAME).', null);
@@ -212,7 +212,7 @@ export class KeyService implements MirroredKeys {
   checkOverrides(grant: KeyGrant, policy: CompiledPolicy, routeHeader: string | undefined, bucketHeader: string | undefined): void {
     const key = grant.key;
     let refusal: string | undefined;
-    if (routeHeader !== undefined && Object.hasOwn(policy.policy.routes, routeHeader)) {
+    if (routeHeader !== undefined && Object.hasOwn(policy.doc.routes, routeHeader)) {
       const r = policy.route(routeHeader);
       if (!key.modelAllowed(r.model) && !(r.aliases ?? []).some((a) => key.modelAllowed(a))) refusal = `route "${routeHeader}" (x-homelab-route)`;
     } else if (bucketHeader !== undefined && !key.modelAllowed(AUTO_MODEL)) refusal = `automatic routing (x-homelab-bucket needs "${AUTO_MODEL}")`;
@@ -224,7 +224,7 @@ export class KeyService implements MirroredKeys {
   /** The answer of a request without max_tokens is bounded by the largest context in the policy. */
   #answerReserve(prompt: number): number {
     const p = this.#policy();
-    const set = p.policy.auth.answer_reserve_tokens;
+    const set = p.doc.auth.answer_reserve_tokens;
     if (set !== undefined) return set;
     let largest = 0;
     for (const name of p.routeNames) largest = Math.max(largest, p.route(name).context_tokens);
@@ -437,7 +437,7 @@ export class KeyService implements MirroredKeys {
       byHash.set(e.hash, e);
       byId.set(e.id, e);
     }
-    for (const s of policy.policy.auth.keys) {
+    for (const s of policy.doc.auth.keys) {
       const e = compileEntry(staticRecord(s), 'policy');
       if (byHash.has(e.hash)) this.#warn(`auth.keys: "${s.name}" has the hash of a key in keys.db; the policy entry wins`);
       if (stored.some((k) => k.name === s.name && k.revoked_at === null)) this.#warn(`auth.keys: "${s.name}" is also the name of a key in keys.db; the request log cannot tell them apart`);

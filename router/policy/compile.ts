@@ -8,7 +8,8 @@ import type { BucketConfig, Policy, RouteConfig } from './types.ts';
 export const AUTO_MODEL = 'homelab/auto';
 
 export interface CompiledPolicy {
-  readonly policy: Policy;
+  /** The policy document as validated (frozen). */
+  readonly doc: Policy;
   /** sha256 of the canonical JSON of the policy (key order independent of the file). */
   readonly hash: string;
   readonly routeNames: readonly string[];
@@ -30,7 +31,7 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     for (const alias of route.aliases ?? []) modelToRoute.set(alias, name);
   }
   const compiled: CompiledPolicy = {
-    policy,
+    doc: policy,
     hash: policyHash(policy),
     routeNames: Object.keys(policy.routes),
     bucketNames: Object.keys(policy.buckets),

@@ -38,7 +38,7 @@ export class PolicyStore {
     if (next.hash === prev.hash) return { result: 'unchanged', hash: prev.hash, previousHash: prev.hash, changed: [] };
     this.#current = next;
     this.loadedAt = Date.now();
-    return { result: 'ok', hash: next.hash, previousHash: prev.hash, changed: changedKeys(prev.policy, next.policy) };
+    return { result: 'ok', hash: next.hash, previousHash: prev.hash, changed: changedKeys(prev.doc, next.doc) };
   }
 }
 

@@ -61,7 +61,7 @@ export async function deliver(
 
   res.writeHead(outcome.status, asStreamHead(responseHeaders(outcome.headers, own)));
   res.flushHeaders();
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined, ex.tap);
+  const end = await relayEventStream(outcome.body, res, ex.policy.doc.server.stream_idle_timeout_ms, ex.clientSignal, undefined, call?.native === undefined, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end();
@@ -118,7 +118,7 @@ async function deliverTranslated(
   const stream = answer.stream();
   writeStreamHead(res, { status: outcome.status, own });
   res.write(stream.start());
-  const end = await relayEventStream(outcome.body, res, ex.policy.policy.server.stream_idle_timeout_ms, ex.clientSignal, stream, true, ex.tap);
+  const end = await relayEventStream(outcome.body, res, ex.policy.doc.server.stream_idle_timeout_ms, ex.clientSignal, stream, true, ex.tap);
   const ttfbMs = end.firstByteAt === null ? null : end.firstByteAt - ex.startedAt;
   if (end.ok) {
     res.end(stream.end());

@@ -27,13 +27,13 @@ async function check(result: ForwardResult, schema: PreparedSchema, guard: Schem
     return { ok: false, outcome: 'invalid_json', errors: ['upstream body is not JSON'] };
   }
   if (typeof content !== 'string') return { ok: false, outcome: 'no_content', errors: ['choices[0].message.content is missing'] };
-  return guard.check(schema, content, ex.policy.policy.fail_closed);
+  return guard.check(schema, content, ex.policy.doc.fail_closed);
 }
 
 export async function forwardFailClosed(ex: ForwardRequest, deps: ForwardDeps, guard: SchemaGuard): Promise<{ result: ForwardResult; synthetic: boolean }> {
   const body = ex.body as ChatBody;
   // Bounds, $ref cycles and compiling: a schema refused here is a 400 and no upstream is called.
-  const schema = await guard.prepare(body.response_format?.json_schema?.schema, ex.policy.policy.fail_closed);
+  const schema = await guard.prepare(body.response_format?.json_schema?.schema, ex.policy.doc.fail_closed);
   // The upstream is always asked without streaming: a stream cannot be validated before it is sent.
   const { stream_options: _omit, ...upstreamBody } = { ...body, stream: false };
   const captureEx: ForwardRequest = { ...ex, body: upstreamBody, rawBody: undefined, stream: false, capture: true };

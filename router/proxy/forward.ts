@@ -41,7 +41,7 @@ export interface ForwardResult {
 type Cause = { kind: 'busy' | 'outage'; route: string; detail: string; rt: RouteRuntime | undefined };
 
 export async function forward(ex: ForwardRequest, deps: ForwardDeps): Promise<ForwardResult> {
-  const deadline = ex.startedAt + ex.policy.policy.server.request_timeout_ms;
+  const deadline = ex.startedAt + ex.policy.doc.server.request_timeout_ms;
   // Client gone or deadline passed: ends a wait for a slot and an attempt. A stream committed
   // to the client disarms the deadline (see tryRoute).
   const signal = new DeadlineSignal(ex.clientSignal, deadline);
@@ -139,7 +139,7 @@ async function tryRoute(rt: RouteRuntime, ex: ForwardRequest, deadlineSignal: De
       path: rt.basePath + (call ? call.path : ex.upstreamPath),
       body: call ? call.body : upstreamBody(ex, rt.config.model, maxTokens),
       headersTimeoutMs,
-      idleTimeoutMs: ex.policy.policy.server.stream_idle_timeout_ms,
+      idleTimeoutMs: ex.policy.doc.server.stream_idle_timeout_ms,
       signal: deadlineSignal,
       clientSignal: ex.clientSignal,
       requestId: ex.requestId,
@@ -187,14 +187,14 @@ function attemptOf(route: string, o: RouteOutcome, since: number, clientGone: bo
  * it can quote the prompt, so only where the operator keeps prompt text anyway.
  */
 function keepsBodyText(p: CompiledPolicy): boolean {
-  return p.policy.logging.prompts || p.policy.request_log.store_payloads;
+  return p.doc.logging.prompts || p.doc.request_log.store_payloads;
 }
 
 function noteFailure(rt: RouteRuntime, outcome: Extract<RouteOutcome, { kind: 'failure' }>, ex: ForwardRequest, deps: ForwardDeps, phase = 'before_first_byte'): void {
   const verdict = rt.noteFailure(outcome.detail);
   deps.metrics.upstreamFailures.inc({ route: rt.name, kind: outcome.cuda ? 'cuda' : outcome.failure });
   const ejection = verdict === 'counted' ? {} : { ejection: verdict === 'ejected' ? 'ejected' : 'capped: max_ejected_percent keeps it in service' };
-  ex.log.failures.warn({ route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.policy.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
+  ex.log.failures.warn({ route: rt.name, kind: outcome.failure, cuda: outcome.cuda, phase, detail: ex.policy.doc.logging.prompts ? outcome.detail : withoutBodyText(outcome.detail), consecutive_failures: rt.health.consecutiveFailures, healthy: rt.health.healthy, ...ejection });
   if (outcome.cuda) deps.onCudaFault?.(rt.name);
 }
 
@@ -243,6 +243,6 @@ function upstreamBody(ex: ForwardRequest, model: string, maxTokens: number | und
 
 /** SPEC §5 step 6: the max_tokens a route of `contextTokens` gets, when lower than the client's. */
 function clampFor(ex: ForwardRequest, contextTokens: number): number | undefined {
-  const guard = ex.policy.policy.context_guard ?? DEFAULT_CONTEXT_GUARD;
+  const guard = ex.policy.doc.context_guard ?? DEFAULT_CONTEXT_GUARD;
   return clampedMaxTokens(guard, contextTokens, ex.decision.estimatedTokens, ex.decision.requestedMaxTokens);
 }

@@ -25,7 +25,7 @@ export async function runWatchdogOnce(opts: WatchdogOnceOptions): Promise<number
     opts.out(err.message);
     return 1;
   }
-  const policy = compiled.policy;
+  const policy = compiled.doc;
   const statePath = isAbsolute(policy.watchdog.state_file) ? policy.watchdog.state_file : join(opts.logDir, policy.watchdog.state_file);
   // With a cluster, only the replica holding the leader lock acts (cluster/watchdog-gate.ts).
   const gate = policy.cluster ? await (await import('../cluster/watchdog-gate.ts')).takeWatchdogLock(replicaConfig(policy.cluster), policy.watchdog.interval_s * 1000) : null;

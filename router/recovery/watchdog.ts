@@ -99,7 +99,7 @@ export class Watchdog {
 
   /** Long enough for a whole round: probes, a CUDA check and a recovery command, with slack. */
   private lockTtlMs(compiled: CompiledPolicy): number {
-    return 2 * compiled.policy.watchdog.command_timeout_ms + 2 * compiled.policy.health.timeout_ms + 60_000;
+    return 2 * compiled.doc.watchdog.command_timeout_ms + 2 * compiled.doc.health.timeout_ms + 60_000;
   }
 
   private heldBy(holder: { pid: number; host: string; expires_at: number } | null): string {
@@ -123,7 +123,7 @@ export class Watchdog {
     if (!this.stopped) return;
     this.stopped = false;
     const schedule = () => {
-      const ms = intervalMs ?? this.deps.policy().policy.watchdog.interval_s * 1000;
+      const ms = intervalMs ?? this.deps.policy().doc.watchdog.interval_s * 1000;
       this.timer = setTimeout(() => {
         this.timer = null;
         this.runOnce()
@@ -220,7 +220,7 @@ export class Watchdog {
       const cfg = compiled.route(name);
       const rec = cfg.recovery;
       const s = routeStateOf(state.routes, name);
-      const wd = compiled.policy.watchdog;
+      const wd = compiled.doc.watchdog;
       const { recovered } = observe(s, probe, { cudaNoted: noted.has(name), cudaCheckFailed: checks[i]!, threshold: wd.restart_after_failures, now, loadingGraceMs: wd.loading_grace_s * 1000 });
       if (recovered) this.deps.log.info({ event: 'route_recovered', route: name, host: rec?.host ?? null });
 
@@ -289,9 +289,9 @@ export class Watchdog {
     const rec = compiled.route(name).recovery;
     if (!rec?.cuda_check || rec.managed === false || !rec.host) return false;
     if (this.busyHosts.has(rec.host)) return false; // a recovery is resetting that GPU right now
-    const host = compiled.policy.hosts[rec.host]!;
+    const host = compiled.doc.hosts[rec.host]!;
     try {
-      const r = await this.deps.exec(host, rec.cuda_check, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
+      const r = await this.deps.exec(host, rec.cuda_check, { timeoutMs: compiled.doc.watchdog.command_timeout_ms });
       if (r.exitCode === 0 && !r.timedOut) return false;
       this.deps.log.warn({ event: 'cuda_check_failed', route: name, host: rec.host, command: rec.cuda_check, ...tails(r) });
       return true;
@@ -313,11 +313,11 @@ export class Watchdog {
     let outcome: RecoveryOutcome;
     try {
       // Inside the try: whatever goes wrong, the host lock is released below.
-      const host = compiled.policy.hosts[hostName]!;
+      const host = compiled.doc.hosts[hostName]!;
       line = { ...line, target: `${host.user}@${host.address}:${host.port}` };
       this.deps.log.info({ event: 'recovery_started', ...line });
       this.deps.onRecoveryStart?.(route, action, hostName);
-      const r = await this.deps.exec(host, command!, { timeoutMs: compiled.policy.watchdog.command_timeout_ms });
+      const r = await this.deps.exec(host, command!, { timeoutMs: compiled.doc.watchdog.command_timeout_ms });
       outcome = { route, host: hostName, ...tails(r), ok: r.exitCode === 0 && !r.timedOut };
     } catch (err) {
       const fields = { exit_code: null, timed_out: false, stdout_tail: '', stderr_tail: '', duration_ms: this.now() - started };

@@ -40,7 +40,7 @@ export interface RequestLogOptions {
 }
 
 export function writerConfig(p: CompiledPolicy): WriterConfig {
-  return { request_log: p.policy.request_log, pricing: p.policy.pricing };
+  return { request_log: p.doc.request_log, pricing: p.doc.pricing };
 }
 
 export class RequestLog implements RequestSink {
@@ -76,7 +76,7 @@ export class RequestLog implements RequestSink {
     this.#configHash = policy.hash;
     this.#workerData = { path: opts.path, cfg: writerConfig(policy) };
     // A router whose policy turns the log off never starts the worker (~30 MB).
-    if (policy.policy.request_log.enabled) this.#spawn();
+    if (policy.doc.request_log.enabled) this.#spawn();
     this.#metrics.requestLogUp.set(0);
   }
 
@@ -100,7 +100,7 @@ export class RequestLog implements RequestSink {
   }
 
   write(record: RequestRecord): void {
-    const cfg = this.#policy().policy.request_log;
+    const cfg = this.#policy().doc.request_log;
     if (this.#closing || !cfg.enabled) return;
     if (record.payload) this.#queueBytes += cutPayload(record, cfg.payload_max_bytes);
     const q = this.#queue;

@@ -45,7 +45,7 @@ export class HealthChecker {
     const policy = this.#policy();
     await Promise.all(
       this.#states.all().map(async (route) => {
-        const result = await this.#probe(route, policy.policy.health.timeout_ms);
+        const result = await this.#probe(route, policy.doc.health.timeout_ms);
         route.recordProbe(result);
         this.#onProbe?.(route, result);
       }),
@@ -57,7 +57,7 @@ export class HealthChecker {
     if (this.#timer) return;
     const tick = () => {
       void this.probeAll().finally(() => {
-        if (this.#timer) this.#timer = setTimeout(tick, this.#policy().policy.health.interval_s * 1000).unref();
+        if (this.#timer) this.#timer = setTimeout(tick, this.#policy().doc.health.interval_s * 1000).unref();
       });
     };
     this.#timer = setTimeout(tick, 0).unref();

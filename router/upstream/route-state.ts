@@ -69,7 +69,7 @@ interface Fleet {
 }
 
 export function healthRules(policy: CompiledPolicy): HealthRules {
-  const h = policy.policy.health;
+  const h = policy.doc.health;
   return {
     unhealthyAfter: h.unhealthy_after,
     healthyAfter: h.healthy_after,
@@ -125,7 +125,7 @@ class Machine {
       if (h.ejectedUntil > now) change.ejections = h.ejections;
       if (to === 'healthy' && this.#comingBack) {
         this.#comingBack = false;
-        const s = this.fleet.policy().policy.health.slow_start_s;
+        const s = this.fleet.policy().doc.health.slow_start_s;
         if (s > 0) {
           this.admission.rampUp(s * 1000, now);
           change.slow_start_s = s;
@@ -310,7 +310,7 @@ export class RouteStates {
       policy: () => this.#policy,
       limiter: opts.limiter ?? localLimiter,
       drains: opts.drains ?? new LocalDrains(),
-      mayEject: (route, now) => mayEject(this.#policy, route, (r) => (this.#routes.get(r)?.ejectedForMs(now) ?? 0) > 0, this.#policy.policy.health.max_ejected_percent),
+      mayEject: (route, now) => mayEject(this.#policy, route, (r) => (this.#routes.get(r)?.ejectedForMs(now) ?? 0) > 0, this.#policy.doc.health.max_ejected_percent),
       changed: (change) => onChange?.(change),
     };
     this.sync(policy);

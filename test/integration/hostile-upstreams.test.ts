@@ -24,7 +24,7 @@ test('a 429 with Retry-After: 1000000000 skips the route for at most health.max_
   const r = await chat(lab, coding());
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('x-homelab-route'), 'win-5090');
-  const maxBusyMs = lab.svc.policy.policy.health.max_busy_s * 1000;
+  const maxBusyMs = lab.svc.policy.doc.health.max_busy_s * 1000;
   assert.equal(maxBusyMs, 60_000, 'the default');
   assert.ok(rt.health.busyUntil > Date.now(), 'the route is skipped for a while');
   assert.ok(rt.health.busyUntil - Date.now() <= maxBusyMs, `believed for at most max_busy_s, not until ${new Date(rt.health.busyUntil).toISOString()}`);

@@ -108,7 +108,7 @@ describe('keys: presenting a key (SPEC §12 first table, 401 rows)', () => {
   test('auth.mode open (the default): no key and foreign keys pass; an hlr_ key is still checked and limited', async (t) => {
     const lab = await startLab({ adminToken: TOKEN });
     t.after(() => lab.close());
-    assert.equal(lab.svc.policy.policy.auth.mode, 'open');
+    assert.equal(lab.svc.policy.doc.auth.mode, 'open');
     assert.equal((await chat(lab, {})).status, 200);
     assert.equal((await chat(lab, bearer('sk-anything'))).status, 200);
     assert.equal((await chat(lab, bearer('hlr_' + 'B'.repeat(43)))).status, 401);

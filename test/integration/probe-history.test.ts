@@ -39,7 +39,7 @@ test('probe history – each probe of a failing upstream is kept with its kind, 
 
   const body = await history();
   assert.equal(body.route, 'ubuntu-4090');
-  assert.equal(body.interval_s, lab.svc.policy.policy.health.interval_s);
+  assert.equal(body.interval_s, lab.svc.policy.doc.health.interval_s);
   assert.equal(body.max_probes, 60);
   assert.equal(body.max_age_s, 3600);
   const seen = body.probes.map((p: any) => [p.ok, p.status, p.error, p.busy, p.loading, p.cuda]);

@@ -31,7 +31,7 @@ ${buckets}
 
 function classify(policy: CompiledPolicy, body: ChatBody | string): Classification {
   const request: ChatBody = typeof body === 'string' ? { model: 'homelab/auto', messages: [{ role: 'user', content: body }] } : body;
-  const { scope, lookback_turns } = policy.policy.classifier;
+  const { scope, lookback_turns } = policy.doc.classifier;
   return policy.classifier.classify(requestFacts(request, scope, lookback_turns));
 }
 

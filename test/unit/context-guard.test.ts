@@ -49,7 +49,7 @@ test('shipped policy: an OpenCode screenshot asking max_tokens 32000 stays on th
 });
 
 test('shipped policy: context_guard.mode skip sends the same request down the outage chain', () => {
-  const doc = structuredClone(shipped.policy) as any;
+  const doc = structuredClone(shipped.doc) as any;
   doc.context_guard = { mode: 'skip', min_output_tokens: 1024 };
   const b = opencodeTurn(8000);
   (b.messages[1]!.content as unknown) = [{ type: 'text', text: 'what does this error mean?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }];

@@ -11,7 +11,7 @@ import { staticChain } from '../../router/decide/chain.ts';
 import { loadPolicyFile, parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
-const shipped = loadPolicyFile(new URL('../../routing_policy.yaml', import.meta.url).pathname).policy;
+const shipped = loadPolicyFile(new URL('../../routing_policy.yaml', import.meta.url).pathname).doc;
 const TEMPLATE: Template = { classifier: shipped.classifier, buckets: shipped.buckets };
 
 function up(name: string, model: string, extra: Partial<UpstreamFacts> = {}): UpstreamFacts {
@@ -56,8 +56,8 @@ test('two servers, code + chat: coding to the coder, chat to the other, chains e
   }
   assertChainsEndAt(p, 'gpu-code');
   // Nothing sees: no image bucket, no image_route, so no blind route is ever offered an image.
-  assert.equal(Object.hasOwn(p.policy.buckets, 'vision'), false);
-  assert.ok(!p.policy.classifier.tie_break.includes('vision'));
+  assert.equal(Object.hasOwn(p.doc.buckets, 'vision'), false);
+  assert.ok(!p.doc.classifier.tie_break.includes('vision'));
   for (const b of p.bucketNames) assert.equal(p.bucket(b).image_route, undefined);
   assert.equal(p.modelToRoute.get('homelab/code'), 'gpu-code');
   assert.equal(p.modelToRoute.get('homelab/chat'), 'gpu-chat');

@@ -18,7 +18,7 @@ const allUp = () => ({ healthy: true, drained: false });
 
 function route(policy: CompiledPolicy, body: ChatBody | string) {
   const b: ChatBody = typeof body === 'string' ? { model: 'homelab/auto', messages: [{ role: 'user', content: body }] } : body;
-  const c = policy.policy.classifier;
+  const c = policy.doc.classifier;
   return decide({ facts: requestFacts(b, c.scope, c.lookback_turns) }, policy, allUp);
 }
 
@@ -148,7 +148,7 @@ describe('job scoring on a small policy', () => {
   });
 
   it('the similarity stage can be turned off', () => {
-    const off = small().policy.classifier.similarity;
+    const off = small().doc.classifier.similarity;
     assert.equal(off.enabled, true);
     const q = parsePolicyText(
       `version: 1

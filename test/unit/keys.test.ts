@@ -179,8 +179,8 @@ test('keys – static keys in the policy: names and hashes unique, dates that pa
   const doc = labDoc();
   doc.auth = { mode: 'keys', keys: [{ name: 'grafana', key_sha256: `sha256:${hash}`, rpm: 60 }] };
   const ok = compile(doc);
-  assert.equal(ok.policy.auth.keys[0]!.admin, false);
-  assert.equal(compile(labDoc()).policy.auth.mode, 'open');
+  assert.equal(ok.doc.auth.keys[0]!.admin, false);
+  assert.equal(compile(labDoc()).doc.auth.mode, 'open');
   const bad = labDoc();
   bad.auth = { keys: [{ name: 'a', key_sha256: hash }, { name: 'a', key_sha256: hash.toUpperCase(), expires_at: 'someday' }] };
   assert.throws(() => compile(bad), (err: unknown) => {

@@ -31,9 +31,9 @@ test('the shipped policy is valid', () => {
 test('the test lab policy is valid and gets schema defaults', () => {
   assert.deepEqual(errorsOf(() => {}), []);
   const p = parsePolicyText(dumpYaml(labDoc()));
-  assert.equal(p.policy.server.max_body_bytes, 33554432);
-  assert.equal(p.policy.routes.eyes!.queue_timeout_ms, 2000);
-  assert.equal(p.policy.health.unhealthy_after, 2);
+  assert.equal(p.doc.server.max_body_bytes, 33554432);
+  assert.equal(p.doc.routes.eyes!.queue_timeout_ms, 2000);
+  assert.equal(p.doc.health.unhealthy_after, 2);
 });
 
 test('policy errors – an unknown key is named with its path', () => {
@@ -115,7 +115,7 @@ test('policy errors – all of them are reported at once', () => {
 test('the compiled policy is frozen and its hash ignores key order', () => {
   const a = labDoc();
   const p = parsePolicyText(dumpYaml(a));
-  assert.ok(Object.isFrozen(p.policy.routes.hands));
+  assert.ok(Object.isFrozen(p.doc.routes.hands));
   const reordered = { buckets: a.buckets, routes: a.routes, ...a };
   assert.equal(parsePolicyText(dumpYaml(reordered)).hash, p.hash);
   a.routes.hands.slots = 3;

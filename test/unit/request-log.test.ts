@@ -70,7 +70,7 @@ test('policy – request_log and pricing have defaults; a reference to an unknow
   const doc = load(readFileSync(new URL('../../routing_policy.yaml', import.meta.url), 'utf8')) as any;
   delete doc.request_log;
   delete doc.pricing;
-  const p = parsePolicyText(dump(doc), 'test').policy;
+  const p = parsePolicyText(dump(doc), 'test').doc;
   assert.deepEqual(p.request_log, { enabled: true, retention_days: 30, rollup_retention_days: 400, store_payloads: false, payload_retention_days: 7, payload_max_bytes: 1048576 });
   assert.deepEqual(p.pricing, { reference: {}, overrides: {} });
   doc.pricing = { reference: { 'no-such-route': 'openai/gpt-4o' } };

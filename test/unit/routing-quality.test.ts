@@ -73,7 +73,7 @@ describe('routing quality of routing_policy.yaml', () => {
 
   it('lists no term twice in a bucket (each distinct term counts once, so a duplicate is dead weight)', () => {
     const duplicates: string[] = [];
-    for (const [name, bucket] of Object.entries(policy.policy.buckets)) {
+    for (const [name, bucket] of Object.entries(policy.doc.buckets)) {
       const seen = new Set<string>();
       for (const spec of bucket.keywords ?? []) {
         const term = typeof spec === 'string' ? spec : spec.term;
