@@ -54,26 +54,32 @@ export class HostTelemetry {
   #busy = false;
   #cpuTicks: { busy: number; total: number } = { busy: 0, total: 0 };
   #worker: Worker | null = null;
-  /** Whether GPUs are sampled at all (si.graphics() on the worker). */
-  readonly #gpus: boolean;
+  /** Whether GPUs are sampled (si.graphics() on the worker): once nvidia-smi is found, for good. */
+  #gpus: boolean;
   readonly #env: NodeJS.ProcessEnv;
 
-  /** `env`: the environment nvidia-smi is looked for in (PATH, once) and run with. */
+  /** `env`: the environment nvidia-smi is looked for in (PATH) and run with. */
   constructor(registry: Registry, env: NodeJS.ProcessEnv = process.env) {
     registerHostGauges(registry, () => this.sample);
     this.#env = env;
-    this.#gpus = process.platform !== 'linux' || nvidiaSmiOnPath(env.PATH);
+    this.#gpus = this.#findsGpus();
   }
 
-  /** Whether GPU figures are sampled (false on a Linux host without nvidia-smi). */
+  /** Whether GPU figures are sampled (false on a Linux host without nvidia-smi, so far). */
   get samplesGpus(): boolean {
     return this.#gpus;
+  }
+
+  /** Looked for at every sample until found: a driver installed after start is picked up (a few stat calls every 15 s). */
+  #findsGpus(): boolean {
+    return process.platform !== 'linux' || nvidiaSmiOnPath(this.#env.PATH);
   }
 
   async refresh(): Promise<HostSample> {
     if (this.#busy) return this.sample;
     this.#busy = true;
     try {
+      this.#gpus ||= this.#findsGpus();
       const controllers = this.#gpus ? await this.#graphics() : [];
       // freemem() is MemAvailable on Linux: in use = total - available, as si.mem()'s `active`.
       const total = totalmem();

@@ -52,14 +52,18 @@ describe('HostTelemetry', () => {
     assert.deepEqual(s.gpus, []);
   });
 
-  test('with nvidia-smi: each GPU it reports, matched to its PCI controller', { skip: LINUX }, async (t) => {
+  test('with nvidia-smi: each GPU it reports, matched to its PCI controller; found when installed after start', { skip: LINUX }, async (t) => {
     const bin = tempDir(t);
+    // PATH holds only the stand-ins: a real nvidia-smi elsewhere must not be found first.
+    const host = new HostTelemetry(new Registry(), { PATH: bin });
+    t.after(() => host.stop());
+    assert.equal(host.samplesGpus, false);
+    assert.deepEqual((await host.refresh()).gpus, []);
+
     script(bin, 'lspci', "printf '01:00.0 VGA compatible controller: NVIDIA Corporation GA102 [GeForce RTX 3090] (rev a1)\\n\\tSubsystem: NVIDIA Corporation Device 147d\\n'");
     script(bin, 'nvidia-smi', "echo '535.104.05, 0x147D10DE, NVIDIA GeForce RTX 3090, 00000000:01:00.0, 30, 24576, 1024, 23552, 42, 10, 55, N/A, 120.50, 350.00, 1395, 9751'");
-    const host = new HostTelemetry(new Registry(), { PATH: [bin, process.env.PATH ?? ''].join(delimiter) });
-    t.after(() => host.stop());
-    assert.equal(host.samplesGpus, true);
     const s = await host.refresh();
+    assert.equal(host.samplesGpus, true);
     assert.deepEqual(s.gpus, [{ index: 0, model: 'GA102 [GeForce RTX 3090]', utilization_percent: 42, memory_used_mb: 1024, memory_total_mb: 24576, temperature_c: 55 }]);
   });
 });
