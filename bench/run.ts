@@ -41,7 +41,9 @@
 //        --router DIR (bench the router of another checkout instead of this one)
 //        --quick (1 round, short loads: a smoke run of the bench itself)
 //        --request-log (adds `nolog`: this router with request_log.enabled: false, so the request
-//          log's cost is the router column against it, in the same rounds)
+//          log's cost is the router column against it, in the same rounds; and, after the
+//          rounds, the same cost measured inside one router as --request-log-toggle does, with
+//          --pairs N pairs (12))
 //        --request-log-only (the router and `nolog` alone, c=32 and c=1 loads only: the request
 //          log's cost in a minute or two; CPU split into the router's main thread and the rest
 //          of its threads; written to bench/results/request-log-overhead-<date>.md; with
@@ -238,6 +240,18 @@ function requestLogBudget(c32: Record<string, WrkResult[]>, loopP99: Record<stri
     ok: ratio >= 0.95,
     vsPassthrough: `p99 latency ${fmt.us(median(c32.router!.map((r) => r.p99Us)))} on, ${fmt.us(median(c32.nolog!.map((r) => r.p99Us)))} off; event-loop delay p99 ${median(loopP99.router ?? [NaN]).toFixed(1)} ms on, ${median(loopP99.nolog ?? [NaN]).toFixed(1)} ms off`,
     byRound: c32.router!.map((r, i) => fmt.ratio(r.rps / c32.nolog![i]!.rps)).join(', '),
+  };
+}
+
+/** --request-log: the request log's cost inside one router (measureToggle), the steadier figure. */
+function toggleBudget(t: ToggleResult): Budget {
+  return {
+    item: 'request log on vs off: RPS at c=32, one router, paired windows',
+    value: fmt.ratio(t.ratio),
+    limit: '≥ 0.95×',
+    ok: t.ratio >= 0.95,
+    vsPassthrough: `${t.pairs.length} pairs; CPU added ${fmt.signedUs(t.cpuAddedUs)} a request, main thread ${fmt.signedUs(t.mainAddedUs)}`,
+    byRound: t.pairs.map((p) => fmt.ratio(p.on.rps / p.off.rps)).join(', '),
   };
 }
 
@@ -872,19 +886,32 @@ async function toggleWindow(t: Target): Promise<ToggleWindow> {
  * differs between two processes (heap layout, JIT, a core's other tenants) and the VM's drift
  * over minutes both cancel.
  */
-async function requestLogToggle(wrk: string, work: string, upstream: Target, load0: number[]): Promise<void> {
-  const pairs = Math.max(2, Math.min(40, Number(flags.pairs) || 12));
+interface ToggleResult {
+  pairs: Array<{ on: ToggleWindow; off: ToggleWindow }>;
+  requests: number;
+  /** Median of the pairs' on ÷ off RPS. */
+  ratio: number;
+  /** Median of the pairs' CPU per request added by the log: the whole process, and the main thread. */
+  cpuAddedUs: number;
+  mainAddedUs: number;
+}
+
+/**
+ * The request log's cost inside one router: a fresh router under one continuous c=32 load, its
+ * policy rewritten with request_log.enabled on or off and reloaded before each window, pairs in
+ * turn on/off and off/on.
+ */
+async function measureToggle(wrk: string, work: string, upstream: Target, root: string, pairs: number): Promise<ToggleResult> {
   const policyPath = join(work, 'toggle-policy.yaml');
-  const root = flags.router ?? REPO;
   writeFileSync(policyPath, benchPolicy(root, upstream.port, true));
-  const router = await startProcess('router', [join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'], routerEnv(work, 'router'), routerPort);
+  const router = await startProcess('toggled', [join(root, 'bin/homelab-router.js'), 'serve', '--policy', policyPath, '--listen', '127.0.0.1:0'], routerEnv(work, 'toggled'), routerPort);
   const setLog = async (on: boolean) => {
     writeFileSync(policyPath, benchPolicy(root, upstream.port, on));
     const r = await fetch(`http://127.0.0.1:${router.port}/admin/reload-config`, { method: 'POST', headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } });
     if (!r.ok) throw new Error(`reload failed: ${r.status} ${await r.text()}`);
   };
   const script = wrkScript(work, NON_STREAM_BODY);
-  progress('warm-up: 3 s at c=32');
+  progress('request log toggled in one router; warm-up: 3 s at c=32');
   await runWrk(wrk, script, router, 32, 3);
   const seconds = Math.ceil((pairs * 2 * (TOGGLE_WINDOW_MS + TOGGLE_SETTLE_MS + 200)) / 1000) + 2;
   progress(`${pairs} pairs of ${TOGGLE_WINDOW_MS} ms windows under one ${seconds} s load at c=32`);
@@ -905,20 +932,37 @@ async function requestLogToggle(wrk: string, work: string, upstream: Target, loa
   const loaded = await load;
   await stopProcess(router);
   if (loaded.errors > 0) throw new Error(`${loaded.errors} errors of ${loaded.requests} requests during the toggled load`);
-  const ratio = median(rows.map((r) => r.on.rps / r.off.rps));
+  return {
+    pairs: rows,
+    requests: loaded.requests,
+    ratio: median(rows.map((r) => r.on.rps / r.off.rps)),
+    cpuAddedUs: median(rows.map((r) => r.on.allUs - r.off.allUs)),
+    mainAddedUs: median(rows.map((r) => r.on.mainUs - r.off.mainUs)),
+  };
+}
+
+/** --request-log-toggle: measureToggle alone, written to bench/results/request-log-toggle-<date>.md. */
+function togglePairs(): number {
+  return Math.max(2, Math.min(40, Number(flags.pairs) || 12));
+}
+
+async function requestLogToggle(wrk: string, work: string, upstream: Target, load0: number[]): Promise<void> {
+  const pairs = togglePairs();
+  const toggled = await measureToggle(wrk, work, upstream, flags.router ?? REPO, pairs);
+  const { pairs: rows, ratio } = toggled;
   const date = new Date().toISOString();
   const md = [
     `# Request log on vs off in one router — ${date.slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `Command: \`npm run bench -- --request-log-toggle --pairs ${pairs}${flags.router ? ` --router ${flags.router}` : ''}\`. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end. Router at ${gitInfo(flags.router ?? REPO)}${flags.router ? ` (${flags.router})` : ''}. ` +
-      `One router with the shipped policy under one wrk load (-t1, c=32, POST of a 1 KB chat body, ${loaded.requests} requests, no errors); request_log.enabled switched by a policy reload ${TOGGLE_SETTLE_MS} ms before each ${TOGGLE_WINDOW_MS} ms window; pairs in turn on/off and off/on.`,
+      `One router with the shipped policy under one wrk load (-t1, c=32, POST of a 1 KB chat body, ${toggled.requests} requests, no errors); request_log.enabled switched by a policy reload ${TOGGLE_SETTLE_MS} ms before each ${TOGGLE_WINDOW_MS} ms window; pairs in turn on/off and off/on.`,
     '',
     '| pair | on: RPS | on: CPU µs/req (main) | off: RPS | off: CPU µs/req (main) | on ÷ off |',
     '|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r, i) => `| ${i + 1} | ${fmt.rps(r.on.rps)} | ${r.on.allUs.toFixed(0)} (${r.on.mainUs.toFixed(0)}) | ${fmt.rps(r.off.rps)} | ${r.off.allUs.toFixed(0)} (${r.off.mainUs.toFixed(0)}) | ${fmt.ratio(r.on.rps / r.off.rps)} |`),
     '',
     `- RPS at c=32, on ÷ off, median of the pairs: **${fmt.ratio(ratio)}** (budget ≥ 0.95×: ${ratio >= 0.95 ? 'met' : '**not met**'})`,
-    `- CPU per request added by the log, median of the pairs: **${fmt.signedUs(median(rows.map((r) => r.on.allUs - r.off.allUs)))}**, of which main thread ${fmt.signedUs(median(rows.map((r) => r.on.mainUs - r.off.mainUs)))}`,
+    `- CPU per request added by the log, median of the pairs: **${fmt.signedUs(toggled.cpuAddedUs)}**, of which main thread ${fmt.signedUs(toggled.mainAddedUs)}`,
     '',
   ].join('\n');
   writeReport('request-log-toggle', date, md);
@@ -1051,7 +1095,11 @@ async function main(): Promise<void> {
   progress('one request to the upstream from this process: raw socket against undici');
   const leg = await clientLeg(upstream.port);
   progress(`raw socket ${leg.rawBusyUs.toFixed(0)} µs, undici ${leg.undiciBusyUs.toFixed(0)} µs back to back; after 5 ms idle ${leg.rawIdleUs.toFixed(0)} µs and ${leg.undiciIdleUs.toFixed(0)} µs`);
-  for (const t of [...targets].reverse()) await stopProcess(t);
+  // --request-log: the log's cost inside one router too; router and nolog are two processes,
+  // whose speeds on a shared VM drift apart within seconds (one round's ratio said 1.33×).
+  for (const t of targets.filter((x) => x !== upstream)) await stopProcess(t);
+  const toggled = flags['request-log'] ? await measureToggle(wrk, work, upstream, flags.router ?? REPO, togglePairs()) : null;
+  await stopProcess(upstream);
   const profileTop = flags.profile ? topOfProfile(profileDir, 25) : [];
 
   const hops = await hopLatency();
@@ -1114,6 +1162,7 @@ async function main(): Promise<void> {
     { item: `router RSS with ${OPEN_STREAMS} streams open`, value: fmt.mb(open.rssMb), limit: '≤ 150 MB', ok: open.rssMb <= 150 && open.openAtSample === OPEN_STREAMS },
     ...(c32.nolog && c32.buffered ? hotPathBudgets(c32) : []),
     ...(c32.nolog ? [requestLogBudget(c32, loopP99)] : []),
+    ...(toggled ? [toggleBudget(toggled)] : []),
     { item: 'classify a 2 KB prompt (facts + classify, CPU)', value: formatUs(c2k.totalUs), limit: '< 50 µs', ok: c2k.totalUs < 50 },
     { item: 'classify a 500 KB prompt (facts + classify, CPU)', value: formatUs(c500k.totalUs), limit: '< 5 ms', ok: c500k.totalUs < 5000 },
   ];
@@ -1187,7 +1236,7 @@ async function main(): Promise<void> {
   const md = lines.join('\n');
 
   const stamp = date.replace(/[:]/g, '-').replace(/\..*$/, '');
-  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify({ date, machine, git: gitInfo(), settings: { rounds: ROUNDS, c32Seconds: C32_S, c1Seconds: C1_S, streamsC1: STREAMS_C1, streamsC16: STREAMS_C16, streamChunks: STREAM_CHUNKS, streamIntervalMs: STREAM_INTERVAL_MS, bodyBytes: NON_STREAM_BODY.length }, rounds: { c32, c1, streamsC1: s1, streamsC16: s16 }, rss: { routerIdleMb: rssIdle, routerAfterLoadMb: rssAfterLoad, routerOpenStreams: open, passthroughIdleMb: passRssIdle, passthroughOpenStreams: passOpen, ...(compareOpen ? { compareIdleMb: rssIdleCompare, compareAfterLoadMb: rssAfterLoadCompare, compareOpenStreams: compareOpen } : {}) }, hopLatency: hops, clientLeg: leg, classifier, summary: rows.map((r) => ({ metric: r.title, values: r.values, routerVsDirect: r.vsDirect, routerVsPassthrough: r.vsPassthrough })), budget, profileTop }, null, 2) + '\n');
+  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify({ date, machine, git: gitInfo(), settings: { rounds: ROUNDS, c32Seconds: C32_S, c1Seconds: C1_S, streamsC1: STREAMS_C1, streamsC16: STREAMS_C16, streamChunks: STREAM_CHUNKS, streamIntervalMs: STREAM_INTERVAL_MS, bodyBytes: NON_STREAM_BODY.length }, rounds: { c32, c1, streamsC1: s1, streamsC16: s16 }, rss: { routerIdleMb: rssIdle, routerAfterLoadMb: rssAfterLoad, routerOpenStreams: open, passthroughIdleMb: passRssIdle, passthroughOpenStreams: passOpen, ...(compareOpen ? { compareIdleMb: rssIdleCompare, compareAfterLoadMb: rssAfterLoadCompare, compareOpenStreams: compareOpen } : {}) }, hopLatency: hops, clientLeg: leg, ...(toggled ? { requestLogToggled: toggled } : {}), classifier, summary: rows.map((r) => ({ metric: r.title, values: r.values, routerVsDirect: r.vsDirect, routerVsPassthrough: r.vsPassthrough })), budget, profileTop }, null, 2) + '\n');
   writeFileSync(join(RESULTS, 'latest.md'), md);
   rmSync(work, { recursive: true, force: true });
   console.log('\n' + md);
