@@ -16,44 +16,44 @@ import type { SimUpstream } from './sim-upstream.ts';
 export type SimState = 'up' | 'down' | 'cuda';
 
 export class DemoLab {
-  private readonly state = new Map<string, SimState>();
+  readonly #state = new Map<string, SimState>();
 
   constructor(readonly sims: Record<string, SimUpstream>) {
-    for (const name of Object.keys(sims)) this.state.set(name, 'up');
+    for (const name of Object.keys(sims)) this.#state.set(name, 'up');
   }
 
-  private sim(route: string): SimUpstream {
+  #sim(route: string): SimUpstream {
     const s = Object.hasOwn(this.sims, route) ? this.sims[route] : undefined;
     if (!s) throw new RouterError('not_found', `No simulated route named "${route}". Routes: ${Object.keys(this.sims).join(', ')}.`);
     return s;
   }
 
   async break(route: string): Promise<void> {
-    await this.sim(route).stop();
-    this.state.set(route, 'down');
+    await this.#sim(route).stop();
+    this.#state.set(route, 'down');
   }
 
   cuda(route: string): void {
-    const s = this.sim(route);
+    const s = this.#sim(route);
     s.setHealth('cuda');
     s.setFault({ kind: 'cuda' });
-    this.state.set(route, 'cuda');
+    this.#state.set(route, 'cuda');
   }
 
   badJson(route: string): void {
-    this.sim(route).pushFault({ kind: 'reply', content: 'I looked at the snapshot: there is probably someone there.' });
+    this.#sim(route).pushFault({ kind: 'reply', content: 'I looked at the snapshot: there is probably someone there.' });
   }
 
   async mend(route: string): Promise<void> {
-    const s = this.sim(route);
+    const s = this.#sim(route);
     s.setFault(null);
     s.setHealth(null);
     await s.restart();
-    this.state.set(route, 'up');
+    this.#state.set(route, 'up');
   }
 
   view(): Array<{ route: string; state: SimState; url: string; in_flight: number }> {
-    return Object.entries(this.sims).map(([route, s]) => ({ route, state: this.state.get(route)!, url: s.url, in_flight: s.inFlight() }));
+    return Object.entries(this.sims).map(([route, s]) => ({ route, state: this.#state.get(route)!, url: s.url, in_flight: s.inFlight() }));
   }
 
   /**

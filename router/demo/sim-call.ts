@@ -16,8 +16,8 @@ export class SimCall {
   fault: string | undefined;
   /** Releases the generation slot; set while the call holds one. */
   slot: (() => void) | null = null;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly hooks = new Set<() => void>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #hooks = new Set<() => void>();
 
   constructor(
     readonly req: IncomingMessage,
@@ -27,10 +27,10 @@ export class SimCall {
   end(): void {
     if (this.gone) return;
     this.gone = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    const hooks = [...this.hooks];
-    this.hooks.clear();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const hooks = [...this.#hooks];
+    this.#hooks.clear();
     for (const h of hooks) h();
   }
 
@@ -46,8 +46,8 @@ export class SimCall {
       fn();
       return () => {};
     }
-    this.hooks.add(fn);
-    return () => this.hooks.delete(fn);
+    this.#hooks.add(fn);
+    return () => this.#hooks.delete(fn);
   }
 
   /** Resolves after `ms`, or as soon as the call ends. */
@@ -56,11 +56,11 @@ export class SimCall {
     return new Promise((resolve) => {
       let off: () => void = () => {};
       const t = setTimeout(() => {
-        this.timers.delete(t);
+        this.#timers.delete(t);
         off();
         resolve();
       }, ms);
-      this.timers.add(t);
+      this.#timers.add(t);
       off = this.onGone(resolve);
     });
   }

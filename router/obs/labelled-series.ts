@@ -50,10 +50,12 @@ export class HistogramSeries<L extends string> {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  readonly #bounds: readonly number[];
   constructor(
     readonly labels: Labels<L>,
-    private readonly bounds: readonly number[],
+    bounds: readonly number[],
   ) {
+    this.#bounds = bounds;
     this.counts = new Float64Array(bounds.length);
   }
 
@@ -61,7 +63,7 @@ export class HistogramSeries<L extends string> {
     if (!Number.isFinite(v)) throw new TypeError(`Value is not a valid number: ${v}`);
     this.sum += v;
     this.count += 1;
-    const bounds = this.bounds;
+    const bounds = this.#bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (v <= bounds[i]!) {
         this.counts[i]! += 1;

@@ -277,27 +277,31 @@ function globMatch(pattern: string, name: string): boolean {
 // ---- output capture ----
 
 class TailBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  #chunks: Buffer[] = [];
+  #size = 0;
   truncated = false;
-  constructor(private readonly max: number) {}
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
 
   push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    if (this.size > this.max * 2) this.compact();
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    if (this.#size > this.#max * 2) this.#compact();
   }
 
   text(): string {
-    this.compact();
-    return Buffer.concat(this.chunks).toString('utf8');
+    this.#compact();
+    return Buffer.concat(this.#chunks).toString('utf8');
   }
 
-  private compact(): void {
-    if (this.size <= this.max) return;
-    const all = Buffer.concat(this.chunks);
-    this.chunks = [all.subarray(all.length - this.max)];
-    this.size = this.max;
+  #compact(): void {
+    if (this.#size <= this.#max) return;
+    const all = Buffer.concat(this.#chunks);
+    this.#chunks = [all.subarray(all.length - this.#max)];
+    this.#size = this.#max;
     this.truncated = true;
   }
 }
