@@ -94,6 +94,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-own-heldout-2.jsonl'],
   ['test/fixtures/routing-clients-heldout.jsonl'],
   ['test/fixtures/routing-clients-heldout-2.jsonl'],
+  ['test/fixtures/routing-heldout-3.jsonl'],
+  ['test/fixtures/routing-clients-heldout-3.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
