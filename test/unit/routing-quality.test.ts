@@ -15,7 +15,8 @@
 //   routing-clients-heldout-2.jsonl the same, later, with more languages and keyword traps;
 // - test/fixtures/routing-heldout-3.jsonl (plain prompts) and routing-clients-heldout-3.jsonl
 //   (full bodies), written the same way in the dev sets' languages; the plain prompts' first
-//   misses drove a few vocabulary changes (see the README), the client bodies' never did.
+//   misses drove a few vocabulary changes (see the README), the client bodies' never did;
+//   routing-heldout-4.jsonl, 50 more plain prompts written after those changes.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -76,6 +77,10 @@ describe('routing quality of routing_policy.yaml', () => {
 
   it('third held-out real-client set (never tuned on): at least 90%', () => {
     assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-heldout-3.jsonl'), 90, 45);
+  });
+
+  it('fourth held-out set (plain prompts, written after the third set changes): at least 85%', () => {
+    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout-4.jsonl'), 85, 45);
   });
 
   it('stress set: at least 90%', () => {
