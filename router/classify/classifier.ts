@@ -12,7 +12,7 @@ import type { BucketVocabulary, SignalName } from './vocabulary.ts';
 import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
 import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
-import { TermIndex, type TermEntry } from './term-index.ts';
+import { SPACELESS, TermIndex, type TermEntry } from './term-index.ts';
 
 export interface ClassifierOptions {
   /** classifier.lookback_below. */
@@ -71,9 +71,6 @@ const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schem
 const NEAREST_SHOWN = 3;
 const TEXT_SHOWN = 160;
 
-// Scripts written without spaces between words (Han, kana) and Hangul, whose endings attach to
-// the word: a term in these scripts matches anywhere in the text, not only at a word start.
-const SPACELESS = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]/;
 /** Characters searched for spaceless terms: the start and the end of a long text. */
 const SPACELESS_WINDOW = 4096;
 

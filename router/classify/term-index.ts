@@ -23,6 +23,9 @@
 // - terms match whole words: a word is a run of letters, digits, combining marks (so Devanagari
 //   vowel signs stay inside the word) and `_`, plus trailing `+`/`#` (c++, c#, f#);
 // - a phrase's words may be separated by any run of non-word characters ("tl;dr" = "tl dr");
+// - a word also ends where a script written without spaces (kana, Han, Hangul) begins, as in
+//   "GitHubにissueを立てて" or "Frigateの通知": those scripts' own terms are matched as substrings
+//   by the classifier, never by this index, so their characters only part the words around them;
 // - a trailing `*` matches any word ending ("refactor*" matches "refactoring").
 
 export interface TermEntry {
@@ -33,6 +36,16 @@ export interface TermEntry {
 }
 
 const SPACE = 32;
+
+/**
+ * Scripts written without spaces between words (kana, Han) and Hangul, whose endings attach to
+ * the word before them. A term in these scripts is matched anywhere in a text (classifier.ts).
+ */
+export const SPACELESS = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]/;
+
+function isSpacelessCode(c: number): boolean {
+  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff);
+}
 /** FOLD value of a mark that stays inside a word but is not compared (accents, nukta). */
 const IGNORED = 1;
 
@@ -176,7 +189,8 @@ export class TermIndex {
       const folded = FOLD[c]!;
       if (folded === 0) this.#symbol[c] = c === 43 ? PLUS : c === 35 ? HASH : SEP;
       else if (folded === IGNORED) this.#symbol[c] = MARK;
-      else this.#symbol[c] = letterSymbol[folded] || OTHER;
+      // A spaceless script's character that no term of the index uses parts the words around it.
+      else this.#symbol[c] = letterSymbol[folded] || (isSpacelessCode(c) ? SEP : OTHER);
     }
     const symbolOf = (c: number) => (c === SPACE ? GAP : isTrailer(c) ? this.#symbol[c]! : letterSymbol[c]!);
 

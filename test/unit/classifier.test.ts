@@ -100,6 +100,19 @@ describe('term matching', () => {
     assert.deepEqual(matches(words, 'vor und\nnachteile'), ['vor- und nachteile']);
     assert.deepEqual(matches(words, 'asynchronous await'), []);
   });
+
+  it('ends a word where kana, Han or Hangul begin (no space between the scripts)', () => {
+    const mixed = policyWith(`  words:
+    keywords: [github, frigate, python, コード, 通知]
+    route: gpu`);
+    assert.deepEqual(matches(mixed, 'GitHubにissueを立てておいて'), ['github']);
+    assert.deepEqual(matches(mixed, 'Frigateの通知です'), ['frigate', '通知']);
+    assert.deepEqual(matches(mixed, 'このPythonコードを直して'), ['python', 'コード']);
+    assert.deepEqual(matches(mixed, '把这个python脚本改一下'), ['python']);
+    assert.deepEqual(matches(mixed, 'GitHub에 이슈를 올려 줘'), ['github']);
+    // Still whole words: a longer Latin word before the kana is not the term.
+    assert.deepEqual(matches(mixed, 'GitHubActionsのログ'), []);
+  });
 });
 
 describe('scoring', () => {
