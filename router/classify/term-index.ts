@@ -41,11 +41,14 @@ const SPACE = 32;
  * Scripts written without spaces between words (kana, Han) and Hangul, whose endings attach to
  * the word before them. A term in these scripts is matched anywhere in a text (classifier.ts).
  */
-export const SPACELESS = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]/;
+const SPACELESS_RANGES: ReadonlyArray<readonly [number, number]> = [[0x3040, 0x30ff], [0x3400, 0x9fff], [0xac00, 0xd7af], [0xf900, 0xfaff]];
+const hex4 = (c: number) => c.toString(16).padStart(4, '0');
+export const SPACELESS = new RegExp(`[${SPACELESS_RANGES.map(([from, to]) => `\\u${hex4(from)}-\\u${hex4(to)}`).join('')}]`);
 
 function isSpacelessCode(c: number): boolean {
-  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff);
+  return SPACELESS_RANGES.some(([from, to]) => c >= from && c <= to);
 }
+
 /** FOLD value of a mark that stays inside a word but is not compared (accents, nukta). */
 const IGNORED = 1;
 
