@@ -39,58 +39,32 @@ function assertAccuracy(file: string, minPct: number, minCases: number): void {
   assert.ok(pct >= minPct, `accuracy ${result.correct}/${result.total} (${pct.toFixed(1)}%) is below ${minPct}% on ${file}:\n${result.misses.map(formatMiss).join('\n')}`);
 }
 
+/** The repo's own labelled sets: file, what it holds, the accuracy floor (%), the fewest cases. */
+const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCases: number]> = [
+  ['test/fixtures/routing-heldout.jsonl', 'held-out set (five languages)', 90, 60],
+  ['test/fixtures/routing-dev.jsonl', 'dev set copy', 97, 30],
+  ['test/fixtures/routing-clients-dev.jsonl', 'clients dev set (full bodies of coding agents, Open WebUI, Home Assistant, Frigate, n8n)', 97, 50],
+  ['test/fixtures/routing-own-heldout.jsonl', 'own held-out set (twelve languages, client shapes)', 90, 35],
+  ['test/fixtures/routing-own-heldout-2.jsonl', 'second own held-out set (written after tuning, never tuned on)', 85, 25],
+  ['test/fixtures/routing-clients-heldout.jsonl', 'held-out real-client bodies (written after tuning, never tuned on)', 85, 40],
+  ['test/fixtures/routing-clients-heldout-2.jsonl', 'second held-out real-client set (languages and traps the vocabulary was never tuned for)', 78, 45],
+  ['test/fixtures/routing-heldout-3.jsonl', 'third held-out set (plain prompts in the dev languages)', 85, 45],
+  ['test/fixtures/routing-clients-heldout-3.jsonl', 'third held-out real-client set (never tuned on)', 90, 45],
+  ['test/fixtures/routing-heldout-4.jsonl', 'fourth held-out set (plain prompts, written after the third set changes)', 85, 45],
+  ['test/fixtures/routing-heldout-5.jsonl', 'fifth held-out set (plain prompts, mostly Spanish, German, French, Hindi, Japanese)', 85, 45],
+  ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
+];
+
 describe('routing quality of routing_policy.yaml', () => {
   it('dev set: at least 95%', { skip: existsSync(DEV) ? false : `${DEV} is not present in this checkout` }, () => {
     assertAccuracy(DEV, 95, 30);
   });
 
-  it('held-out set (five languages): at least 90%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout.jsonl'), 90, 60);
-  });
-
-  it('dev set copy: at least 97%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-dev.jsonl'), 97, 30);
-  });
-
-  it('clients dev set (full bodies of coding agents, Open WebUI, Home Assistant, Frigate, n8n): at least 97%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-dev.jsonl'), 97, 50);
-  });
-
-  it('own held-out set (twelve languages, client shapes): at least 90%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout.jsonl'), 90, 35);
-  });
-
-  it('second own held-out set (written after tuning, never tuned on): at least 85%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-own-heldout-2.jsonl'), 85, 25);
-  });
-
-  it('held-out real-client bodies (written after tuning, never tuned on): at least 85%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-heldout.jsonl'), 85, 40);
-  });
-
-  it('second held-out real-client set (languages and traps the vocabulary was never tuned for): at least 78%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-heldout-2.jsonl'), 78, 45);
-  });
-
-  it('third held-out set (plain prompts in the dev languages): at least 85%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout-3.jsonl'), 85, 45);
-  });
-
-  it('third held-out real-client set (never tuned on): at least 90%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-clients-heldout-3.jsonl'), 90, 45);
-  });
-
-  it('fourth held-out set (plain prompts, written after the third set changes): at least 85%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout-4.jsonl'), 85, 45);
-  });
-
-  it('fifth held-out set (plain prompts, mostly Spanish, German, French, Hindi, Japanese): at least 85%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-heldout-5.jsonl'), 85, 45);
-  });
-
-  it('stress set: at least 90%', () => {
-    assertAccuracy(resolve(ROOT, 'test/fixtures/routing-stress.jsonl'), 90, 60);
-  });
+  for (const [file, what, floorPct, minCases] of FIXTURE_SETS) {
+    it(`${what}: at least ${floorPct}%`, () => {
+      assertAccuracy(resolve(ROOT, file), floorPct, minCases);
+    });
+  }
 
   it('lists no term twice in a bucket (each distinct term counts once, so a duplicate is dead weight)', () => {
     const duplicates: string[] = [];
