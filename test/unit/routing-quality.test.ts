@@ -21,7 +21,8 @@
 //   routing-heldout-6.jsonl (50 plain prompts) and routing-clients-heldout-4.jsonl (45 bodies),
 //   written the same way later (the client bodies were never tuned on); routing-heldout-7.jsonl,
 //   50 more after those changes; routing-heldout-8.jsonl and
-//   routing-heldout-9.jsonl, 50 more each after those.
+//   routing-heldout-9.jsonl, 50 more each after those; routing-clients-heldout-5.jsonl, 45 bodies
+//   written with the ninth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -61,6 +62,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-8.jsonl', 'eighth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-9.jsonl', 'ninth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
