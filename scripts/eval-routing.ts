@@ -102,6 +102,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-7.jsonl'],
   ['test/fixtures/routing-heldout-8.jsonl'],
   ['test/fixtures/routing-heldout-9.jsonl'],
+  ['test/fixtures/routing-heldout-10.jsonl'],
+  ['test/fixtures/routing-heldout-11.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],

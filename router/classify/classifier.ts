@@ -85,8 +85,10 @@ export class Classifier {
   readonly #defaultBucket: string;
   readonly #lookbackBelow: number;
   readonly #parts: PartsConfig;
-  /** Term ids matched by substring (SPACELESS terms), not by the index. */
+  /** Term ids matched by substring (SPACELESS terms, lower-cased), not by the index. */
   readonly #spaceless: Array<{ id: number; text: string }> = [];
+  /** Some spaceless term has letters with case ("PR 올려"): the text is lower-cased to match it. */
+  #spacelessCased = false;
   readonly #examples: ExampleIndex | undefined;
   readonly #similarity: SimilarityConfig | undefined;
   readonly #system: SystemJobConfig | undefined;
@@ -108,7 +110,11 @@ export class Classifier {
         const term = typeof spec === 'string' ? spec : spec.term;
         const weight = typeof spec === 'string' ? 1 : (spec.weight ?? 1);
         const entry = { term, bucket: b, weight };
-        if (SPACELESS.test(term)) this.#spaceless.push({ id: entries.length, text: term.replace(/\*$/, '').trim() });
+        if (SPACELESS.test(term)) {
+          const text = term.replace(/\*$/, '').trim().toLowerCase();
+          this.#spaceless.push({ id: entries.length, text });
+          if (text !== text.toUpperCase()) this.#spacelessCased = true;
+        }
         entries.push(entry);
         // The index keeps every id (so ids stay positions in `entries`); a spaceless term gets
         // an empty term there, which the index skips.
@@ -310,7 +316,8 @@ export class Classifier {
     if (this.#spaceless.length === 0) return;
     const window = text.length <= 2 * SPACELESS_WINDOW ? text : text.slice(0, SPACELESS_WINDOW) + '\n' + text.slice(-SPACELESS_WINDOW);
     if (!SPACELESS.test(window)) return;
-    for (const { id, text: term } of this.#spaceless) if (window.includes(term)) hits.add(id);
+    const searched = this.#spacelessCased ? window.toLowerCase() : window;
+    for (const { id, text: term } of this.#spaceless) if (searched.includes(term)) hits.add(id);
   }
 }
 

@@ -113,6 +113,15 @@ describe('term matching', () => {
     // Still whole words: a longer Latin word before the kana is not the term.
     assert.deepEqual(matches(mixed, 'GitHubActionsのログ'), []);
   });
+
+  it('matches a term that mixes Latin letters into a spaceless script whatever their case', () => {
+    const mixed = policyWith(`  words:
+    keywords: [pr 올려, PRを作, 提个pr]
+    route: gpu`);
+    assert.deepEqual(matches(mixed, '테스트 고치고 PR 올려 줘'), ['pr 올려']);
+    assert.deepEqual(matches(mixed, '直したらprを作ってください'), ['PRを作']);
+    assert.deepEqual(matches(mixed, '改完以后提个PR'), ['提个pr']);
+  });
 });
 
 describe('scoring', () => {

@@ -22,7 +22,8 @@
 //   written the same way later (the client bodies were never tuned on); routing-heldout-7.jsonl,
 //   50 more after those changes; routing-heldout-8.jsonl and
 //   routing-heldout-9.jsonl, 50 more each after those; routing-clients-heldout-5.jsonl, 45 bodies
-//   written with the ninth.
+//   written with the ninth; routing-heldout-10.jsonl (dev mix) and routing-heldout-11.jsonl (seven
+//   prompts in each of the dev set's other languages), after those.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -61,6 +62,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-7.jsonl', 'seventh held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-8.jsonl', 'eighth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-9.jsonl', 'ninth held-out set (plain prompts in the dev languages)', 85, 45],
+  ['test/fixtures/routing-heldout-10.jsonl', 'tenth held-out set (plain prompts in the dev languages)', 85, 45],
+  ['test/fixtures/routing-heldout-11.jsonl', 'eleventh held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
