@@ -106,6 +106,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-11.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
+  ['test/fixtures/routing-clients-heldout-6.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
