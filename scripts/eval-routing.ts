@@ -104,6 +104,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-9.jsonl'],
   ['test/fixtures/routing-heldout-10.jsonl'],
   ['test/fixtures/routing-heldout-11.jsonl'],
+  ['test/fixtures/routing-heldout-12.jsonl'],
+  ['test/fixtures/routing-heldout-13.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],

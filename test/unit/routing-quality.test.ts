@@ -24,7 +24,8 @@
 //   routing-heldout-9.jsonl, 50 more each after those; routing-clients-heldout-5.jsonl, 45 bodies
 //   written with the ninth; routing-heldout-10.jsonl (dev mix) and routing-heldout-11.jsonl (seven
 //   prompts in each of the dev set's other languages), after those; routing-clients-heldout-6.jsonl,
-//   45 bodies leaning on vague agent turns, long pasted chats and n8n/script extraction.
+//   45 bodies leaning on vague agent turns, long pasted chats and n8n/script extraction;
+//   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -65,6 +66,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-9.jsonl', 'ninth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-10.jsonl', 'tenth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-11.jsonl', 'eleventh held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
+  ['test/fixtures/routing-heldout-12.jsonl', 'twelfth held-out set (plain prompts in the dev languages)', 85, 45],
+  ['test/fixtures/routing-heldout-13.jsonl', 'thirteenth held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
