@@ -109,6 +109,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
+  ['test/fixtures/routing-clients-heldout-7.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

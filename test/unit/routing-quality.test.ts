@@ -25,7 +25,8 @@
 //   written with the ninth; routing-heldout-10.jsonl (dev mix) and routing-heldout-11.jsonl (seven
 //   prompts in each of the dev set's other languages), after those; routing-clients-heldout-6.jsonl,
 //   45 bodies leaning on vague agent turns, long pasted chats and n8n/script extraction;
-//   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those.
+//   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those;
+//   routing-clients-heldout-7.jsonl, 45 bodies leaning on editor inline edits, voice and cameras.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -71,6 +72,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
+  ['test/fixtures/routing-clients-heldout-7.jsonl', 'seventh held-out real-client set (editor inline edits, voice, cameras)', 88, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
