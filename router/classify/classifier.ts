@@ -9,7 +9,7 @@
 //   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketVocabulary, SignalName } from './vocabulary.ts';
-import { DEFAULT_PARTS, splitParts, type PartsConfig } from './parts.ts';
+import { DEFAULT_PARTS, splitParts, type Parts, type PartsConfig } from './parts.ts';
 import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
 import { SPACELESS, TermIndex, type TermEntry } from './term-index.ts';
@@ -82,6 +82,8 @@ export class Classifier {
   readonly #signalWeights: Array<Array<[SignalName, number]>>;
   /** Lower rank wins a tie. */
   readonly #tieRank: number[];
+  /** Per bucket, the bucket its score moves to when the request edits the user's code (-1: none). */
+  readonly #onCode: number[];
   readonly #defaultBucket: string;
   readonly #lookbackBelow: number;
   readonly #parts: PartsConfig;
@@ -137,6 +139,10 @@ export class Classifier {
       const weights = buckets[name]!.signals ?? {};
       return SIGNALS.flatMap((s): Array<[SignalName, number]> => (weights[s] === undefined ? [] : [[s, weights[s]!]]));
     });
+    this.#onCode = this.#buckets.map((name) => {
+      const target = buckets[name]!.on_code;
+      return target === undefined ? -1 : this.#buckets.indexOf(target);
+    });
     this.#tieRank = this.#buckets.map((name) => {
       const rank = tieBreak.indexOf(name);
       return rank === -1 ? tieBreak.length : rank;
@@ -150,7 +156,7 @@ export class Classifier {
     let turn = 0;
     // A forced tool_choice (structured output): the user message is the input, not the job.
     const asInput = this.#parts.forced_tool_input && facts.signals.forced_tool;
-    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false } : splitParts(texts[0]!, this.#parts);
+    let parts: Parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false, editsCode: false } : splitParts(texts[0]!, this.#parts);
     let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
     // borrows the newest earlier user turn that is decisive.
@@ -239,6 +245,18 @@ export class Classifier {
           const example = nearest.find((x) => x.bucket === this.#buckets[b]);
           (matched[b] ??= []).push(`similar:${Math.round(s * 100) / 100}${example ? ' "' + clip(example.example, 60) + '"' : ''}`);
         }
+      }
+    }
+
+    // A job done on the user's own code (a rewrite or translation of a ``` block of code, an
+    // editor's code tag) is a code edit: the job's score moves to the bucket that edits code.
+    if (signals.code_block || parts.editsCode) {
+      for (let b = 0; b < n; b++) {
+        const to = this.#onCode[b]!;
+        if (to === -1 || score[b]! <= 0) continue;
+        score[to] += score[b]!;
+        score[b] = 0;
+        (matched[to] ??= []).push(`code_edit:${this.#buckets[b]}`);
       }
     }
 

@@ -5,6 +5,8 @@
 //   when present, their contents are the user's words and everything else is context.
 // - Quoted tags (Open WebUI's <chat_history> / <context>, <source>, <document>,
 //   <file_contents>, <environment_details>) and ``` fences: material the instruction is about.
+// - Code tags (Zed's <rewrite_this>): the code an editor asks to have rewritten; their presence
+//   says the instruction is an edit of the user's own code.
 
 import { fenceIsCode } from './request-facts.ts';
 
@@ -19,9 +21,11 @@ export interface PartsConfig {
   quoted_max: number;
   /** A forced tool_choice makes the whole user message quoted material (the input to process). */
   forced_tool_input: boolean;
+  /** Tags around the code an editor asks to have rewritten (Zed's <rewrite_this>). */
+  code_tags?: string[];
 }
 
-export const DEFAULT_PARTS: PartsConfig = { instruction_tags: [], quoted_tags: [], fences: false, quoted_weight: 1, quoted_max: Number.POSITIVE_INFINITY, forced_tool_input: false };
+export const DEFAULT_PARTS: PartsConfig = { instruction_tags: [], quoted_tags: [], fences: false, quoted_weight: 1, quoted_max: Number.POSITIVE_INFINITY, forced_tool_input: false, code_tags: [] };
 
 export interface Parts {
   instruction: string;
@@ -30,6 +34,8 @@ export interface Parts {
   rule: string;
   /** A ``` block among the instruction's own material (not inside a quoted tag or outside the instruction tags). */
   fenced: boolean;
+  /** A code tag is in the message: the instruction is an edit of that code. */
+  editsCode: boolean;
 }
 
 type Span = [start: number, end: number, innerStart: number, innerEnd: number];
@@ -137,9 +143,14 @@ export function splitParts(text: string, cfg: PartsConfig): Parts {
       context.push(text.slice(from));
       const own = removeQuoted(inner.join('\n'), cfg);
       if (own.quoted !== '') context.push(own.quoted);
-      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}`, fenced: own.fenced };
+      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}`, fenced: own.fenced, editsCode: hasCodeTag(text, cfg) };
     }
   }
   const split = removeQuoted(text, cfg);
-  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced };
+  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced, editsCode: hasCodeTag(text, cfg) };
+}
+
+function hasCodeTag(text: string, cfg: PartsConfig): boolean {
+  const tags = cfg.code_tags;
+  return tags !== undefined && tags.length > 0 && text.includes('<') && tagSpans(text, nameSet(tags), []).length > 0;
 }

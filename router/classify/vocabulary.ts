@@ -30,4 +30,10 @@ export interface BucketVocabulary {
   /** Example prompts of this bucket for the similarity stage (classifier.similarity). */
   examples?: string[];
   signals?: Partial<Record<SignalName, number>>;
+  /**
+   * The bucket that does this bucket's job when its object is the user's own code (a ``` block
+   * of code among the instruction's material, or an editor's code tag): "translate the comments"
+   * or "make it faster" above code is a code edit, so the score moves there.
+   */
+  on_code?: string;
 }

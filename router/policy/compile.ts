@@ -109,6 +109,7 @@ export function semanticErrors(p: Policy): string[] {
     needVision(`buckets.${name}.image_route`, b.image_route);
     needRoute(`buckets.${name}.escalate_to`, b.escalate_to);
     if (b.fail_closed && b.escalate_to === undefined) errors.push(`buckets.${name}.escalate_to: is required when fail_closed is true`);
+    if (b.on_code !== undefined && !Object.hasOwn(p.buckets, b.on_code)) errors.push(`buckets.${name}.on_code: no bucket named "${b.on_code}"`);
   }
 
   // Classifier.

@@ -165,6 +165,58 @@ buckets:
   });
 });
 
+describe('a job done on the user\'s own code', () => {
+  const p = parsePolicyText(
+    `version: 1
+classifier:
+  tie_break: [code, rewrite, fallback]
+  default_bucket: fallback
+  parts: {instruction_tags: [prompt], quoted_tags: [document], fences: true, quoted_weight: 0.25, quoted_max: 1, code_tags: [rewrite_this]}
+routes:
+  gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, context_tokens: 4096, slots: 1, fallback: terminal}
+  other: {url: "http://127.0.0.1:8/v1", model: o, runtime: vllm, context_tokens: 4096, slots: 1, fallback: terminal}
+buckets:
+  code:
+    keywords: [python]
+    route: other
+  rewrite:
+    keywords: [{term: translate, weight: 3}, {term: make it, weight: 1}]
+    on_code: code
+    route: gpu
+  fallback: {route: gpu}
+`,
+    'on-code-test-policy',
+  );
+  const classify = (text: string) => p.classifier.classify(requestFacts({ model: 'homelab/auto', messages: [{ role: 'user', content: text }] }, 'last_user', 2));
+
+  it('a rewrite of a ``` block of code scores for the bucket that edits code, and says so', () => {
+    const c = classify('translate the comments to English\n```\n# Liest die Datei\ndef load(path): return open(path).read()\n```');
+    assert.equal(c.bucket, 'code');
+    assert.equal(c.scores.rewrite, 0);
+    assert.ok(c.matched.code?.includes('code_edit:rewrite'));
+  });
+
+  it('an editor\'s code tag makes the instruction an edit of that code', () => {
+    const c = classify('<document>\n<rewrite_this>\nfor i in range(10): total += i\n</rewrite_this>\n</document>\n<prompt>make it faster</prompt>');
+    assert.equal(c.bucket, 'code');
+  });
+
+  it('prose in a fence, or no code at all, leaves the rewrite a rewrite', () => {
+    assert.equal(classify('translate this into German: ```the meeting moved to Thursday```').bucket, 'rewrite');
+    assert.equal(classify('translate this into German: the meeting moved to Thursday').bucket, 'rewrite');
+  });
+
+  it('on_code must name a bucket', () => {
+    assert.throws(() => parsePolicyText(`version: 1
+classifier: {tie_break: [a], default_bucket: a}
+routes:
+  gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, context_tokens: 4096, slots: 1, fallback: terminal}
+buckets:
+  a: {route: gpu, on_code: nowhere}
+`, 'bad-on-code'), /buckets\.a\.on_code: no bucket named "nowhere"/);
+  });
+});
+
 describe('ExampleIndex', () => {
   it('an exact example is its own nearest with similarity 1; unrelated text is far', () => {
     const idx = new ExampleIndex(['a', 'b'], [{ bucket: 0, text: 'translate this into French' }, { bucket: 1, text: 'what is the weather like' }], 500);
