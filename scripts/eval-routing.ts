@@ -106,10 +106,12 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-11.jsonl'],
   ['test/fixtures/routing-heldout-12.jsonl'],
   ['test/fixtures/routing-heldout-13.jsonl'],
+  ['test/fixtures/routing-heldout-14.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
   ['test/fixtures/routing-clients-heldout-7.jsonl'],
+  ['test/fixtures/routing-clients-heldout-8.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

@@ -26,7 +26,8 @@
 //   prompts in each of the dev set's other languages), after those; routing-clients-heldout-6.jsonl,
 //   45 bodies leaning on vague agent turns, long pasted chats and n8n/script extraction;
 //   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those;
-//   routing-clients-heldout-7.jsonl, 45 bodies leaning on editor inline edits, voice and cameras.
+//   routing-clients-heldout-7.jsonl, 45 bodies leaning on editor inline edits, voice and cameras;
+//   routing-heldout-14.jsonl and routing-clients-heldout-8.jsonl, the last round, after all of that.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -69,10 +70,12 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-11.jsonl', 'eleventh held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
   ['test/fixtures/routing-heldout-12.jsonl', 'twelfth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-13.jsonl', 'thirteenth held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
+  ['test/fixtures/routing-heldout-14.jsonl', 'fourteenth held-out set (plain prompts, unusual subjects)', 80, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
   ['test/fixtures/routing-clients-heldout-7.jsonl', 'seventh held-out real-client set (editor inline edits, voice, cameras)', 88, 40],
+  ['test/fixtures/routing-clients-heldout-8.jsonl', 'eighth held-out real-client set', 88, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
