@@ -9,7 +9,7 @@
 //   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketVocabulary, SignalName } from './vocabulary.ts';
-import { DEFAULT_PARTS, splitParts, type Parts, type PartsConfig } from './parts.ts';
+import { DEFAULT_PARTS, hasCodeTag, splitParts, type PartsConfig } from './parts.ts';
 import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
 import { SPACELESS, TermIndex, type TermEntry } from './term-index.ts';
@@ -156,7 +156,7 @@ export class Classifier {
     let turn = 0;
     // A forced tool_choice (structured output): the user message is the input, not the job.
     const asInput = this.#parts.forced_tool_input && facts.signals.forced_tool;
-    let parts: Parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false, editsCode: false } : splitParts(texts[0]!, this.#parts);
+    let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false } : splitParts(texts[0]!, this.#parts);
     let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
     // borrows the newest earlier user turn that is decisive.
@@ -250,7 +250,9 @@ export class Classifier {
 
     // A job done on the user's own code (a rewrite or translation of a ``` block of code, an
     // editor's code tag) is a code edit: the job's score moves to the bucket that edits code.
-    if (signals.code_block || parts.editsCode) {
+    // The tags are looked for only when such a job scored.
+    const codeJob = this.#onCode.some((to, b) => to !== -1 && score[b]! > 0);
+    if (codeJob && (signals.code_block || hasCodeTag(texts[turn]!, this.#parts))) {
       for (let b = 0; b < n; b++) {
         const to = this.#onCode[b]!;
         if (to === -1 || score[b]! <= 0) continue;

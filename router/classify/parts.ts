@@ -34,8 +34,6 @@ export interface Parts {
   rule: string;
   /** A ``` block among the instruction's own material (not inside a quoted tag or outside the instruction tags). */
   fenced: boolean;
-  /** A code tag is in the message: the instruction is an edit of that code. */
-  editsCode: boolean;
 }
 
 type Span = [start: number, end: number, innerStart: number, innerEnd: number];
@@ -143,14 +141,15 @@ export function splitParts(text: string, cfg: PartsConfig): Parts {
       context.push(text.slice(from));
       const own = removeQuoted(inner.join('\n'), cfg);
       if (own.quoted !== '') context.push(own.quoted);
-      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}`, fenced: own.fenced, editsCode: hasCodeTag(text, cfg) };
+      return { instruction: own.instruction, quoted: context.join('\n'), rule: `instruction_tag:${names.join(',')}`, fenced: own.fenced };
     }
   }
   const split = removeQuoted(text, cfg);
-  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced, editsCode: hasCodeTag(text, cfg) };
+  return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced };
 }
 
-function hasCodeTag(text: string, cfg: PartsConfig): boolean {
+/** One of the code tags is in the text: its instruction is an edit of that code. */
+export function hasCodeTag(text: string, cfg: PartsConfig): boolean {
   const tags = cfg.code_tags;
   return tags !== undefined && tags.length > 0 && text.includes('<') && tagSpans(text, nameSet(tags), []).length > 0;
 }
