@@ -27,7 +27,8 @@
 //   45 bodies leaning on vague agent turns, long pasted chats and n8n/script extraction;
 //   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those;
 //   routing-clients-heldout-7.jsonl, 45 bodies leaning on editor inline edits, voice and cameras;
-//   routing-heldout-14.jsonl and routing-clients-heldout-8.jsonl, the last round, after all of that.
+//   routing-heldout-14.jsonl and routing-clients-heldout-8.jsonl, after all of that; routing-heldout-15.jsonl
+//   (varied kinds of thinking and utility jobs) and routing-heldout-16.jsonl (short, casual phone typing).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -71,6 +72,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-12.jsonl', 'twelfth held-out set (plain prompts in the dev languages)', 85, 45],
   ['test/fixtures/routing-heldout-13.jsonl', 'thirteenth held-out set (plain prompts in Spanish, German, French, Hindi, Japanese, Chinese, Korean)', 85, 45],
   ['test/fixtures/routing-heldout-14.jsonl', 'fourteenth held-out set (plain prompts, unusual subjects)', 80, 45],
+  ['test/fixtures/routing-heldout-15.jsonl', 'fifteenth held-out set (plain prompts, varied kinds of thinking and utility jobs)', 85, 45],
+  ['test/fixtures/routing-heldout-16.jsonl', 'sixteenth held-out set (short, casual prompts)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
