@@ -109,6 +109,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-14.jsonl'],
   ['test/fixtures/routing-heldout-15.jsonl'],
   ['test/fixtures/routing-heldout-16.jsonl'],
+  ['test/fixtures/routing-heldout-17.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],

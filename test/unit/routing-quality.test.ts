@@ -28,7 +28,8 @@
 //   routing-heldout-12.jsonl (dev mix) and routing-heldout-13.jsonl (the other languages), after those;
 //   routing-clients-heldout-7.jsonl, 45 bodies leaning on editor inline edits, voice and cameras;
 //   routing-heldout-14.jsonl and routing-clients-heldout-8.jsonl, after all of that; routing-heldout-15.jsonl
-//   (varied kinds of thinking and utility jobs) and routing-heldout-16.jsonl (short, casual phone typing).
+//   (varied kinds of thinking and utility jobs) and routing-heldout-16.jsonl (short, casual phone typing);
+//   routing-heldout-17.jsonl, written like the dev set after all of that and never tuned on.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -74,6 +75,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-14.jsonl', 'fourteenth held-out set (plain prompts, unusual subjects)', 80, 45],
   ['test/fixtures/routing-heldout-15.jsonl', 'fifteenth held-out set (plain prompts, varied kinds of thinking and utility jobs)', 85, 45],
   ['test/fixtures/routing-heldout-16.jsonl', 'sixteenth held-out set (short, casual prompts)', 85, 45],
+  ['test/fixtures/routing-heldout-17.jsonl', 'seventeenth held-out set (written like the dev set, never tuned on)', 80, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
