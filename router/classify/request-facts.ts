@@ -183,6 +183,8 @@ const INLINE_CODE_AT: Array<[lead: string, pattern: RegExp]> = [
   ['(', /(?<=\w)\((?:\)|[\w.]*\()/y], // f() or f(g( / f(x.y(
   ['[', /(?<=\w)\[[A-Za-z_'"][\w.'"]*\]/y], // xs[key], row['name']
   ['_', /(?<=\b[a-z][a-z0-9]*)_[a-z0-9_]+\b/y], // snake_case (from its first underscore)
+  ['[', /\[[^\]\s]{0,20}(?:\w-\w|\\[a-zA-Z])[^\]\s]{0,20}\][+*?{]/y], // a regex class, a range or escape in it, quantified: [a-z0-9.]+, [\d]{2}
+  ['.', /(?<=\w)\.(?:py|js|mjs|cjs|ts|tsx|jsx|go|rs|rb|php|java|kt|cs|cpp|hpp|sh|ps1|ya?ml|toml|ini|cfg|conf|json|sql|service|lua|vue|tf|nix|gradle)\b/y], // a source or config file's name: printer.cfg, app.py
 ];
 // The other operators; their first characters are common in prose, so includes() beats a scan.
 const CODE_OPERATORS = ['::', '&&', '||'];

@@ -223,10 +223,12 @@ describe('signals', () => {
   });
 
   it('inline_code: code in a sentence, not prose punctuation', () => {
-    for (const text of ['why does range(len(xs)) fail', 'run `npm ci` first', 'total += xs[i]', 'if a == b then', 'what is my_var for']) {
+    for (const text of ['why does range(len(xs)) fail', 'run `npm ci` first', 'total += xs[i]', 'if a == b then', 'what is my_var for',
+      'a macro in printer.cfg', 'why does ^[a-z0-9.]+@ fail', 'match [\\d]{3}']) {
       assert.equal(classify(policy, text).bucket, 'code', text);
     }
-    for (const text of ['the immune system[3] works', 'see the file(s) attached', 'Oslo -> Rome', 'John 3:16', '_really_ good']) {
+    for (const text of ['the immune system[3] works', 'see the file(s) attached', 'Oslo -> Rome', 'John 3:16', '_really_ good',
+      'the moon[1]* is bright', 'Mr. Smith went to Washington.', 'my notes.txt and www.example.com']) {
       assert.equal(classify(policy, text).bucket, 'fallback', text);
     }
   });
