@@ -112,12 +112,15 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-17.jsonl'],
   ['test/fixtures/routing-heldout-18.jsonl'],
   ['test/fixtures/routing-heldout-19.jsonl'],
+  ['test/fixtures/routing-heldout-20.jsonl'],
+  ['test/fixtures/routing-heldout-21.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
   ['test/fixtures/routing-clients-heldout-7.jsonl'],
   ['test/fixtures/routing-clients-heldout-8.jsonl'],
   ['test/fixtures/routing-clients-heldout-9.jsonl'],
+  ['test/fixtures/routing-clients-heldout-10.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

@@ -233,6 +233,23 @@ describe('signals', () => {
     }
   });
 
+  it('a negative signal weight counts against its bucket', () => {
+    const withTools = policyWith(`  camera:
+    keywords: [{term: frigate, weight: 3}]
+    signals: {tools: -3}
+    route: gpu
+  ops:
+    keywords: [restart]
+    signals: {tools: 1}
+    route: gpu`);
+    const tools = [{ type: 'function', function: { name: 'terminal', parameters: {} } }];
+    const text = 'frigate keeps restarting, restart it';
+    assert.equal(classify(withTools, text).bucket, 'camera');
+    const agent = classify(withTools, { model: 'homelab/auto', messages: user(text), tools });
+    assert.equal(agent.bucket, 'ops');
+    assert.equal(agent.scores.camera, 0);
+  });
+
   it('json_schema: response_format json_schema or json_object', () => {
     for (const type of ['json_schema', 'json_object']) {
       const c = classify(policy, { model: 'homelab/auto', messages: user('the event'), response_format: { type } });

@@ -31,7 +31,9 @@
 //   (varied kinds of thinking and utility jobs) and routing-heldout-16.jsonl (short, casual phone typing);
 //   routing-heldout-17.jsonl, written like the dev set after all of that and never tuned on;
 //   routing-heldout-18.jsonl (typed as at work or home), routing-heldout-19.jsonl (a family and a
-//   small team, half in other languages) and routing-clients-heldout-9.jsonl, the next round.
+//   small team, half in other languages) and routing-clients-heldout-9.jsonl, the next round;
+//   routing-heldout-20.jsonl (subjects the dev set lacks), routing-heldout-21.jsonl (pasted
+//   material from another job's world) and routing-clients-heldout-10.jsonl, the round after.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -80,12 +82,15 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-17.jsonl', 'seventeenth held-out set (written like the dev set, never tuned on)', 80, 45],
   ['test/fixtures/routing-heldout-18.jsonl', 'eighteenth held-out set (typed as at work or at home)', 85, 45],
   ['test/fixtures/routing-heldout-19.jsonl', 'nineteenth held-out set (a family and a small team, half in other languages)', 85, 45],
+  ['test/fixtures/routing-heldout-20.jsonl', 'twentieth held-out set (subjects the dev set lacks)', 85, 45],
+  ['test/fixtures/routing-heldout-21.jsonl', 'twenty-first held-out set (pasted material from another job)', 80, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
   ['test/fixtures/routing-clients-heldout-7.jsonl', 'seventh held-out real-client set (editor inline edits, voice, cameras)', 88, 40],
   ['test/fixtures/routing-clients-heldout-8.jsonl', 'eighth held-out real-client set', 88, 40],
   ['test/fixtures/routing-clients-heldout-9.jsonl', 'ninth held-out real-client set', 85, 40],
+  ['test/fixtures/routing-clients-heldout-10.jsonl', 'tenth held-out real-client set', 85, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
