@@ -12,7 +12,8 @@ import type { BucketVocabulary, SignalName } from './vocabulary.ts';
 import { DEFAULT_PARTS, hasCodeTag, splitParts, type PartsConfig } from './parts.ts';
 import { hasInlineCode, type RequestFacts } from './request-facts.ts';
 import { ExampleIndex, type Neighbour, type SimilarityConfig } from './similarity.ts';
-import { SPACELESS, TermIndex, type TermEntry } from './term-index.ts';
+import type { TermEntry } from './term-index.ts';
+import { isSpace, TermMatcher } from './term-matcher.ts';
 
 export interface ClassifierOptions {
   /** classifier.lookback_below. */
@@ -25,6 +26,8 @@ export interface ClassifierOptions {
   system?: SystemJobConfig | undefined;
   /** classifier.scan_chars: a longer text is scored on its first and last half of this. */
   scanChars?: number;
+  /** classifier.new_topic: phrases that open a new subject ("btw", "unrelated:"), so the message never looks back. */
+  newTopic?: string[];
 }
 
 /**
@@ -71,13 +74,15 @@ const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schem
 const NEAREST_SHOWN = 3;
 const TEXT_SHOWN = 160;
 
-/** Characters searched for spaceless terms: the start and the end of a long text. */
-const SPACELESS_WINDOW = 4096;
+/** Characters at the start of a message searched for a new-topic phrase. */
+const NEW_TOPIC_CHARS = 200;
 
 export class Classifier {
   readonly #buckets: string[];
-  readonly #index: TermIndex;
+  readonly #terms: TermMatcher;
   readonly #entries: TermEntry[];
+  /** classifier.new_topic's phrases; undefined when there are none. */
+  readonly #newTopic: TermMatcher | undefined;
   /** Per bucket, the signals it weighs and their weights (only those it lists). */
   readonly #signalWeights: Array<Array<[SignalName, number]>>;
   /** Lower rank wins a tie. */
@@ -87,14 +92,9 @@ export class Classifier {
   readonly #defaultBucket: string;
   readonly #lookbackBelow: number;
   readonly #parts: PartsConfig;
-  /** Term ids matched by substring (SPACELESS terms, lower-cased), not by the index. */
-  readonly #spaceless: Array<{ id: number; text: string }> = [];
-  /** Some spaceless term has letters with case ("PR 올려"): the text is lower-cased to match it. */
-  #spacelessCased = false;
   readonly #examples: ExampleIndex | undefined;
   readonly #similarity: SimilarityConfig | undefined;
   readonly #system: SystemJobConfig | undefined;
-  readonly #scanHalf: number;
 
   /**
    * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
@@ -106,29 +106,20 @@ export class Classifier {
     const opts: ClassifierOptions = typeof options === 'number' ? { lookbackBelow: options } : options;
     this.#buckets = Object.keys(buckets);
     const entries: TermEntry[] = [];
-    const spaced: TermEntry[] = [];
     this.#buckets.forEach((name, b) => {
       for (const spec of buckets[name]!.keywords ?? []) {
         const term = typeof spec === 'string' ? spec : spec.term;
-        const weight = typeof spec === 'string' ? 1 : (spec.weight ?? 1);
-        const entry = { term, bucket: b, weight };
-        if (SPACELESS.test(term)) {
-          const text = term.replace(/\*$/, '').trim().toLowerCase();
-          this.#spaceless.push({ id: entries.length, text });
-          if (text !== text.toUpperCase()) this.#spacelessCased = true;
-        }
-        entries.push(entry);
-        // The index keeps every id (so ids stay positions in `entries`); a spaceless term gets
-        // an empty term there, which the index skips.
-        spaced.push(SPACELESS.test(term) ? { ...entry, term: '' } : entry);
+        entries.push({ term, bucket: b, weight: typeof spec === 'string' ? 1 : (spec.weight ?? 1) });
       }
     });
-    this.#index = new TermIndex(spaced);
+    const scanChars = opts.scanChars ?? DEFAULT_SCAN_CHARS;
+    this.#terms = new TermMatcher(entries, scanChars);
     this.#entries = entries;
+    const newTopic = opts.newTopic ?? [];
+    this.#newTopic = newTopic.length > 0 ? new TermMatcher(newTopic.map((term) => ({ term, bucket: 0, weight: 1 })), scanChars) : undefined;
     this.#parts = opts.parts ?? DEFAULT_PARTS;
     this.#similarity = opts.similarity;
     this.#system = opts.system;
-    this.#scanHalf = Math.floor((opts.scanChars ?? DEFAULT_SCAN_CHARS) / 2);
     const examples: Array<{ bucket: number; text: string }> = [];
     this.#buckets.forEach((name, b) => {
       for (const text of buckets[name]!.examples ?? []) examples.push({ bucket: b, text });
@@ -159,8 +150,9 @@ export class Classifier {
     let parts = asInput ? { instruction: '', quoted: texts[0]!, rule: 'input:forced_tool', fenced: false } : splitParts(texts[0]!, this.#parts);
     let hits = this.#termHits(parts.instruction);
     // Lookback: a last message too short to tell ("yes, do it", "can you explain that?")
-    // borrows the newest earlier user turn that is decisive.
-    if (!asInput && !this.#decisive(hits)) {
+    // borrows the newest earlier user turn that is decisive, unless it opens a new subject
+    // ("thanks! btw how long do I boil an egg?" after a regex).
+    if (!asInput && !this.#decisive(hits) && !this.#opensNewTopic(parts.instruction)) {
       for (let t = 1; t < texts.length; t++) {
         const earlierParts = splitParts(texts[t]!, this.#parts);
         const earlier = this.#termHits(earlierParts.instruction);
@@ -306,7 +298,7 @@ export class Classifier {
   /** Terms on the lines that may be a long text's instruction (instructionLines). */
   #linesHits(lines: string[]): Set<number> {
     const hits = new Set<number>();
-    for (const line of lines) this.#scanInto(line, hits);
+    for (const line of lines) this.#terms.scanInto(line, hits);
     return hits;
   }
 
@@ -320,24 +312,16 @@ export class Classifier {
   /** Distinct term ids found in `text`, in first-seen order. */
   #termHits(text: string): Set<number> {
     const hits = new Set<number>();
-    if (text !== '') this.#scanInto(text, hits);
+    if (text !== '') this.#terms.scanInto(text, hits);
     return hits;
   }
 
-  #scanInto(text: string, hits: Set<number>): void {
-    const add = (id: number): void => void hits.add(id);
-    const half = this.#scanHalf;
-    if (text.length <= 2 * half) this.#index.scan(text, add);
-    else {
-      // The start and the end, each cut at a separator so no word is read half.
-      this.#index.scan(text, add, 0, cutBefore(text, half));
-      this.#index.scan(text, add, cutAfter(text, text.length - half));
-    }
-    if (this.#spaceless.length === 0) return;
-    const window = text.length <= 2 * SPACELESS_WINDOW ? text : text.slice(0, SPACELESS_WINDOW) + '\n' + text.slice(-SPACELESS_WINDOW);
-    if (!SPACELESS.test(window)) return;
-    const searched = this.#spacelessCased ? window.toLowerCase() : window;
-    for (const { id, text: term } of this.#spaceless) if (searched.includes(term)) hits.add(id);
+  /** The message opens with a new-topic phrase (classifier.new_topic) in its first characters. */
+  #opensNewTopic(text: string): boolean {
+    if (this.#newTopic === undefined || text === '') return false;
+    const found = new Set<number>();
+    this.#newTopic.scanInto(text.length > NEW_TOPIC_CHARS ? text.slice(0, NEW_TOPIC_CHARS) : text, found);
+    return found.size > 0;
   }
 }
 
@@ -404,21 +388,6 @@ function lineShape(text: string, at: number): string {
   return shape;
 }
 
-/** The last whitespace at or before `at` (or `at` when there is none within 64 characters). */
-function cutBefore(text: string, at: number): number {
-  for (let i = at; i > at - 64 && i > 0; i--) if (isSpace(text.charCodeAt(i))) return i;
-  return at;
-}
-
-/** Just past the first whitespace at or after `at` (or `at` when there is none within 64). */
-function cutAfter(text: string, at: number): number {
-  for (let i = at; i < at + 64 && i < text.length; i++) if (isSpace(text.charCodeAt(i))) return i + 1;
-  return at;
-}
-
-function isSpace(code: number): boolean {
-  return code === 32 || code === 10 || code === 9 || code === 13;
-}
 
 function clip(text: string, chars: number): string {
   return text.length <= chars ? text : text.slice(0, chars - 1) + '…';

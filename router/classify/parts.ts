@@ -8,7 +8,7 @@
 // - Code tags (Zed's <rewrite_this>): the code an editor asks to have rewritten; their presence
 //   says the instruction is an edit of the user's own code.
 
-import { fenceIsCode } from './request-facts.ts';
+import { fenceIsCode, looksLikeCode } from './request-facts.ts';
 
 export interface PartsConfig {
   instruction_tags: string[];
@@ -148,8 +148,23 @@ export function splitParts(text: string, cfg: PartsConfig): Parts {
   return { instruction: split.instruction, quoted: split.quoted, rule: split.names.length > 0 ? `quoted:${split.names.join(',')}` : 'whole', fenced: split.fenced };
 }
 
-/** One of the code tags is in the text: its instruction is an edit of that code. */
+/**
+ * One of the code tags holds code: the instruction is an edit of that code. What a tag holds is
+ * read without the tags themselves (Zed nests <edit_here> in <rewrite_this>); prose in it (a
+ * toast in a Markdown file) is a text to rewrite, not code.
+ */
 export function hasCodeTag(text: string, cfg: PartsConfig): boolean {
   const tags = cfg.code_tags;
-  return tags !== undefined && tags.length > 0 && text.includes('<') && tagSpans(text, nameSet(tags), []).length > 0;
+  if (tags === undefined || tags.length === 0 || !text.includes('<')) return false;
+  const spans: Span[] = [];
+  tagSpans(text, nameSet(tags), spans);
+  // Only a closed tag marks code: Zed's guidelines below also name the tags ("Do NOT include any
+  // <rewrite_this> or <edit_here> tags").
+  return spans.some(([, end, innerStart, innerEnd]) => end > innerEnd && looksLikeCode(withoutTags(text.slice(innerStart, innerEnd), tags)));
+}
+
+function withoutTags(text: string, tags: string[]): string {
+  let out = text;
+  for (const tag of tags) out = out.split(`<${tag}>`).join('').split(`</${tag}>`).join('');
+  return out;
 }

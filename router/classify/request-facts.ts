@@ -142,6 +142,20 @@ export function fenceIsCode(text: string, open: number, close: number): boolean 
   return CODE_CHARS.test(text.slice(open + 3, Math.min(close, open + 3 + FENCE_CHARS)));
 }
 
+// A line of YAML or a config file ("  entity_id: light.hall", "- platform: state"): code without
+// the punctuation above.
+const CONFIG_LINE = /^[ \t]*(?:- )?[A-Za-z_][\w.-]*:(?:[ \t]|$)/m;
+
+/**
+ * Whether the text an editor marked for rewriting (Zed's <rewrite_this>) holds code: code
+ * punctuation or a config line in its first FENCE_CHARS characters. A Markdown toast marked
+ * the same way is prose.
+ */
+export function looksLikeCode(text: string): boolean {
+  const head = text.length > FENCE_CHARS ? text.slice(0, FENCE_CHARS) : text;
+  return CODE_CHARS.test(head) || CONFIG_LINE.test(head);
+}
+
 function hasCodeFence(text: string): boolean {
   let at = text.indexOf('```');
   for (let n = 0; at !== -1 && n < FENCES_READ; n++) {

@@ -38,6 +38,7 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     modelToRoute,
     classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, {
       lookbackBelow: policy.classifier.lookback_below,
+      newTopic: policy.classifier.new_topic,
       scanChars: policy.classifier.scan_chars,
       parts: policy.classifier.parts,
       similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,

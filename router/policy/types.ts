@@ -124,6 +124,8 @@ export interface Policy {
     default_bucket: string;
     lookback_turns: number;
     lookback_below: number;
+    /** Phrases that open a new subject ("btw", "unrelated:"): a message holding one never looks back. */
+    new_topic: string[];
     scan_chars: number;
     estimator: 'chars_div_4';
     image_bucket: string;

@@ -8,7 +8,7 @@ import { parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
 /** A one-route policy whose buckets are `buckets` (YAML lines under `buckets:`) plus `fallback`. */
-function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number; scanChars?: number } = {}): CompiledPolicy {
+function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number; scanChars?: number; newTopic?: string[] } = {}): CompiledPolicy {
   const names = [...buckets.matchAll(/^ {2}([a-z0-9_-]+):/gm)].map((m) => m[1]!);
   const tieBreak = opts.tieBreak ?? [...names, 'fallback'];
   return parsePolicyText(
@@ -18,7 +18,7 @@ classifier:
   default_bucket: fallback
   lookback_turns: ${opts.lookback ?? 2}
   lookback_below: ${opts.lookbackBelow ?? 0}
-${opts.scanChars === undefined ? '' : `  scan_chars: ${opts.scanChars}\n`}  image_bucket: fallback
+${opts.scanChars === undefined ? '' : `  scan_chars: ${opts.scanChars}\n`}${opts.newTopic === undefined ? '' : `  new_topic: [${opts.newTopic.join(', ')}]\n`}  image_bucket: fallback
 routes:
   gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, vision: true, context_tokens: 4096, slots: 1, fallback: terminal}
 buckets:
@@ -307,6 +307,19 @@ describe('lookback', () => {
     const weakOnly: ChatBody = { model: 'homelab/auto', messages: [{ role: 'user', content: 'hello there' }, { role: 'user', content: 'can you explain?' }] };
     const w = classify(policyWith(buckets, { lookbackBelow: 1 }), weakOnly);
     assert.deepEqual([w.bucket, w.turn], ['chat', 0]);
+  });
+
+  it('a new-topic phrase keeps a weak last turn on its own words (new_topic)', () => {
+    const opts = { lookbackBelow: 1, newTopic: ['btw', 'ついでに'] };
+    for (const content of ['thanks! btw, can you explain how long an egg takes?', 'ありがとう！ついでに、can you explain 京都?']) {
+      const followUp: ChatBody = { model: 'homelab/auto', messages: [...conversation.slice(0, 2), { role: 'user', content }] };
+      assert.equal(classify(policyWith(buckets, { lookbackBelow: 1 }), followUp).bucket, 'coding', content);
+      const c = classify(policyWith(buckets, opts), followUp);
+      assert.deepEqual([c.bucket, c.turn], ['chat', 0], content);
+    }
+    // Only near the start: a phrase deep in a long message opens nothing.
+    const late: ChatBody = { model: 'homelab/auto', messages: [...conversation.slice(0, 2), { role: 'user', content: 'can you explain ' + 'that part '.repeat(30) + 'btw' }] };
+    assert.equal(classify(policyWith(buckets, opts), late).bucket, 'coding');
   });
 
   it('keeps the last turn when it matches anything', () => {

@@ -201,6 +201,14 @@ buckets:
     assert.equal(c.bucket, 'code');
   });
 
+  it('prose or a config file in the code tag: only code (YAML included) is a code edit; a tag named in the guidelines is not one', () => {
+    const tagged = (body: string, after = '') => `<document>\n<rewrite_this>\n${body}\n</rewrite_this>\n</document>\n<prompt>make it warmer</prompt>${after}`;
+    assert.equal(classify(tagged('Most of you know Jonas as the guy who is always late. Raise your glasses.')).bucket, 'rewrite');
+    assert.equal(classify(tagged('- platform: state\n  entity_id: binary_sensor.garage_door')).bucket, 'code');
+    const guidelines = '\nDo NOT include any <rewrite_this> or <edit_here> tags. Output:\n```\n{{rewritten_code}}\n```';
+    assert.equal(classify(tagged('Most of you know Jonas as the guy who is always late.', guidelines)).bucket, 'rewrite');
+  });
+
   it('prose in a fence, or no code at all, leaves the rewrite a rewrite', () => {
     assert.equal(classify('translate this into German: ```the meeting moved to Thursday```').bucket, 'rewrite');
     assert.equal(classify('translate this into German: the meeting moved to Thursday').bucket, 'rewrite');

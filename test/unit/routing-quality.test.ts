@@ -33,7 +33,10 @@
 //   routing-heldout-18.jsonl (typed as at work or home), routing-heldout-19.jsonl (a family and a
 //   small team, half in other languages) and routing-clients-heldout-9.jsonl, the next round;
 //   routing-heldout-20.jsonl (subjects the dev set lacks), routing-heldout-21.jsonl (pasted
-//   material from another job's world) and routing-clients-heldout-10.jsonl, the round after.
+//   material from another job's world) and routing-clients-heldout-10.jsonl, the round after;
+//   routing-heldout-22.jsonl (a household's week, jobs asked without their usual word),
+//   routing-heldout-23.jsonl (conversations: the last turn's job) and routing-clients-heldout-11.jsonl
+//   (short agent turns, mixed languages, data-only scripts), the third round.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -84,6 +87,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-19.jsonl', 'nineteenth held-out set (a family and a small team, half in other languages)', 85, 45],
   ['test/fixtures/routing-heldout-20.jsonl', 'twentieth held-out set (subjects the dev set lacks)', 85, 45],
   ['test/fixtures/routing-heldout-21.jsonl', 'twenty-first held-out set (pasted material from another job)', 80, 45],
+  ['test/fixtures/routing-heldout-22.jsonl', 'twenty-second held-out set (jobs asked without their usual word)', 85, 45],
+  ['test/fixtures/routing-heldout-23.jsonl', 'twenty-third held-out set (conversations)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -91,6 +96,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-8.jsonl', 'eighth held-out real-client set', 88, 40],
   ['test/fixtures/routing-clients-heldout-9.jsonl', 'ninth held-out real-client set', 85, 40],
   ['test/fixtures/routing-clients-heldout-10.jsonl', 'tenth held-out real-client set', 85, 40],
+  ['test/fixtures/routing-clients-heldout-11.jsonl', 'eleventh held-out real-client set (short agent turns, mixed languages, data-only scripts)', 88, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
