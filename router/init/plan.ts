@@ -1,6 +1,7 @@
 // The planning half of `homelab-router init`: upstream facts in, a policy document and the
-// comments that explain it out. Pure: no I/O, no clock. The buckets (keywords, signals,
-// tie_break) come from a template policy, the shipped one; only their routes are planned here.
+// comments that explain it out. Pure: no I/O, no clock. The classifier and the buckets (keywords,
+// examples, signals, tie_break) come from a template policy, the shipped one; only their routes
+// are planned here.
 //
 // Roles, from what each machine can do:
 //   strongest  most parameters (from the runtime or the model name), then context, vision, slots.
@@ -165,7 +166,16 @@ export function planPolicy(upstreams: UpstreamFacts[], template: Template): Poli
       continue; // nothing sees: no image bucket (an image then gets 400: no route sees images)
     }
     const route = target ?? quick;
-    const out: BucketConfig = { ...(cfg.description ? { description: cfg.description } : {}), ...(cfg.keywords ? { keywords: cfg.keywords } : {}), ...(cfg.signals ? { signals: cfg.signals } : {}), route: name(route) } as BucketConfig;
+    // Everything that says what the bucket's job is comes from the template as it is; only where
+    // it goes is planned.
+    const out = {
+      ...(cfg.description ? { description: cfg.description } : {}),
+      ...(cfg.keywords ? { keywords: cfg.keywords } : {}),
+      ...(cfg.examples ? { examples: cfg.examples } : {}),
+      ...(cfg.signals ? { signals: cfg.signals } : {}),
+      ...(cfg.on_code ? { on_code: cfg.on_code } : {}),
+      route: name(route),
+    } as BucketConfig;
     if (route !== strongest && strongest.context.value > route.context.value) out.large = name(strongest);
     if (eyes && (role === 'quick' || role === 'eyes') && bucket !== template.classifier.image_bucket) out.image_route = name(eyes);
     if (cfg.fail_closed) {
@@ -177,6 +187,7 @@ export function planPolicy(upstreams: UpstreamFacts[], template: Template): Poli
     bucketNotes[bucket] = `${bucket} → ${name(route)} (${role === 'strongest' || route === strongest ? 'the most capable route' : ROLE_TEXT[role]})${out.large ? `; prompts past size_tiers.large → ${out.large}` : ''}`;
   }
   for (const [bucket, note] of Object.entries(bucketNotes)) if (note === '') delete bucketNotes[bucket];
+  for (const cfg of Object.values(buckets)) if (cfg.on_code !== undefined && !(cfg.on_code in buckets)) delete cfg.on_code;
 
   const kept = Object.keys(buckets);
   const classifier = {

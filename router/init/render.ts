@@ -27,6 +27,17 @@ function flowList(items: string[], indent: string): string {
   return `[\n${lines.map((l) => `${indent}  ${l}`).join("\n")}\n${indent}  ]`;
 }
 
+/** Any value in flow style: strings as JSON strings, lists in brackets, maps in braces. */
+function flowValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(flowValue).join(', ')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${k}: ${flowValue(x)}`)
+      .join(', ')}}`;
+  }
+  return q(v);
+}
+
 function term(t: unknown): string {
   if (typeof t === 'string') return q(t);
   const o = t as { term: string; weight?: number };
@@ -55,13 +66,19 @@ export function renderPolicy(plan: PolicyPlan, file: string): string {
     'logging:',
     `  prompts: ${d.logging.prompts}               # true logs the scored prompt text`,
     '',
+    '# How a request\'s job is read: the shipped policy\'s settings ("How a request is routed").',
     'classifier:',
     `  scope: ${q(d.classifier.scope)}`,
     `  lookback_turns: ${d.classifier.lookback_turns}`,
     `  lookback_below: ${d.classifier.lookback_below}`,
+    `  new_topic: ${flowList((d.classifier.new_topic as string[]).map(q), '  ')}`,
     `  tie_break: [${d.classifier.tie_break.map(q).join(', ')}]`,
     `  default_bucket: ${q(d.classifier.default_bucket)}`,
     `  image_bucket: ${q(d.classifier.image_bucket)}`,
+    `  scan_chars: ${d.classifier.scan_chars}`,
+    `  parts: ${flowValue(d.classifier.parts)}`,
+    `  system: ${flowValue(d.classifier.system)}`,
+    `  similarity: ${flowValue(d.classifier.similarity)}`,
     '',
     `size_tiers: ${flow(d.size_tiers)}   # estimated prompt tokens`,
     '',
@@ -101,7 +118,9 @@ export function renderPolicy(plan: PolicyPlan, file: string): string {
     push(`  ${name}:`);
     if (b.description) push(`    description: ${q(b.description)}`);
     if (b.keywords) push(`    keywords: ${flowList((b.keywords as unknown[]).map(term), '    ')}`);
+    if (b.examples) push('    examples:', ...(b.examples as string[]).map((e) => `      - ${q(e)}`));
     if (b.signals) push(`    signals: ${flow(b.signals)}`);
+    if (b.on_code) push(`    on_code: ${q(b.on_code)}`);
     push(`    route: ${q(b.route)}`);
     for (const key of ['medium', 'large', 'image_route']) if (b[key] !== undefined) push(`    ${key}: ${q(b[key])}`);
     if (b.fail_closed) push('    fail_closed: true', `    escalate_to: ${q(b.escalate_to)}`);

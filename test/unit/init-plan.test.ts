@@ -10,8 +10,11 @@ import { renderPolicy } from '../../router/init/render.ts';
 import { staticChain } from '../../router/decide/chain.ts';
 import { loadPolicyFile, parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
+import { requestFacts } from '../../router/classify/request-facts.ts';
+import { readCases } from '../../scripts/eval-routing.ts';
 
-const shipped = loadPolicyFile(new URL('../../routing_policy.yaml', import.meta.url).pathname).doc;
+const shippedPolicy = loadPolicyFile(new URL('../../routing_policy.yaml', import.meta.url).pathname);
+const shipped = shippedPolicy.doc;
 const TEMPLATE: Template = { classifier: shipped.classifier, buckets: shipped.buckets };
 
 function up(name: string, model: string, extra: Partial<UpstreamFacts> = {}): UpstreamFacts {
@@ -130,4 +133,26 @@ test('the written file is the plan: keys and values survive the YAML round trip'
   assert.equal(doc.routes.a.model, 'weird: "model" #1');
   assert.deepEqual(doc.buckets, JSON.parse(JSON.stringify(plan.doc.buckets)));
   assert.deepEqual(doc.routes, JSON.parse(JSON.stringify(plan.doc.routes)));
+});
+
+test('the written policy reads a job as the shipped one does: classifier settings, examples, on_code', () => {
+  const { policy: p } = compiled([
+    up('big', 'qwen3-235b-a22b', { context: told(131072, 'x') }),
+    up('coder', 'qwen2.5-coder-32b-instruct', { context: told(65536, 'x') }),
+    up('eyes', 'qwen2.5-vl-7b-instruct', { vision: told(true, 'x') }),
+    up('quick', 'gemma-3-12b-it', { slots: told(8, 'x') }),
+  ]);
+  for (const key of ['scope', 'lookback_turns', 'lookback_below', 'new_topic', 'scan_chars', 'parts', 'system', 'similarity'] as const) {
+    assert.deepEqual(p.doc.classifier[key], shipped.classifier[key], key);
+  }
+  for (const [name, b] of Object.entries(shipped.buckets)) {
+    assert.deepEqual(p.doc.buckets[name]?.examples, b.examples, `${name} examples`);
+    assert.equal(p.doc.buckets[name]?.on_code, b.on_code, `${name} on_code`);
+  }
+  // The same bucket for every request of the clients' dev set (only the routes differ).
+  const cfg = shipped.classifier;
+  for (const c of readCases(new URL('../fixtures/routing-clients-dev.jsonl', import.meta.url).pathname)) {
+    const facts = requestFacts(c.request, cfg.scope, cfg.lookback_turns);
+    assert.equal(p.classifier.classify(facts).bucket, shippedPolicy.classifier.classify(facts).bucket, c.id);
+  }
 });
