@@ -116,6 +116,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-21.jsonl'],
   ['test/fixtures/routing-heldout-22.jsonl'],
   ['test/fixtures/routing-heldout-23.jsonl'],
+  ['test/fixtures/routing-heldout-24.jsonl'],
+  ['test/fixtures/routing-heldout-25.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -124,6 +126,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-9.jsonl'],
   ['test/fixtures/routing-clients-heldout-10.jsonl'],
   ['test/fixtures/routing-clients-heldout-11.jsonl'],
+  ['test/fixtures/routing-clients-heldout-12.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
