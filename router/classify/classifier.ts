@@ -3,8 +3,9 @@
 //      (a chat history, a RAG context, ``` blocks); tool results are never scored, a system
 //      prompt only when short and only for its job words. A forced tool_choice makes the whole
 //      message input (quoted).
-//   2. Terms (term-index.ts) in the instruction at full weight, with lookback to earlier user
-//      turns and the decisive-instruction-line rule; terms in quoted material at a capped fraction.
+//   2. Terms (term-matcher.ts) in the instruction at full weight, with lookback to earlier user
+//      turns (unless the message opens a new topic) and the decisive-instruction-line rule; terms
+//      in quoted material at a capped fraction.
 //   3. Structural signals of the request (request-facts.ts).
 //   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
@@ -387,7 +388,6 @@ function lineShape(text: string, at: number): string {
   }
   return shape;
 }
-
 
 function clip(text: string, chars: number): string {
   return text.length <= chars ? text : text.slice(0, chars - 1) + '…';
