@@ -118,6 +118,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-23.jsonl'],
   ['test/fixtures/routing-heldout-24.jsonl'],
   ['test/fixtures/routing-heldout-25.jsonl'],
+  ['test/fixtures/routing-heldout-26.jsonl'],
+  ['test/fixtures/routing-heldout-27.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -127,6 +129,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-10.jsonl'],
   ['test/fixtures/routing-clients-heldout-11.jsonl'],
   ['test/fixtures/routing-clients-heldout-12.jsonl'],
+  ['test/fixtures/routing-clients-heldout-13.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
