@@ -41,7 +41,9 @@
 //   routing-clients-heldout-12.jsonl, written as the dev sets' held-back twins, the fourth;
 //   routing-heldout-26.jsonl (long messages: an ask and 1-5 KB of material), routing-heldout-27.jsonl
 //   (notifications, camera events, agent tasks, quick utility) and routing-clients-heldout-13.jsonl
-//   (Open WebUI, Home Assistant, n8n, cameras and scripts only), the fifth.
+//   (Open WebUI, Home Assistant, n8n, cameras and scripts only), the fifth; routing-heldout-28.jsonl
+//   (a second twin of the dev set), routing-heldout-29.jsonl (short prompts) and
+//   routing-clients-heldout-14.jsonl (the coding clients only), the sixth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -98,6 +100,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-25.jsonl', 'twenty-fifth held-out set (Spanish, German, Hindi, French, Japanese as natives write)', 90, 45],
   ['test/fixtures/routing-heldout-26.jsonl', 'twenty-sixth held-out set (long messages: an ask and its material)', 80, 35],
   ['test/fixtures/routing-heldout-27.jsonl', 'twenty-seventh held-out set (notifications, camera events, agent tasks, quick utility)', 85, 45],
+  ['test/fixtures/routing-heldout-28.jsonl', 'twenty-eighth held-out set (a second twin of the dev set)', 90, 45],
+  ['test/fixtures/routing-heldout-29.jsonl', 'twenty-ninth held-out set (short prompts)', 85, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -108,6 +112,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-11.jsonl', 'eleventh held-out real-client set (short agent turns, mixed languages, data-only scripts)', 88, 40],
   ['test/fixtures/routing-clients-heldout-12.jsonl', 'twelfth held-out real-client set (the clients dev set\'s twin)', 90, 40],
   ['test/fixtures/routing-clients-heldout-13.jsonl', 'thirteenth held-out real-client set (the non-coding clients)', 80, 40],
+  ['test/fixtures/routing-clients-heldout-14.jsonl', 'fourteenth held-out real-client set (the coding clients)', 88, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
