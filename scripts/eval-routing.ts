@@ -122,6 +122,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-27.jsonl'],
   ['test/fixtures/routing-heldout-28.jsonl'],
   ['test/fixtures/routing-heldout-29.jsonl'],
+  ['test/fixtures/routing-heldout-30.jsonl'],
+  ['test/fixtures/routing-heldout-31.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -133,6 +135,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-12.jsonl'],
   ['test/fixtures/routing-clients-heldout-13.jsonl'],
   ['test/fixtures/routing-clients-heldout-14.jsonl'],
+  ['test/fixtures/routing-clients-heldout-15.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

@@ -43,7 +43,9 @@
 //   (notifications, camera events, agent tasks, quick utility) and routing-clients-heldout-13.jsonl
 //   (Open WebUI, Home Assistant, n8n, cameras and scripts only), the fifth; routing-heldout-28.jsonl
 //   (a second twin of the dev set), routing-heldout-29.jsonl (short prompts) and
-//   routing-clients-heldout-14.jsonl (the coding clients only), the sixth.
+//   routing-clients-heldout-14.jsonl (the coding clients only), the sixth; routing-heldout-30.jsonl
+//   (a third twin of the dev set), routing-heldout-31.jsonl (the dev set's other languages) and
+//   routing-clients-heldout-15.jsonl (a second twin of the clients' dev set), the seventh.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -102,6 +104,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-27.jsonl', 'twenty-seventh held-out set (notifications, camera events, agent tasks, quick utility)', 85, 45],
   ['test/fixtures/routing-heldout-28.jsonl', 'twenty-eighth held-out set (a second twin of the dev set)', 90, 45],
   ['test/fixtures/routing-heldout-29.jsonl', 'twenty-ninth held-out set (short prompts)', 85, 45],
+  ['test/fixtures/routing-heldout-30.jsonl', 'thirtieth held-out set (a third twin of the dev set)', 90, 45],
+  ['test/fixtures/routing-heldout-31.jsonl', 'thirty-first held-out set (Spanish, German, Hindi, French)', 90, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -113,6 +117,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-12.jsonl', 'twelfth held-out real-client set (the clients dev set\'s twin)', 90, 40],
   ['test/fixtures/routing-clients-heldout-13.jsonl', 'thirteenth held-out real-client set (the non-coding clients)', 80, 40],
   ['test/fixtures/routing-clients-heldout-14.jsonl', 'fourteenth held-out real-client set (the coding clients)', 88, 40],
+  ['test/fixtures/routing-clients-heldout-15.jsonl', 'fifteenth held-out real-client set (a second twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
