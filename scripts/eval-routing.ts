@@ -124,6 +124,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-29.jsonl'],
   ['test/fixtures/routing-heldout-30.jsonl'],
   ['test/fixtures/routing-heldout-31.jsonl'],
+  ['test/fixtures/routing-heldout-32.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -136,6 +137,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-13.jsonl'],
   ['test/fixtures/routing-clients-heldout-14.jsonl'],
   ['test/fixtures/routing-clients-heldout-15.jsonl'],
+  ['test/fixtures/routing-clients-heldout-16.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

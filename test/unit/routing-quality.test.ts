@@ -45,7 +45,8 @@
 //   (a second twin of the dev set), routing-heldout-29.jsonl (short prompts) and
 //   routing-clients-heldout-14.jsonl (the coding clients only), the sixth; routing-heldout-30.jsonl
 //   (a third twin of the dev set), routing-heldout-31.jsonl (the dev set's other languages) and
-//   routing-clients-heldout-15.jsonl (a second twin of the clients' dev set), the seventh.
+//   routing-clients-heldout-15.jsonl (a second twin of the clients' dev set), the seventh;
+//   routing-heldout-32.jsonl and routing-clients-heldout-16.jsonl (fourth and third twins), the eighth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -106,6 +107,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-29.jsonl', 'twenty-ninth held-out set (short prompts)', 85, 45],
   ['test/fixtures/routing-heldout-30.jsonl', 'thirtieth held-out set (a third twin of the dev set)', 90, 45],
   ['test/fixtures/routing-heldout-31.jsonl', 'thirty-first held-out set (Spanish, German, Hindi, French)', 90, 45],
+  ['test/fixtures/routing-heldout-32.jsonl', 'thirty-second held-out set (a fourth twin of the dev set)', 90, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -118,6 +120,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-13.jsonl', 'thirteenth held-out real-client set (the non-coding clients)', 80, 40],
   ['test/fixtures/routing-clients-heldout-14.jsonl', 'fourteenth held-out real-client set (the coding clients)', 88, 40],
   ['test/fixtures/routing-clients-heldout-15.jsonl', 'fifteenth held-out real-client set (a second twin of the clients dev set)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-16.jsonl', 'sixteenth held-out real-client set (a third twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
