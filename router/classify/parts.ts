@@ -160,8 +160,12 @@ export function hasCodeTag(text: string, cfg: PartsConfig): boolean {
   tagSpans(text, nameSet(tags), spans);
   // Only a closed tag marks code: Zed's guidelines below also name the tags ("Do NOT include any
   // <rewrite_this> or <edit_here> tags").
-  return spans.some(([, end, innerStart, innerEnd]) => end > innerEnd && looksLikeCode(withoutTags(text.slice(innerStart, innerEnd), tags)));
+  // looksLikeCode reads the first 2 KB; a tagged file of any size is cut before its tags go.
+  return spans.some(([, end, innerStart, innerEnd]) => end > innerEnd && looksLikeCode(withoutTags(text.slice(innerStart, Math.min(innerEnd, innerStart + CODE_TAG_READ)), tags)));
 }
+
+/** Characters of a code tag's contents read: enough for looksLikeCode's 2 KB after the nested tags go. */
+const CODE_TAG_READ = 4096;
 
 function withoutTags(text: string, tags: string[]): string {
   let out = text;
