@@ -125,6 +125,11 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-30.jsonl'],
   ['test/fixtures/routing-heldout-31.jsonl'],
   ['test/fixtures/routing-heldout-32.jsonl'],
+  ['test/fixtures/routing-heldout-33.jsonl'],
+  ['test/fixtures/routing-heldout-34.jsonl'],
+  ['test/fixtures/routing-heldout-35.jsonl'],
+  ['test/fixtures/routing-heldout-36.jsonl'],
+  ['test/fixtures/routing-heldout-37.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -138,6 +143,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-14.jsonl'],
   ['test/fixtures/routing-clients-heldout-15.jsonl'],
   ['test/fixtures/routing-clients-heldout-16.jsonl'],
+  ['test/fixtures/routing-clients-heldout-17.jsonl'],
+  ['test/fixtures/routing-clients-heldout-18.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

@@ -29,6 +29,10 @@ export interface ClassifierOptions {
   scanChars?: number;
   /** classifier.new_topic: phrases that open a new subject ("btw", "unrelated:"), so the message never looks back. */
   newTopic?: string[];
+  /** classifier.device_tools: tool names (a trailing * matches any ending); offering one raises `device_tools`. */
+  deviceTools?: string[];
+  /** classifier.chat_tools: tool names (a trailing * matches any ending); offering only these raises `chat_tools`. */
+  chatTools?: string[];
 }
 
 /**
@@ -71,7 +75,7 @@ const DEFAULT_SCAN_CHARS = 128 * 1024;
 const LONG_TEXT_CHARS = 600;
 const INSTRUCTION_CHARS = 300;
 
-const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question', 'forced_tool', 'tool_result', 'agent_loop', 'history_code', 'image'];
+const SIGNALS: SignalName[] = ['tools', 'code_block', 'inline_code', 'json_schema', 'question', 'forced_tool', 'tool_result', 'agent_loop', 'history_code', 'image', 'device_tools', 'chat_tools'];
 const NEAREST_SHOWN = 3;
 const TEXT_SHOWN = 160;
 
@@ -96,6 +100,9 @@ export class Classifier {
   readonly #examples: ExampleIndex | undefined;
   readonly #similarity: SimilarityConfig | undefined;
   readonly #system: SystemJobConfig | undefined;
+  /** classifier.device_tools and chat_tools; undefined when there are none. */
+  readonly #deviceTools: ToolNamePatterns | undefined;
+  readonly #chatTools: ToolNamePatterns | undefined;
 
   /**
    * `lookbackBelow` (policy classifier.lookback_below): terms lighter than this are hints that
@@ -121,6 +128,8 @@ export class Classifier {
     this.#parts = opts.parts ?? DEFAULT_PARTS;
     this.#similarity = opts.similarity;
     this.#system = opts.system;
+    this.#deviceTools = opts.deviceTools && opts.deviceTools.length > 0 ? toolNamePatterns(opts.deviceTools) : undefined;
+    this.#chatTools = opts.chatTools && opts.chatTools.length > 0 ? toolNamePatterns(opts.chatTools) : undefined;
     const examples: Array<{ bucket: number; text: string }> = [];
     this.#buckets.forEach((name, b) => {
       for (const text of buckets[name]!.examples ?? []) examples.push({ bucket: b, text });
@@ -212,9 +221,13 @@ export class Classifier {
       ownText === null || !(facts.signals.inline_code || facts.signals.code_block)
         ? facts.signals
         : { ...facts.signals, code_block: facts.signals.code_block && !fromInstruction && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(ownText) };
+    // Tools that are not an agent at work: a voice assistant's device control (Home Assistant's
+    // HassTurnOn…), or a chat app's helpers offered with every conversation (web search, a calculator).
+    const deviceTools = this.#deviceTools !== undefined && signals.tools && facts.toolNames.some((name) => named(name, this.#deviceTools!));
+    const chatTools = this.#chatTools !== undefined && signals.tools && facts.toolNames.length > 0 && facts.toolNames.every((name) => named(name, this.#chatTools!));
     for (let b = 0; b < n; b++) {
       for (const [s, w] of this.#signalWeights[b]!) {
-        if (signals[s]) {
+        if (s === 'device_tools' ? deviceTools : s === 'chat_tools' ? chatTools : signals[s]) {
           score[b] += w;
           (matched[b] ??= []).push(`signal:${s}`);
         }
@@ -391,4 +404,29 @@ function lineShape(text: string, at: number): string {
 
 function clip(text: string, chars: number): string {
   return text.length <= chars ? text : text.slice(0, chars - 1) + '…';
+}
+
+/** Tool names to look for: exact names and name prefixes (a pattern ending in *), lower-cased. */
+interface ToolNamePatterns {
+  exact: Set<string>;
+  prefixes: string[];
+}
+
+function toolNamePatterns(patterns: string[]): ToolNamePatterns {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const p of patterns) {
+    const lower = p.toLowerCase();
+    if (lower.endsWith('*')) prefixes.push(lower.slice(0, -1));
+    else exact.add(lower);
+  }
+  return { exact, prefixes };
+}
+
+/** Whether the patterns name this tool. */
+function named(name: string, patterns: ToolNamePatterns): boolean {
+  const lower = name.toLowerCase();
+  if (patterns.exact.has(lower)) return true;
+  for (const prefix of patterns.prefixes) if (lower.startsWith(prefix)) return true;
+  return false;
 }

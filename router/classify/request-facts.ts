@@ -1,6 +1,6 @@
 // Pure extraction of what routing needs from a validated chat request: the text to score,
 // images, the token estimate and structural signals. No I/O, no clock.
-import type { ClassifierScope, SignalName } from './vocabulary.ts';
+import type { ClassifierScope, FactSignal } from './vocabulary.ts';
 
 export interface ContentPart {
   type: string;
@@ -40,7 +40,9 @@ export interface RequestFacts {
   sequences: number;
   /** Texts to score, newest first: [scoped text, earlier user turns for lookback...]. */
   scoredTexts: string[];
-  signals: Record<SignalName, boolean>;
+  signals: Record<FactSignal, boolean>;
+  /** The names of the functions the request offers as tools; empty when it offers none. */
+  toolNames: readonly string[];
   metadataBucket: string | undefined;
   /** The system (and developer) messages' text, joined; '' when there are none. */
   systemText: string;
@@ -233,6 +235,21 @@ function isToolResult(m: ChatMessage | undefined): boolean {
   return m !== undefined && (m.role === 'tool' || m.role === 'function');
 }
 
+const NO_TOOLS: readonly string[] = Object.freeze([]);
+
+/** Each offered tool's name: `{type: 'function', function: {name}}`, or a bare `{name}`. */
+function toolNamesOf(tools: unknown[] | undefined): readonly string[] {
+  if (!Array.isArray(tools) || tools.length === 0) return NO_TOOLS;
+  const names: string[] = [];
+  for (const tool of tools) {
+    if (typeof tool !== 'object' || tool === null) continue;
+    const fn = (tool as { function?: unknown }).function;
+    const name = typeof fn === 'object' && fn !== null ? (fn as { name?: unknown }).name : (tool as { name?: unknown }).name;
+    if (typeof name === 'string') names.push(name);
+  }
+  return names;
+}
+
 /** An assistant turn that called tools, or a tool result: a loop under way. */
 function isToolTurn(m: ChatMessage): boolean {
   return isToolResult(m) || (m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0);
@@ -286,6 +303,7 @@ export function requestFacts(body: ChatBody, scope: ClassifierScope, lookbackTur
       history_code: historyHasCode(body.messages),
       image: images > 0,
     },
+    toolNames: toolNamesOf(body.tools),
     metadataBucket: typeof metaBucket === 'string' ? metaBucket : undefined,
     systemText: systemText(body.messages),
   };

@@ -7,7 +7,8 @@ export type ClassifierScope = 'last_user' | 'user' | 'all';
 
 export type TermSpec = string | { term: string; weight?: number };
 
-export type SignalName =
+/** Signals read from the request alone (request-facts.ts). */
+export type FactSignal =
   | 'tools'
   | 'code_block'
   | 'inline_code'
@@ -23,6 +24,13 @@ export type SignalName =
   | 'history_code'
   /** The request carries an image. */
   | 'image';
+
+export type SignalName =
+  | FactSignal
+  /** A tool the request offers is named in classifier.device_tools (a voice assistant's device control). */
+  | 'device_tools'
+  /** Every tool the request offers is named in classifier.chat_tools (a chat app's web search, calculator…). */
+  | 'chat_tools';
 
 /** What the classifier reads of a bucket. */
 export interface BucketVocabulary {

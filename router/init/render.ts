@@ -72,6 +72,8 @@ export function renderPolicy(plan: PolicyPlan, file: string): string {
     `  lookback_turns: ${d.classifier.lookback_turns}`,
     `  lookback_below: ${d.classifier.lookback_below}`,
     `  new_topic: ${flowList((d.classifier.new_topic as string[]).map(q), '  ')}`,
+    `  device_tools: [${(d.classifier.device_tools as string[]).map(q).join(', ')}]`,
+    `  chat_tools: [${(d.classifier.chat_tools as string[]).map(q).join(', ')}]`,
     `  tie_break: [${d.classifier.tie_break.map(q).join(', ')}]`,
     `  default_bucket: ${q(d.classifier.default_bucket)}`,
     `  image_bucket: ${q(d.classifier.image_bucket)}`,

@@ -39,6 +39,8 @@ export function compilePolicy(policy: Policy): { policy?: CompiledPolicy; errors
     classifier: new Classifier(policy.buckets, policy.classifier.tie_break, policy.classifier.default_bucket, {
       lookbackBelow: policy.classifier.lookback_below,
       newTopic: policy.classifier.new_topic,
+      deviceTools: policy.classifier.device_tools,
+      chatTools: policy.classifier.chat_tools,
       scanChars: policy.classifier.scan_chars,
       parts: policy.classifier.parts,
       similarity: policy.classifier.similarity?.enabled ? policy.classifier.similarity : undefined,

@@ -126,6 +126,10 @@ export interface Policy {
     lookback_below: number;
     /** Phrases that open a new subject ("btw", "unrelated:"): a message holding one never looks back. */
     new_topic: string[];
+    /** Tool names of a voice assistant's device control (any offered raises device_tools). */
+    device_tools: string[];
+    /** Tool names of a chat app's helpers (all offered raise chat_tools). */
+    chat_tools: string[];
     scan_chars: number;
     estimator: 'chars_div_4';
     image_bucket: string;

@@ -8,7 +8,7 @@ import { parsePolicyText } from '../../router/policy/load.ts';
 import type { CompiledPolicy } from '../../router/policy/compile.ts';
 
 /** A one-route policy whose buckets are `buckets` (YAML lines under `buckets:`) plus `fallback`. */
-function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number; scanChars?: number; newTopic?: string[] } = {}): CompiledPolicy {
+function policyWith(buckets: string, opts: { tieBreak?: string[]; lookback?: number; lookbackBelow?: number; scanChars?: number; newTopic?: string[]; deviceTools?: string[]; chatTools?: string[] } = {}): CompiledPolicy {
   const names = [...buckets.matchAll(/^ {2}([a-z0-9_-]+):/gm)].map((m) => m[1]!);
   const tieBreak = opts.tieBreak ?? [...names, 'fallback'];
   return parsePolicyText(
@@ -18,7 +18,7 @@ classifier:
   default_bucket: fallback
   lookback_turns: ${opts.lookback ?? 2}
   lookback_below: ${opts.lookbackBelow ?? 0}
-${opts.scanChars === undefined ? '' : `  scan_chars: ${opts.scanChars}\n`}${opts.newTopic === undefined ? '' : `  new_topic: [${opts.newTopic.join(', ')}]\n`}  image_bucket: fallback
+${opts.scanChars === undefined ? '' : `  scan_chars: ${opts.scanChars}\n`}${opts.newTopic === undefined ? '' : `  new_topic: [${opts.newTopic.join(', ')}]\n`}${opts.deviceTools === undefined ? '' : `  device_tools: [${opts.deviceTools.map((t) => JSON.stringify(t)).join(', ')}]\n`}${opts.chatTools === undefined ? '' : `  chat_tools: [${opts.chatTools.map((t) => JSON.stringify(t)).join(', ')}]\n`}  image_bucket: fallback
 routes:
   gpu: {url: "http://127.0.0.1:9/v1", model: m, runtime: vllm, vision: true, context_tokens: 4096, slots: 1, fallback: terminal}
 buckets:
@@ -248,6 +248,50 @@ describe('signals', () => {
     const agent = classify(withTools, { model: 'homelab/auto', messages: user(text), tools });
     assert.equal(agent.bucket, 'ops');
     assert.equal(agent.scores.camera, 0);
+  });
+
+  it('device_tools: a tool named in classifier.device_tools is a home\'s voice assistant, not an agent', () => {
+    const buckets = `  agent:
+    signals: {tools: 3, device_tools: -3}
+    route: gpu
+  chat:
+    signals: {device_tools: 1}
+    route: gpu`;
+    const home = policyWith(buckets, { deviceTools: ['Hass*', 'GetLiveContext'] });
+    const fn = (name: string) => ({ type: 'function', function: { name, parameters: {} } });
+    const ask = (tools: unknown[]): ChatBody => ({ model: 'homelab/auto', messages: user('turn off the kitchen lights'), tools });
+    const c = classify(home, ask([fn('HassTurnOn'), fn('HassTurnOff')]));
+    assert.equal(c.bucket, 'chat');
+    assert.deepEqual(c.matched.chat, ['signal:device_tools']);
+    assert.equal(c.scores.agent, 0);
+    // Names ignore case; a bare {name} (as Anthropic tools are) counts; one such tool among others is enough.
+    assert.equal(classify(home, ask([fn('getlivecontext')])).bucket, 'chat');
+    assert.equal(classify(home, ask([{ name: 'HassLightSet' }])).bucket, 'chat');
+    assert.equal(classify(home, ask([fn('script_good_night'), fn('HassTurnOn')])).bucket, 'chat');
+    // Other tools, a prefix that is only part of a name, or no device_tools in the policy: an agent.
+    assert.equal(classify(home, ask([fn('run_terminal_cmd')])).bucket, 'agent');
+    assert.equal(classify(home, ask([fn('MyHassTool')])).bucket, 'agent');
+    assert.equal(classify(policyWith(buckets), ask([fn('HassTurnOn')])).bucket, 'agent');
+    // No tools at all: the signal is off, whatever the text says.
+    assert.equal(classify(home, 'HassTurnOn the lights').bucket, 'fallback');
+  });
+
+  it('chat_tools: a request offering only a chat app\'s helpers is scored on its words', () => {
+    const buckets = `  agent:
+    signals: {tools: 3, tool_result: 1, chat_tools: -4}
+    route: gpu
+  chat:
+    keywords: [poem]
+    route: gpu`;
+    const app = policyWith(buckets, { chatTools: ['web_search*', 'calculator'] });
+    const fn = (name: string) => ({ type: 'function', function: { name, parameters: {} } });
+    const ask = (tools: unknown[]): ChatBody => ({ model: 'homelab/auto', messages: user('a short poem for Greta'), tools });
+    const c = classify(app, ask([fn('web_search_preview'), fn('Calculator')]));
+    assert.equal(c.bucket, 'chat');
+    assert.deepEqual(c.matched.agent, ['signal:tools', 'signal:chat_tools']);
+    // One tool that is not a chat helper makes it an agent's request; so does a policy without the list.
+    assert.equal(classify(app, ask([fn('web_search'), fn('bash')])).bucket, 'agent');
+    assert.equal(classify(policyWith(buckets), ask([fn('web_search')])).bucket, 'agent');
   });
 
   it('json_schema: response_format json_schema or json_object', () => {

@@ -142,7 +142,7 @@ test('the written policy reads a job as the shipped one does: classifier setting
     up('eyes', 'qwen2.5-vl-7b-instruct', { vision: told(true, 'x') }),
     up('quick', 'gemma-3-12b-it', { slots: told(8, 'x') }),
   ]);
-  for (const key of ['scope', 'lookback_turns', 'lookback_below', 'new_topic', 'scan_chars', 'parts', 'system', 'similarity'] as const) {
+  for (const key of ['scope', 'lookback_turns', 'lookback_below', 'new_topic', 'device_tools', 'chat_tools', 'scan_chars', 'parts', 'system', 'similarity'] as const) {
     assert.deepEqual(p.doc.classifier[key], shipped.classifier[key], key);
   }
   for (const [name, b] of Object.entries(shipped.buckets)) {

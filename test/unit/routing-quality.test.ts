@@ -46,7 +46,12 @@
 //   routing-clients-heldout-14.jsonl (the coding clients only), the sixth; routing-heldout-30.jsonl
 //   (a third twin of the dev set), routing-heldout-31.jsonl (the dev set's other languages) and
 //   routing-clients-heldout-15.jsonl (a second twin of the clients' dev set), the seventh;
-//   routing-heldout-32.jsonl and routing-clients-heldout-16.jsonl (fourth and third twins), the eighth.
+//   routing-heldout-32.jsonl and routing-clients-heldout-16.jsonl (fourth and third twins), the eighth;
+//   routing-heldout-33.jsonl (typed or dictated on a phone), routing-heldout-34.jsonl (ten languages the
+//   dev set lacks), routing-heldout-35.jsonl (conversations: follow-ups and switches of job) and
+//   routing-clients-heldout-17.jsonl (a mix of clients), the ninth; routing-heldout-36.jsonl (thirteen
+//   more languages), routing-heldout-37.jsonl (a fifth twin of the dev set) and
+//   routing-clients-heldout-18.jsonl (clients that send tools), the tenth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -108,6 +113,11 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-30.jsonl', 'thirtieth held-out set (a third twin of the dev set)', 90, 45],
   ['test/fixtures/routing-heldout-31.jsonl', 'thirty-first held-out set (Spanish, German, Hindi, French)', 90, 45],
   ['test/fixtures/routing-heldout-32.jsonl', 'thirty-second held-out set (a fourth twin of the dev set)', 90, 45],
+  ['test/fixtures/routing-heldout-33.jsonl', 'thirty-third held-out set (typed or dictated on a phone)', 88, 45],
+  ['test/fixtures/routing-heldout-34.jsonl', 'thirty-fourth held-out set (Portuguese, Italian, Dutch, Polish, Russian, Turkish, Korean, Chinese, Vietnamese, Indonesian)', 85, 45],
+  ['test/fixtures/routing-heldout-35.jsonl', 'thirty-fifth held-out set (conversations: follow-ups and switches of job)', 88, 45],
+  ['test/fixtures/routing-heldout-36.jsonl', 'thirty-sixth held-out set (Portuguese, Italian, Dutch, Polish, Russian, Ukrainian, Turkish, Vietnamese, Indonesian, Chinese, Korean, Arabic, Czech)', 85, 45],
+  ['test/fixtures/routing-heldout-37.jsonl', 'thirty-seventh held-out set (a fifth twin of the dev set)', 90, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -121,6 +131,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-14.jsonl', 'fourteenth held-out real-client set (the coding clients)', 88, 40],
   ['test/fixtures/routing-clients-heldout-15.jsonl', 'fifteenth held-out real-client set (a second twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-clients-heldout-16.jsonl', 'sixteenth held-out real-client set (a third twin of the clients dev set)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-17.jsonl', 'seventeenth held-out real-client set (a mix of clients)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-18.jsonl', 'eighteenth held-out real-client set (clients that send tools)', 88, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
