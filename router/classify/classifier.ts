@@ -6,7 +6,8 @@
 //   2. Terms (term-matcher.ts) in the instruction at full weight, with lookback to earlier user
 //      turns (unless the message opens a new topic) and the decisive-instruction-line rule; terms
 //      in quoted material at a capped fraction.
-//   3. Structural signals of the request (request-facts.ts).
+//   3. Structural signals of the request (request-facts.ts), and whether its tools are a home's
+//      device control or a chat app's helpers (classifier.device_tools, chat_tools).
 //   4. When the keyword evidence is weak or tied: the nearest example prompts (similarity.ts).
 // Pure: the same facts and the same compiled classifier always give the same result.
 import type { BucketVocabulary, SignalName } from './vocabulary.ts';
@@ -223,8 +224,8 @@ export class Classifier {
         : { ...facts.signals, code_block: facts.signals.code_block && !fromInstruction && parts.fenced, inline_code: facts.signals.inline_code && hasInlineCode(ownText) };
     // Tools that are not an agent at work: a voice assistant's device control (Home Assistant's
     // HassTurnOn…), or a chat app's helpers offered with every conversation (web search, a calculator).
-    const deviceTools = this.#deviceTools !== undefined && signals.tools && facts.toolNames.some((name) => named(name, this.#deviceTools!));
-    const chatTools = this.#chatTools !== undefined && signals.tools && facts.toolNames.length > 0 && facts.toolNames.every((name) => named(name, this.#chatTools!));
+    const deviceTools = this.#deviceTools !== undefined && signals.tools && offersAny(facts.toolNames, this.#deviceTools);
+    const chatTools = this.#chatTools !== undefined && signals.tools && offersOnly(facts.toolNames, this.#chatTools);
     for (let b = 0; b < n; b++) {
       for (const [s, w] of this.#signalWeights[b]!) {
         if (s === 'device_tools' ? deviceTools : s === 'chat_tools' ? chatTools : signals[s]) {
@@ -421,6 +422,18 @@ function toolNamePatterns(patterns: string[]): ToolNamePatterns {
     else exact.add(lower);
   }
   return { exact, prefixes };
+}
+
+/** Whether the patterns name one of the tools. */
+function offersAny(names: readonly string[], patterns: ToolNamePatterns): boolean {
+  for (const name of names) if (named(name, patterns)) return true;
+  return false;
+}
+
+/** Whether the patterns name every tool (and there is one). */
+function offersOnly(names: readonly string[], patterns: ToolNamePatterns): boolean {
+  for (const name of names) if (!named(name, patterns)) return false;
+  return names.length > 0;
 }
 
 /** Whether the patterns name this tool. */
