@@ -132,6 +132,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-37.jsonl'],
   ['test/fixtures/routing-heldout-38.jsonl'],
   ['test/fixtures/routing-heldout-39.jsonl'],
+  ['test/fixtures/routing-heldout-40.jsonl'],
+  ['test/fixtures/routing-heldout-41.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -148,6 +150,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-17.jsonl'],
   ['test/fixtures/routing-clients-heldout-18.jsonl'],
   ['test/fixtures/routing-clients-heldout-19.jsonl'],
+  ['test/fixtures/routing-clients-heldout-20.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
