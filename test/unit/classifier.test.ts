@@ -207,6 +207,8 @@ describe('signals', () => {
     signals: {question: 0.5}
     route: gpu`);
   const user = (content: string): ChatMessage[] => [{ role: 'user', content }];
+  /** An OpenAI function tool named `name`. */
+  const fn = (name: string) => ({ type: 'function', function: { name, parameters: {} } });
 
   it('tools: a non-empty tools array', () => {
     const tools = [{ type: 'function', function: { name: 'run', parameters: {} } }];
@@ -258,7 +260,6 @@ describe('signals', () => {
     signals: {device_tools: 1}
     route: gpu`;
     const home = policyWith(buckets, { deviceTools: ['Hass*', 'GetLiveContext'] });
-    const fn = (name: string) => ({ type: 'function', function: { name, parameters: {} } });
     const ask = (tools: unknown[]): ChatBody => ({ model: 'homelab/auto', messages: user('turn off the kitchen lights'), tools });
     const c = classify(home, ask([fn('HassTurnOn'), fn('HassTurnOff')]));
     assert.equal(c.bucket, 'chat');
@@ -284,7 +285,6 @@ describe('signals', () => {
     keywords: [poem]
     route: gpu`;
     const app = policyWith(buckets, { chatTools: ['web_search*', 'calculator'] });
-    const fn = (name: string) => ({ type: 'function', function: { name, parameters: {} } });
     const ask = (tools: unknown[]): ChatBody => ({ model: 'homelab/auto', messages: user('a short poem for Greta'), tools });
     const c = classify(app, ask([fn('web_search_preview'), fn('Calculator')]));
     assert.equal(c.bucket, 'chat');
