@@ -134,6 +134,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-39.jsonl'],
   ['test/fixtures/routing-heldout-40.jsonl'],
   ['test/fixtures/routing-heldout-41.jsonl'],
+  ['test/fixtures/routing-heldout-42.jsonl'],
+  ['test/fixtures/routing-heldout-43.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -151,6 +153,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-18.jsonl'],
   ['test/fixtures/routing-clients-heldout-19.jsonl'],
   ['test/fixtures/routing-clients-heldout-20.jsonl'],
+  ['test/fixtures/routing-clients-heldout-21.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

@@ -55,7 +55,9 @@
 //   sixth twin of the dev set), routing-heldout-39.jsonl (eighteen languages, the jobs worded
 //   unusually) and routing-clients-heldout-19.jsonl (a fourth twin of the clients' dev set), the eleventh;
 //   routing-heldout-40.jsonl (a seventh twin), routing-heldout-41.jsonl (small businesses and clubs) and
-//   routing-clients-heldout-20.jsonl (a fifth clients twin, short vague turns), the twelfth.
+//   routing-clients-heldout-20.jsonl (a fifth clients twin, short vague turns), the twelfth;
+//   routing-heldout-42.jsonl (an eighth twin), routing-heldout-43.jsonl (camera events against jobs that
+//   only mention cameras) and routing-clients-heldout-21.jsonl (a sixth clients twin), the thirteenth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -126,6 +128,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-39.jsonl', 'thirty-ninth held-out set (eighteen languages, the jobs worded unusually)', 88, 45],
   ['test/fixtures/routing-heldout-40.jsonl', 'fortieth held-out set (a seventh twin of the dev set)', 90, 45],
   ['test/fixtures/routing-heldout-41.jsonl', 'forty-first held-out set (small businesses and clubs)', 88, 45],
+  ['test/fixtures/routing-heldout-42.jsonl', 'forty-second held-out set (an eighth twin of the dev set)', 90, 45],
+  ['test/fixtures/routing-heldout-43.jsonl', 'forty-third held-out set (camera events against jobs that only mention cameras)', 80, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -143,6 +147,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-18.jsonl', 'eighteenth held-out real-client set (clients that send tools)', 88, 40],
   ['test/fixtures/routing-clients-heldout-19.jsonl', 'nineteenth held-out real-client set (a fourth twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-clients-heldout-20.jsonl', 'twentieth held-out real-client set (a fifth twin of the clients dev set, short vague turns)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-21.jsonl', 'twenty-first held-out real-client set (a sixth twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
