@@ -136,6 +136,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-41.jsonl'],
   ['test/fixtures/routing-heldout-42.jsonl'],
   ['test/fixtures/routing-heldout-43.jsonl'],
+  ['test/fixtures/routing-heldout-44.jsonl'],
+  ['test/fixtures/routing-heldout-45.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -154,6 +156,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-19.jsonl'],
   ['test/fixtures/routing-clients-heldout-20.jsonl'],
   ['test/fixtures/routing-clients-heldout-21.jsonl'],
+  ['test/fixtures/routing-clients-heldout-22.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 
