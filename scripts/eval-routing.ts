@@ -138,6 +138,8 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-heldout-43.jsonl'],
   ['test/fixtures/routing-heldout-44.jsonl'],
   ['test/fixtures/routing-heldout-45.jsonl'],
+  ['test/fixtures/routing-heldout-46.jsonl'],
+  ['test/fixtures/routing-heldout-47.jsonl'],
   ['test/fixtures/routing-clients-heldout-4.jsonl'],
   ['test/fixtures/routing-clients-heldout-5.jsonl'],
   ['test/fixtures/routing-clients-heldout-6.jsonl'],
@@ -157,6 +159,7 @@ export const DEFAULT_SETS: Array<[path: string, fallback?: string]> = [
   ['test/fixtures/routing-clients-heldout-20.jsonl'],
   ['test/fixtures/routing-clients-heldout-21.jsonl'],
   ['test/fixtures/routing-clients-heldout-22.jsonl'],
+  ['test/fixtures/routing-clients-heldout-23.jsonl'],
   ['test/fixtures/routing-stress.jsonl'],
 ];
 

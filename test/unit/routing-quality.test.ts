@@ -59,7 +59,9 @@
 //   routing-heldout-42.jsonl (an eighth twin), routing-heldout-43.jsonl (camera events against jobs that
 //   only mention cameras) and routing-clients-heldout-21.jsonl (a sixth clients twin), the thirteenth;
 //   routing-heldout-44.jsonl (a ninth twin), routing-heldout-45.jsonl (the dev set's languages as natives
-//   write them) and routing-clients-heldout-22.jsonl (a seventh clients twin), the fourteenth.
+//   write them) and routing-clients-heldout-22.jsonl (a seventh clients twin), the fourteenth;
+//   routing-heldout-46.jsonl (a tenth twin), routing-heldout-47.jsonl (prompts of 2-12 words) and
+//   routing-clients-heldout-23.jsonl (an eighth clients twin), the fifteenth.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -134,6 +136,8 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-heldout-43.jsonl', 'forty-third held-out set (camera events against jobs that only mention cameras)', 80, 45],
   ['test/fixtures/routing-heldout-44.jsonl', 'forty-fourth held-out set (a ninth twin of the dev set)', 90, 45],
   ['test/fixtures/routing-heldout-45.jsonl', 'forty-fifth held-out set (Spanish, German, Hindi, French, Japanese as natives write)', 88, 45],
+  ['test/fixtures/routing-heldout-46.jsonl', 'forty-sixth held-out set (a tenth twin of the dev set)', 90, 45],
+  ['test/fixtures/routing-heldout-47.jsonl', 'forty-seventh held-out set (prompts of 2-12 words)', 90, 45],
   ['test/fixtures/routing-clients-heldout-4.jsonl', 'fourth held-out real-client set (never tuned on)', 90, 40],
   ['test/fixtures/routing-clients-heldout-5.jsonl', 'fifth held-out real-client set', 90, 40],
   ['test/fixtures/routing-clients-heldout-6.jsonl', 'sixth held-out real-client set (vague agent turns, long pasted chats, extraction prompts)', 88, 40],
@@ -153,6 +157,7 @@ const FIXTURE_SETS: Array<[file: string, what: string, floorPct: number, minCase
   ['test/fixtures/routing-clients-heldout-20.jsonl', 'twentieth held-out real-client set (a fifth twin of the clients dev set, short vague turns)', 90, 40],
   ['test/fixtures/routing-clients-heldout-21.jsonl', 'twenty-first held-out real-client set (a sixth twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-clients-heldout-22.jsonl', 'twenty-second held-out real-client set (a seventh twin of the clients dev set)', 90, 40],
+  ['test/fixtures/routing-clients-heldout-23.jsonl', 'twenty-third held-out real-client set (an eighth twin of the clients dev set)', 90, 40],
   ['test/fixtures/routing-stress.jsonl', 'stress set', 90, 60],
 ];
 
